@@ -1,0 +1,3 @@
+from hdrvid.cli import main
+
+main()

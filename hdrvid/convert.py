@@ -1,0 +1,304 @@
+"""`convert()`: decode -> exposures -> windows -> model -> EXR writer, streamed.
+
+A decode thread feeds a bounded queue, the model runs in the calling thread on batches of
+windows, and a pool of writer threads compresses EXRs behind another bounded queue, so memory
+stays flat on long videos.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hdrvid import __version__
+from hdrvid.errors import ExposureError, HdrvidError, InputError, OutputError
+from hdrvid.exposure import (
+    DETECTION_FRAMES, ExposurePattern, detect_exposure_pattern, fit_phase, measure_steps,
+    parse_exposures, pattern_from_stops, read_exposure_file, trained_range_warning,
+)
+from hdrvid.predictor import HdrPredictor
+from hdrvid.response import Response, load_response
+from hdrvid.video import Frame, VideoInfo, probe, read_frames
+from hdrvid.windows import Window, sliding_windows
+from hdrvid.writers import ExrSequenceWriter, frame_name, write_json_atomic
+
+BT2020_CHROMATICITIES = (0.708, 0.292, 0.170, 0.797, 0.131, 0.046, 0.3127, 0.3290)
+SCALE_NOTE = "linear light; 1.0 = the clipping point of the shortest exposure"
+
+
+@dataclass(frozen=True)
+class ConvertOptions:
+    """Options of `convert`; field names equal the CLI's option names."""
+
+    model: str = "merge"
+    exposures: str | None = None
+    stops: float | None = None
+    cycle: int | None = None
+    exposure_file: str | None = None
+    input_transfer: str = "gamma2.2"
+    device: str = "auto"
+    batch_size: int = 1
+    float32: bool = False
+    compression: str = "piz"
+    overwrite: bool = False
+    max_frames: int | None = None
+    workers: int | None = None
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Sent to the progress callback after every written batch."""
+
+    done: int
+    total: int | None
+    seconds: float
+
+
+@dataclass
+class Report:
+    """What a conversion did; ``exit_code`` is 0 when every frame was written."""
+
+    input: Path
+    output: Path
+    model: str
+    pattern: ExposurePattern | None = None
+    frames: int = 0
+    seconds: float = 0.0
+    model_seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds else 0.0
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.error is None else 1
+
+    def as_dict(self) -> dict:
+        return {"input": str(self.input), "output": str(self.output), "model": self.model,
+                "exposures": self.pattern.as_dict() if self.pattern else None,
+                "frames": self.frames, "seconds": round(self.seconds, 3),
+                "fps": round(self.fps, 3), "model_seconds": round(self.model_seconds, 3),
+                "warnings": self.warnings, "error": self.error}
+
+    def __str__(self) -> str:
+        return (f"{self.input}: {self.frames} frames -> {self.output} in {self.seconds:.1f} s "
+                f"({self.fps:.2f} fps, model {self.model})")
+
+
+def resolve_exposures(info: VideoInfo, options: ConvertOptions, response: Response,
+                      warnings: list[str] | None = None) -> ExposurePattern:
+    """The clip's exposure pattern, from (in order) --exposures, --stops/--cycle,
+    --exposure-file, or detection on the first frames."""
+    warnings = [] if warnings is None else warnings
+    if options.stops is not None and options.cycle is None:
+        raise ExposureError("--stops needs --cycle 2 or 3 (the number of exposures per cycle)")
+    frames = [response.to_gamma22(f.rgb) for f in
+              read_frames(info.path, info.color, max_frames=DETECTION_FRAMES)]
+    if options.exposures is not None:
+        pattern = parse_exposures(options.exposures)
+    elif options.stops is not None:
+        pattern = pattern_from_stops(options.stops, options.cycle)
+        # the cycle's phase is read from the video: which frame is the short one
+        phase, _ = fit_phase(measure_steps(frames), pattern.times)
+        return dataclasses.replace(pattern, phase=phase)
+    elif options.exposure_file is not None:
+        pattern = read_exposure_file(options.exposure_file)
+    else:
+        return detect_exposure_pattern(frames)
+    phase, error = fit_phase(measure_steps(frames), pattern.times)
+    if phase != pattern.phase and error < 0.5:
+        first = "low" if pattern.phase else "high"
+        warnings.append(f"the video looks like frame 0 is {first}, not what {pattern.source} says; "
+                        "check the order of the exposures")
+    return pattern
+
+
+def convert(input: str | Path, output: str | Path, options: ConvertOptions = ConvertOptions(),
+            progress: Callable[[Progress], None] | None = None) -> Report:
+    """Convert an alternating-exposure video to an EXR sequence in ``output``.
+
+    Writes ``output/frame_NNNNNN.exr`` (one per input frame: linear HDR, 1.0 = the clipping point
+    of the shortest exposure) and ``output/hdrvid.json`` (input, model, exposures, per-frame
+    timestamps, options). Raises HdrvidError subclasses with a message for the user.
+    """
+    started = time.perf_counter()
+    info = probe(input)
+    output = Path(output)
+    report = Report(Path(input), output, options.model)
+    response = load_response(options.input_transfer)
+    pattern = resolve_exposures(info, options, response, report.warnings)
+    report.pattern = pattern
+    if (warning := trained_range_warning(pattern)) and options.model not in ("merge", "reference"):
+        report.warnings.append(warning)
+    predictor = HdrPredictor(options.model, pattern.period, options.device, response)
+    _prepare_output(output, options.overwrite)
+
+    sidecar = _sidecar(info, options, pattern)
+    write_json_atomic(output / "hdrvid.json", {**sidecar, "status": "running"})
+    timestamps: list[dict] = []
+    try:
+        _run(info, predictor, pattern, output, options, report, timestamps, progress, started)
+    except BaseException as exc:
+        reason = str(exc) if isinstance(exc, HdrvidError) else repr(exc)
+        write_json_atomic(output / "hdrvid.json",
+                          {**sidecar, "status": "failed", "error": reason, "frames": timestamps})
+        raise
+    _remove_stale_frames(output, report.frames)
+    report.seconds = time.perf_counter() - started
+    write_json_atomic(output / "hdrvid.json", {**sidecar, "status": "complete",
+                                               "report": report.as_dict(), "frames": timestamps})
+    return report
+
+
+def _run(info: VideoInfo, predictor: HdrPredictor, pattern: ExposurePattern, output: Path,
+         options: ConvertOptions, report: Report, timestamps: list[dict],
+         progress: Callable[[Progress], None] | None, started: float) -> None:
+    writer = ExrSequenceWriter(
+        output, options.compression, half=not options.float32, fps=info.fps,
+        workers=options.workers, attributes=_exr_attributes(info, options))
+    total = min(info.frame_count or 0, options.max_frames or 1 << 62) or None
+    decoded = _Prefetch(read_frames(info.path, info.color, options.max_frames), maxsize=8)
+    try:
+        frames = ((f, predictor.prepare(f.rgb)) for f in decoded)
+        for batch in _batched(_windows(frames, predictor.window, pattern.period, info.path),
+                              options.batch_size):
+            tick = time.perf_counter()
+            ldr = torch.stack([torch.stack([t for _, t in w.items]) for w in batch])
+            times = torch.tensor([[pattern.time(i) for i in w.indices] for w in batch])
+            hdr = predictor.predict_torch(ldr, times).permute(0, 2, 3, 1).cpu().numpy()
+            report.model_seconds += time.perf_counter() - tick
+            for window, image in zip(batch, hdr):
+                _write_frame(writer, window, image, pattern, timestamps)
+            report.frames += len(batch)
+            if progress:
+                progress(Progress(report.frames, total, time.perf_counter() - started))
+    finally:
+        decoded.close()
+        writer.close()
+
+
+def _windows(frames: Iterable[tuple[Frame, torch.Tensor]], size: int, period: int,
+             path: Path) -> Iterator[Window]:
+    count = 0
+    try:
+        for window in sliding_windows(frames, size, period):
+            count += 1
+            yield window
+    except ValueError as exc:  # the clip is shorter than one exposure cycle
+        raise InputError(f"{path}: too few frames ({exc}); hdrvid needs at least {period} frames, "
+                         "one full exposure cycle") from exc
+    if count == 0:
+        raise InputError(f"{path}: no frames could be decoded; check the file")
+
+
+def _write_frame(writer: ExrSequenceWriter, window: Window, image: np.ndarray,
+                 pattern: ExposurePattern, timestamps: list[dict]) -> None:
+    frame: Frame = window.items[len(window.items) // 2][0]
+    exposure = pattern.time(frame.index)
+    attributes = {"hdrvid:time": float(frame.time), "hdrvid:exposure": float(exposure)}
+    if frame.pts is not None:
+        attributes["hdrvid:pts"] = int(frame.pts)
+    writer.write(frame.index, image, attributes)
+    timestamps.append({"index": frame.index, "file": frame_name(frame.index), "pts": frame.pts,
+                       "time": frame.time, "exposure": exposure})
+
+
+def _batched(items: Iterable, size: int) -> Iterator[list]:
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _prepare_output(output: Path, overwrite: bool) -> None:
+    if output.exists() and not output.is_dir():
+        raise OutputError(f"{output}: exists and is not a folder; choose an output folder")
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{output}: cannot create the output folder ({exc.strerror})") from exc
+    existing = list(output.glob("frame_*.exr"))
+    if existing and not overwrite:
+        raise OutputError(f"{output}: already holds {len(existing)} frames from another run; pass "
+                          "--overwrite to replace them or choose another folder")
+
+
+def _remove_stale_frames(output: Path, count: int) -> None:
+    """After an --overwrite run, remove frames of an earlier, longer run."""
+    for path in output.glob("frame_*.exr"):
+        index = path.stem.removeprefix("frame_")
+        if index.isdigit() and int(index) >= count:
+            path.unlink()
+
+
+def _sidecar(info: VideoInfo, options: ConvertOptions, pattern: ExposurePattern) -> dict:
+    return {"hdrvid": __version__, "input": info.as_dict(), "model": options.model,
+            "exposures": pattern.as_dict(), "options": dataclasses.asdict(options),
+            "scale": SCALE_NOTE, "time_base": str(info.time_base),
+            "fps": float(info.fps) if info.fps else None}
+
+
+def _exr_attributes(info: VideoInfo, options: ConvertOptions) -> dict:
+    attributes = {"hdrvid:scale": 1.0, "hdrvid:model": options.model,
+                  "hdrvid:version": __version__, "comment": f"hdrvid {SCALE_NOTE}"}
+    if info.color_tags.get("primaries") == 9:  # BT.2020 input keeps its primaries
+        attributes["chromaticities"] = BT2020_CHROMATICITIES
+    return attributes
+
+
+class _Prefetch:
+    """Run an iterator in a thread, handing items over through a bounded queue."""
+
+    _END = object()
+
+    def __init__(self, iterator: Iterator, maxsize: int):
+        self._queue: queue.Queue = queue.Queue(maxsize)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._fill, args=(iterator,), daemon=True)
+        self._thread.start()
+
+    def _fill(self, iterator: Iterator) -> None:
+        try:
+            for item in iterator:
+                if not self._put(item):
+                    return
+            self._put(self._END)
+        except BaseException as exc:  # handed to the consumer, raised there
+            self._put(exc)
+
+    def _put(self, item) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self) -> Iterator:
+        while True:
+            item = self._queue.get()
+            if item is self._END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)

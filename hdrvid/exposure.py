@@ -1,0 +1,261 @@
+"""Exposure patterns: which relative exposure each frame has (numpy only).
+
+A clip is described by `ExposurePattern(times, phase)`: ascending relative times with the
+shortest equal to 1, and the level of frame 0. Frame i has level ``(i + phase) % period``
+(conventions.md §3.1). Patterns come from the user (``--exposures``, ``--stops``, a sidecar file)
+or from `detect_exposure_pattern`, which compares the brightness distributions of neighbouring
+frames.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from hdrvid.errors import ExposureError
+from hdrvid.response import GAMMA
+
+LEVEL_NAMES = {2: ("low", "high"), 3: ("low", "mid", "high")}
+DETECTION_FRAMES = 24
+MIN_CONFIDENCE = 0.5
+MIN_STEP_STOPS = 0.5
+
+
+@dataclass(frozen=True)
+class ExposurePattern:
+    """Relative exposure times of an alternating clip.
+
+    times: ascending, ``times[0] == 1`` (the shortest exposure). phase: level of frame 0.
+    source: where the pattern came from; confidence: of a detection, in [0, 1].
+    """
+
+    times: tuple[float, ...]
+    phase: int = 0
+    source: str = "given"
+    confidence: float | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.times) not in (2, 3):
+            raise ExposureError(f"{len(self.times)} exposures per cycle: hdrvid supports 2 or 3")
+        if any(b <= a for a, b in zip(self.times, self.times[1:])) or self.times[0] != 1:
+            raise ExposureError(f"exposure times {self.times} must increase from 1")
+
+    @property
+    def period(self) -> int:
+        return len(self.times)
+
+    @property
+    def stops(self) -> tuple[float, ...]:
+        """Stops of each level above the shortest exposure."""
+        return tuple(math.log2(t) for t in self.times)
+
+    def level(self, index: int) -> int:
+        return (index + self.phase) % self.period
+
+    def time(self, index: int) -> float:
+        """Relative exposure time of frame ``index``."""
+        return self.times[self.level(index)]
+
+    def describe(self) -> str:
+        times = ", ".join(f"{t:g}" for t in self.times)
+        steps = ", ".join(f"{b - a:.2g}" for a, b in zip(self.stops, self.stops[1:]))
+        first = LEVEL_NAMES[self.period][self.phase]
+        text = f"{self.period} exposures {times} ({steps} stops apart), frame 0 is {first}"
+        return text + (f", confidence {self.confidence:.2f}" if self.confidence is not None else "")
+
+    def as_dict(self) -> dict:
+        return {"period": self.period, "times": list(self.times), "stops": list(self.stops),
+                "phase": self.phase, "source": self.source, "confidence": self.confidence}
+
+
+def pattern_from_cycle(cycle: Sequence[float], source: str = "given") -> ExposurePattern:
+    """Relative times of frames 0, 1[, 2] (any scale) to a pattern; rejects descending 3-cycles."""
+    values = [float(v) for v in cycle]
+    if len(values) not in (2, 3) or min(values) <= 0:
+        raise ExposureError(f"exposures {values}: give 2 or 3 positive relative exposure times, "
+                            "e.g. --exposures 1,8 or --exposures 1,4,16")
+    low = int(np.argmin(values))
+    ordered = values[low:] + values[:low]
+    if len(set(values)) != len(values) or ordered != sorted(ordered):
+        raise ExposureError(f"exposures {values}: a cycle must go low, mid, high (in some "
+                            "rotation) with distinct values; hdrvid models expect ascending cycles")
+    times = tuple(t / ordered[0] for t in ordered)
+    return ExposurePattern(times, phase=(-low) % len(values), source=source)
+
+
+def parse_exposures(text: str) -> ExposurePattern:
+    """``"1,8"`` -> exposures of frames 0 and 1 (relative times). ``"8,1"`` starts high."""
+    try:
+        values = [float(v) for v in re.split(r"[,\s]+", text.strip()) if v]
+    except ValueError as exc:
+        raise ExposureError(f"--exposures {text!r}: expected numbers such as 1,8 or 1,4,16") from exc
+    return pattern_from_cycle(values, source="--exposures")
+
+
+def pattern_from_stops(stops: float, cycle: int, phase: int = 0) -> ExposurePattern:
+    """``stops`` between neighbouring levels and a cycle of 2 or 3 exposures."""
+    if cycle not in (2, 3):
+        raise ExposureError(f"--cycle {cycle}: must be 2 or 3")
+    if not 0 < stops <= 8:
+        raise ExposureError(f"--stops {stops}: must be between 0 and 8")
+    times = tuple(2.0 ** (stops * k) for k in range(cycle))
+    return ExposurePattern(times, phase=phase % cycle, source="--stops")
+
+
+def read_exposure_file(path: str | Path) -> ExposurePattern:
+    """A sidecar file of exposures in stops, one per line (as the datasets' Exposures.txt).
+
+    Either one value per level (a cycle starting at frame 0) or one value per frame, which must
+    repeat with a period of 2 or 3. Blank lines and ``#`` comments are ignored; a line may hold a
+    file name before the value.
+    """
+    path = Path(path)
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        raise ExposureError(f"{path}: cannot read the exposure file ({exc.strerror})") from exc
+    values, line_numbers = [], []
+    for number, line in enumerate(lines, 1):
+        fields = line.split("#")[0].split()
+        if not fields:
+            continue
+        try:
+            values.append(float(fields[-1]))
+        except ValueError as exc:
+            raise ExposureError(f"{path}:{number}: {fields[-1]!r} is not a number of stops") from exc
+        line_numbers.append(number)
+    if len(values) < 2:
+        raise ExposureError(f"{path}: needs at least 2 exposures (in stops), one per line")
+    if len(values) <= 3:
+        return replace(pattern_from_cycle([2.0**v for v in values]), source=str(path))
+    for period in (2, 3):
+        cycle = values[:period]
+        bad = [i for i, v in enumerate(values) if abs(v - cycle[i % period]) > 1e-3]
+        if not bad and len(set(cycle)) == period:
+            return replace(pattern_from_cycle([2.0**v for v in cycle]), source=str(path))
+    if len(set(values)) == 1:
+        raise ExposureError(f"{path}: every frame has the same exposure; hdrvid needs "
+                            "alternating exposures")
+    first_bad = _first_break(values)
+    raise ExposureError(f"{path}:{line_numbers[first_bad]}: exposure {values[first_bad]:g} breaks "
+                        "the 2- or 3-frame cycle of the lines above; the cycle must not change")
+
+
+def _first_break(values: list[float]) -> int:
+    """Index of the first value that neither a period-2 nor a period-3 cycle explains."""
+    best = 0
+    for period in (2, 3):
+        i = next((i for i, v in enumerate(values) if abs(v - values[i % period]) > 1e-3),
+                 len(values))
+        best = max(best, i)
+    return min(best, len(values) - 1)
+
+
+# --- detection ---------------------------------------------------------------------------------
+
+_QUANTILES = np.linspace(0.01, 0.99, 99)
+_LOW, _HIGH = 0.06, 0.92  # gamma-domain range trusted in both frames: above noise, below clipping
+
+
+def _brightness_quantiles(frame: np.ndarray) -> np.ndarray:
+    """Quantiles of max(R', G', B') on a subsampled frame.
+
+    max(R', G', B') scales exactly with exposure^(1/2.2) until it clips at 1, and quantiles do
+    not care where pixels are, so comparing quantiles of two frames measures their exposure
+    ratio even when the scene moves between them.
+    """
+    step = max(1, min(frame.shape[:2]) // 180)
+    return np.quantile(frame[::step, ::step].max(axis=-1), _QUANTILES)
+
+
+def _log2_ratio(qa: np.ndarray, qb: np.ndarray) -> float:
+    """log2(t_b / t_a) from brightness quantiles of frames a and b; NaN if nothing is usable."""
+    valid = (qa > _LOW) & (qa < _HIGH) & (qb > _LOW) & (qb < _HIGH)
+    if valid.sum() < 5:
+        # one frame is mostly clipped or black: use the quantiles that are valid in one frame
+        # and clipped (or black) in the other only as a bound, i.e. give up on this pair
+        return math.nan
+    return float(np.median(GAMMA * (np.log2(qb[valid]) - np.log2(qa[valid]))))
+
+
+def detect_exposure_pattern(frames: Sequence[np.ndarray]) -> ExposurePattern:
+    """Detect the cycle length, phase and exposure ratios from gamma-2.2 R'G'B' frames.
+
+    frames: the first ~24 frames of a clip, float (H, W, 3) in [0, 1]. The log ratio between each
+    pair of neighbouring frames is fitted with a cycle of 2 and of 3; the better fit wins if its
+    steps are larger than half a stop and it explains the pairs consistently. Stops within 0.1 of
+    a third of a stop (the cameras' exposure step) are snapped to it.
+    """
+    if len(frames) < 4:
+        raise ExposureError(f"only {len(frames)} frames: exposure detection needs at least 4; pass "
+                            "--exposures (e.g. --exposures 1,8)")
+    steps = measure_steps(frames)
+    if np.isnan(steps).mean() > 0.5:
+        raise ExposureError("could not measure exposure ratios (frames mostly black or clipped); "
+                            "pass --exposures (e.g. --exposures 1,8)")
+    fits = [_fit_cycle(steps, period) for period in (2, 3)]
+    deltas, residual, confidence = max(fits, key=lambda fit: fit[2])
+    if min(abs(d) for d in deltas) < MIN_STEP_STOPS or confidence < MIN_CONFIDENCE:
+        measured = ", ".join(f"{s:+.1f}" for s in steps[:8] if not math.isnan(s))
+        raise ExposureError(
+            f"the video does not alternate exposures in a 2- or 3-frame cycle (stops between "
+            f"neighbouring frames: {measured}); pass --exposures 1,8 (or --stops N --cycle 2|3, "
+            "or --exposure-file) if it does")
+    # exposure (stops) of frame classes i % P, from the per-pair steps
+    class_stops = np.concatenate([[0.0], np.cumsum(deltas[:-1])])
+    class_stops = _snap_thirds(class_stops - class_stops.min())
+    pattern = pattern_from_cycle([2.0**s for s in class_stops], source="detected")
+    return replace(pattern, confidence=round(confidence, 3))
+
+
+def _fit_cycle(steps: np.ndarray, period: int) -> tuple[np.ndarray, float, float]:
+    """Fit per-pair steps with a cycle: (steps per class, closed; median residual; confidence)."""
+    classes = np.arange(len(steps)) % period
+    deltas = np.array([np.nanmedian(steps[classes == c]) for c in range(period)])
+    deltas -= deltas.mean()  # a cycle returns to where it started
+    residual = float(np.nanmedian(np.abs(steps - deltas[classes])))
+    smallest = float(np.min(np.abs(deltas)))
+    confidence = max(0.0, 1.0 - 2.0 * residual / smallest) if smallest > 0 else 0.0
+    return deltas, residual, confidence
+
+
+def _snap_thirds(stops: np.ndarray) -> np.ndarray:
+    thirds = np.round(stops * 3) / 3
+    return np.where(np.abs(stops - thirds) < 0.1, thirds, stops)
+
+
+def trained_range_warning(pattern: ExposurePattern) -> str | None:
+    """A warning when the stops lie outside what the published models were trained on."""
+    steps = np.diff(pattern.stops)
+    if pattern.period == 2 and not 2 - 1e-6 <= steps[0] <= 3 + 1e-6:
+        return (f"{steps[0]:.2g} stops between exposures: 2-exposure models were trained on 2-3 "
+                "stops; expect artefacts")
+    if pattern.period == 3 and np.any(np.abs(steps - 2) > 1e-6):
+        return (f"{', '.join(f'{s:.2g}' for s in steps)} stops between exposures: 3-exposure models "
+                "were trained on exactly 2 stops; expect artefacts")
+    return None
+
+
+def measure_steps(frames: Sequence[np.ndarray]) -> np.ndarray:
+    """log2 exposure ratio between each pair of neighbouring frames (NaN where unmeasurable)."""
+    quantiles = [_brightness_quantiles(f) for f in frames]
+    return np.array([_log2_ratio(a, b) for a, b in zip(quantiles, quantiles[1:])])
+
+
+def fit_phase(steps: np.ndarray, times: Sequence[float]) -> tuple[int, float]:
+    """The phase whose cycle best explains measured ``steps``, and its median error in stops."""
+    period = len(times)
+    stops = np.log2(np.asarray(times, dtype=float))
+    index = np.arange(len(steps))
+    errors = []
+    for phase in range(period):
+        expected = stops[(index + 1 + phase) % period] - stops[(index + phase) % period]
+        errors.append(float(np.nanmedian(np.abs(steps - expected))) if np.isfinite(steps).any()
+                      else math.inf)
+    best = int(np.argmin(errors))
+    return best, errors[best]

@@ -1,0 +1,69 @@
+"""Helpers shared by the models: warping, padding, linearisation in torch."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+GAMMA = 2.2
+
+
+def linearize(ldr: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
+    """Gamma-2.2 LDR (..., 3, H, W) to linear HDR on the shortest-exposure scale: L^2.2 / t."""
+    return ldr.clamp(0, 1).pow(GAMMA) / times[..., None, None, None]
+
+
+def reexpose(ldr: torch.Tensor, ratio: torch.Tensor) -> torch.Tensor:
+    """Move gamma-2.2 LDR (B, 3, H, W) to an exposure ``ratio`` (B,) times longer; clips at 1."""
+    return (ldr.clamp(0, 1) * ratio.pow(1 / GAMMA)[:, None, None, None]).clamp(0, 1)
+
+
+def luma(rgb: torch.Tensor) -> torch.Tensor:
+    """BT.601 luma of gamma-encoded (B, 3, H, W) -> (B, 1, H, W), as the models use it."""
+    return 0.299 * rgb[:, 0:1] + 0.587 * rgb[:, 1:2] + 0.114 * rgb[:, 2:3]
+
+
+def pixel_grid(batch: int, height: int, width: int, device: torch.device) -> torch.Tensor:
+    """Pixel coordinates (B, 2, H, W): channel 0 is x, channel 1 is y."""
+    ys, xs = torch.meshgrid(torch.arange(height, device=device, dtype=torch.float32),
+                            torch.arange(width, device=device, dtype=torch.float32), indexing="ij")
+    return torch.stack([xs, ys])[None].expand(batch, -1, -1, -1)
+
+
+def backward_warp(image: torch.Tensor, flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sample ``image`` (B, C, H, W) at x + flow(x), flow (B, 2, H, W) in pixels.
+
+    A zero flow is the exact identity (``align_corners=True``). Returns the warped image (border
+    values outside) and a (B, 1, H, W) mask of samples that fell inside the image. Sampling is
+    done in fp32 whatever the image's dtype: a half-precision grid is off by up to 0.5 px at HD.
+    """
+    b, _, h, w = image.shape
+    coords = pixel_grid(b, h, w, image.device) + flow.float()
+    grid = torch.stack([2 * coords[:, 0] / max(w - 1, 1) - 1,
+                        2 * coords[:, 1] / max(h - 1, 1) - 1], dim=-1)
+    warped = F.grid_sample(image.float(), grid, mode="bilinear", padding_mode="border",
+                           align_corners=True)
+    inside = ((coords[:, 0] >= 0) & (coords[:, 0] <= w - 1) &
+              (coords[:, 1] >= 0) & (coords[:, 1] <= h - 1))
+    return warped.to(image.dtype), inside[:, None].to(image.dtype)
+
+
+class InputPadder:
+    """Replicate-pad (N, C, H, W) tensors to a multiple of ``multiple``; `unpad` undoes `pad`."""
+
+    def __init__(self, height: int, width: int, multiple: int):
+        pad_h = (-height) % multiple
+        pad_w = (-width) % multiple
+        # left, right, top, bottom, split evenly as HDRFlow's InputPadder does
+        self.pads = (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2)
+
+    def pad(self, x: torch.Tensor) -> torch.Tensor:
+        if not any(self.pads):
+            return x
+        shape = x.shape
+        x = F.pad(x.reshape(-1, *shape[-3:]), self.pads, mode="replicate")
+        return x.reshape(*shape[:-2], *x.shape[-2:])
+
+    def unpad(self, x: torch.Tensor) -> torch.Tensor:
+        left, right, top, bottom = self.pads
+        return x[..., top: x.shape[-2] - bottom, left: x.shape[-1] - right]

@@ -1,0 +1,106 @@
+"""Weight-free baselines: `ExposureMerge` (flow-aligned merge) and `ReferenceFrame` (the floor).
+
+ExposureMerge, per neighbour j of the reference c:
+  1. bring both frames to the longer of their two exposures and clip them alike, so that the
+     same scene points are clipped in both (matching a short frame to a long one, or the other
+     way round, leaves one side clipped and fools the flow);
+  2. DIS optical flow (OpenCV) from the reference to the neighbour on their luma;
+  3. warp the neighbour onto the reference, linearise it with its own exposure;
+  4. weight it by exposure time (longer = less noise and quantisation in linear light), by how
+     far it is from clipping, and by how well it agrees with the reference where the reference
+     can tell (deghosting: a disagreeing neighbour falls back to the reference).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hdrvid.models.common import backward_warp, linearize, luma, reexpose
+
+DIS_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
+               "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+               "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
+
+
+def saturation_weight(ldr: torch.Tensor, knee: float = 0.85, clip: float = 0.97) -> torch.Tensor:
+    """1 where max(R', G', B') is below ``knee``, falling linearly to 0 at ``clip``: (B, 1, H, W)."""
+    peak = ldr.amax(dim=1, keepdim=True)
+    return ((clip - peak) / (clip - knee)).clamp(0, 1)
+
+
+class ReferenceFrame(nn.Module):
+    """The reference frame alone, linearised: ``L_c^2.2 / t_c``. The floor every model must beat."""
+
+    def forward(self, ldr: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
+        """(B, n, 3, H, W), (B, n) -> (B, 3, H, W)"""
+        c = ldr.shape[1] // 2
+        return linearize(ldr[:, c], times[:, c])
+
+
+class ExposureMerge(nn.Module):
+    """Align every neighbour to the reference with DIS flow and merge in linear light.
+
+    ghost_low / ghost_high: gamma-domain disagreement (mean over a 5×5 neighbourhood) at which a
+    neighbour's weight starts to fall and reaches zero.
+    """
+
+    def __init__(self, preset: str = "medium", ghost_low: float = 0.04, ghost_high: float = 0.12,
+                 floor: float = 1e-4):
+        super().__init__()
+        self.preset = preset
+        self.ghost_low, self.ghost_high, self.floor = ghost_low, ghost_high, floor
+        self._dis = None
+
+    def forward(self, ldr: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
+        """(B, n, 3, H, W), (B, n) -> (B, 3, H, W)"""
+        c = ldr.shape[1] // 2
+        ref, t_ref = ldr[:, c].float(), times[:, c].float()
+        numerator = torch.zeros_like(ref)
+        denominator = torch.zeros_like(ref[:, :1])
+        for j in range(ldr.shape[1]):
+            t = times[:, j].float()
+            if j == c:
+                frame, weight = ref, self.exposedness(ref, t)
+            else:
+                frame, inside = self.align(ref, t_ref, ldr[:, j].float(), t)
+                weight = self.exposedness(frame, t) * self.agreement(frame, t, ref, t_ref) * inside
+            numerator += weight * linearize(frame, t)
+            denominator += weight
+        return numerator / denominator
+
+    def align(self, ref: torch.Tensor, t_ref: torch.Tensor, other: torch.Tensor,
+              t_other: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Warp ``other`` onto ``ref``: the warped frame and a (B, 1, H, W) mask of valid samples."""
+        t_common = torch.maximum(t_ref, t_other)
+        flow = self.flow(reexpose(ref, t_common / t_ref), reexpose(other, t_common / t_other))
+        return backward_warp(other, flow)
+
+    def flow(self, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """DIS flow (B, 2, H, W) in pixels such that source(x) ≈ target(x + flow(x))."""
+        if self._dis is None:
+            self._dis = cv2.DISOpticalFlow_create(DIS_PRESETS[self.preset])
+        to_u8 = lambda x: (luma(x)[:, 0] * 255 + 0.5).clamp(0, 255).to(torch.uint8).cpu().numpy()
+        flows = [self._dis.calc(a, b, None) for a, b in zip(to_u8(source), to_u8(target))]
+        return torch.from_numpy(np.stack(flows)).permute(0, 3, 1, 2).to(source.device)
+
+    def exposedness(self, frame: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Merge weight (B, 1, H, W) of a frame with exposure ``t`` (B,), before deghosting."""
+        t = t[:, None, None, None]
+        # clipped everywhere: prefer the shortest exposure, whose clipped value is the largest
+        return t * saturation_weight(frame) + self.floor / t
+
+    def agreement(self, frame: torch.Tensor, t: torch.Tensor, ref: torch.Tensor,
+                  t_ref: torch.Tensor) -> torch.Tensor:
+        """1 where the frame, re-exposed to the reference's exposure, matches it; 0 on ghosts.
+
+        Both sides clip alike, so a saturated reference agrees with any neighbour that is bright
+        enough to saturate at the reference's exposure.
+        """
+        moved = reexpose(frame, t_ref / t)
+        difference = (moved - ref).abs().mean(dim=1, keepdim=True)
+        difference = F.avg_pool2d(difference, 5, stride=1, padding=2, count_include_pad=False)
+        return ((self.ghost_high - difference) / (self.ghost_high - self.ghost_low)).clamp(0, 1)

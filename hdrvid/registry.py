@@ -1,0 +1,80 @@
+"""The model registry: one explicit `ModelSpec` per model name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from torch import nn
+
+from hdrvid.errors import ModelError
+from hdrvid.models.merge import ExposureMerge, ReferenceFrame
+
+
+@dataclass(frozen=True)
+class WeightFile:
+    """A weight file a model needs: file name, sha256, and where it can be fetched."""
+
+    filename: str
+    sha256: str
+    repo_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the engine needs to know about a model; ``windows`` maps exposures per cycle to the
+    number of frames the model reads per output frame."""
+
+    name: str
+    description: str
+    build: Callable[[int], nn.Module]
+    windows: dict[int, int]
+    pad_multiple: int = 1
+    weights: dict[int, tuple[WeightFile, ...]] = field(default_factory=dict)
+    license: str = "MIT (hdrvid)"
+
+    @property
+    def periods(self) -> tuple[int, ...]:
+        return tuple(self.windows)
+
+    def window(self, period: int) -> int:
+        if period not in self.windows:
+            supported = " or ".join(str(p) for p in self.windows)
+            raise ModelError(f"model {self.name!r} supports {supported} exposures per cycle, not "
+                             f"{period}; choose another --model (see `hdrvid models`)")
+        return self.windows[period]
+
+    def weights_source(self) -> str:
+        return "none needed" if not self.weights else "weights/ or the Hugging Face hub"
+
+
+MODELS: dict[str, ModelSpec] = {
+    "merge": ModelSpec(
+        name="merge",
+        description="DIS optical flow + exposure-weighted linear merge with deghosting (no weights)",
+        build=lambda period: ExposureMerge(),
+        windows={2: 3, 3: 5},
+    ),
+    "reference": ModelSpec(
+        name="reference",
+        description="the reference frame alone, linearised: the floor every model must beat",
+        build=lambda period: ReferenceFrame(),
+        windows={2: 1, 3: 1},
+    ),
+}
+
+
+def available_models() -> list[str]:
+    """Names accepted by ``--model``."""
+    return list(MODELS)
+
+
+def get_spec(name: str) -> ModelSpec:
+    if name not in MODELS:
+        raise ModelError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
+    return MODELS[name]
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of parameter elements; buffers excluded, shared parameters counted once."""
+    return sum(p.numel() for p in module.parameters())  # parameters() already deduplicates

@@ -1,0 +1,90 @@
+"""Sliding windows of frames around each reference frame (numpy only).
+
+Every input frame gets an output frame. A slot that falls outside the clip is moved by whole
+exposure cycles, so each slot keeps the exposure level the network expects (conventions.md §4).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+def window_indices(center: int, size: int, n_total: int, period: int) -> list[int]:
+    """Frame indices of the ``size``-frame window around ``center`` in a clip of ``n_total``.
+
+    Out-of-range slots are shifted by the fewest whole periods that bring them inside:
+
+    >>> window_indices(0, 5, 10, 2)
+    [0, 1, 0, 1, 2]
+    >>> window_indices(1, 5, 10, 2)
+    [1, 0, 1, 2, 3]
+    >>> window_indices(9, 5, 10, 2)
+    [7, 8, 9, 8, 9]
+    >>> window_indices(0, 7, 10, 3)
+    [0, 1, 2, 0, 1, 2, 3]
+    >>> window_indices(9, 7, 10, 3)
+    [6, 7, 8, 9, 7, 8, 9]
+    >>> window_indices(0, 3, 10, 2)
+    [1, 0, 1]
+    """
+    if size % 2 == 0 or size < 1:
+        raise ValueError(f"window size must be odd, got {size}")
+    if n_total < period:
+        raise ValueError(f"a clip of {n_total} frames is shorter than one exposure cycle ({period})")
+    if not 0 <= center < n_total:
+        raise ValueError(f"center {center} outside a clip of {n_total} frames")
+    radius = size // 2
+    indices = []
+    for j in range(center - radius, center + radius + 1):
+        if j < 0:
+            j += period * math.ceil(-j / period)
+        elif j > n_total - 1:
+            j -= period * math.ceil((j - (n_total - 1)) / period)
+        indices.append(min(max(j, 0), n_total - 1))  # only reachable when size >> n_total
+    return indices
+
+
+@dataclass
+class Window(Generic[T]):
+    """The frames a model reads for output frame ``center`` (items in slot order)."""
+
+    center: int
+    indices: list[int]
+    items: list[T]
+
+
+def sliding_windows(items: Iterable[T], size: int, period: int) -> Iterator[Window[T]]:
+    """Yield one window per input item, in order, holding only ``size + 2·period`` items.
+
+    Windows near the start wait for ``size // 2`` future items; those at the end are emitted
+    once the input is exhausted, when the clip length is known.
+    """
+    radius = size // 2
+    keep = size + 2 * period  # every index a window can reach lies in [c - r - P, c + r + P]
+    ring: dict[int, T] = {}
+    emitted = 0
+    count = 0
+    for index, item in enumerate(items):
+        ring[index] = item
+        count = index + 1
+        ring.pop(index - keep, None)
+        # `period` frames of slack: the start rule can move a slot up to index period - 1
+        center = index - radius - period
+        if center >= 0:
+            yield _window(ring, center, size, count, period, known_end=False)
+            emitted = center + 1
+    for center in range(emitted, count):
+        yield _window(ring, center, size, count, period, known_end=True)
+
+
+def _window(ring: dict[int, T], center: int, size: int, count: int, period: int,
+            known_end: bool) -> Window[T]:
+    # before the end is known, pretend the clip is long: only the start edge can shift slots
+    n_total = count if known_end else max(count, center + size + period)
+    indices = window_indices(center, size, n_total, period)
+    return Window(center, indices, [ring[i] for i in indices])

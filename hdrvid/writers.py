@@ -1,0 +1,125 @@
+"""Output writers (the only module that imports OpenEXR).
+
+EXR frames are written by a pool of threads (OpenEXR compresses with the GIL released), each to a
+temporary name and renamed when complete, so a frame that exists is a whole frame.
+"""
+
+from __future__ import annotations
+
+import fractions
+import json
+import os
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import OpenEXR
+
+from hdrvid.errors import OutputError
+
+COMPRESSIONS = {
+    "none": OpenEXR.NO_COMPRESSION, "rle": OpenEXR.RLE_COMPRESSION,
+    "zips": OpenEXR.ZIPS_COMPRESSION, "zip": OpenEXR.ZIP_COMPRESSION,
+    "piz": OpenEXR.PIZ_COMPRESSION, "pxr24": OpenEXR.PXR24_COMPRESSION,
+    "b44": OpenEXR.B44_COMPRESSION, "b44a": OpenEXR.B44A_COMPRESSION,
+    "dwaa": OpenEXR.DWAA_COMPRESSION, "dwab": OpenEXR.DWAB_COMPRESSION,
+}
+# CIE xy of red, green, blue and white (D65): ITU-R BT.709
+REC709_CHROMATICITIES = (0.64, 0.33, 0.30, 0.60, 0.15, 0.06, 0.3127, 0.3290)
+FRAME_PATTERN = "frame_{:06d}.exr"
+
+
+def frame_name(index: int) -> str:
+    return FRAME_PATTERN.format(index)
+
+
+def write_exr(path: Path, rgb: np.ndarray, header: dict) -> None:
+    """Write (H, W, 3) float16/float32 RGB atomically: a temporary file, then a rename."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        OpenEXR.File(header, {"RGB": np.ascontiguousarray(rgb)}).write(str(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def read_exr(path: str | Path) -> tuple[np.ndarray, dict]:
+    """Read an RGB EXR: (pixels (H, W, 3) as stored, header dict)."""
+    with OpenEXR.File(str(path)) as f:
+        channels = f.channels()
+        header = f.header()
+        if "RGB" in channels:
+            pixels = channels["RGB"].pixels
+        elif "RGBA" in channels:
+            pixels = channels["RGBA"].pixels[..., :3]
+        else:
+            raise OutputError(f"{path}: no RGB channels (found {', '.join(channels)})")
+        return np.array(pixels), header
+
+
+class ExrSequenceWriter:
+    """Write ``frame_NNNNNN.exr`` files into ``out_dir`` from a bounded pool of threads.
+
+    half: store float16 (default) or float32. attributes: extra header entries on every frame
+    (Python int/float/str/Fraction; floats are stored as 32-bit).
+    """
+
+    def __init__(self, out_dir: str | Path, compression: str = "piz", half: bool = True,
+                 fps: fractions.Fraction | None = None, attributes: dict | None = None,
+                 workers: int | None = None):
+        if compression not in COMPRESSIONS:
+            raise OutputError(f"unknown EXR compression {compression!r}; choose one of "
+                              f"{', '.join(COMPRESSIONS)}")
+        self.out_dir = Path(out_dir)
+        self.dtype = np.float16 if half else np.float32
+        self.header = {"compression": COMPRESSIONS[compression], "type": OpenEXR.scanlineimage,
+                       "chromaticities": REC709_CHROMATICITIES, **(attributes or {})}
+        if fps:
+            self.header["framesPerSecond"] = fractions.Fraction(fps)
+        workers = workers or max(1, os.cpu_count() or 1)
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="exr")
+        self._slots = threading.BoundedSemaphore(2 * workers)  # bounds frames held in memory
+        self._pending: list[Future] = []
+        self.written: list[int] = []
+
+    def write(self, index: int, hdr: np.ndarray, attributes: dict | None = None) -> None:
+        """Queue frame ``index`` (H, W, 3) linear RGB; blocks while the pool is full."""
+        self._raise_failures()
+        header = {**self.header, **(attributes or {})}
+        pixels = hdr.astype(self.dtype, copy=False)
+        self._slots.acquire()
+        future = self._pool.submit(self._write, index, pixels, header)
+        future.add_done_callback(lambda _: self._slots.release())
+        self._pending.append(future)
+
+    def _write(self, index: int, pixels: np.ndarray, header: dict) -> int:
+        path = self.out_dir / frame_name(index)
+        try:
+            write_exr(path, pixels, header)
+        except OSError as exc:
+            raise OutputError(f"{path}: cannot write ({exc.strerror or exc}); "
+                              "check free space and permissions") from exc
+        return index
+
+    def _raise_failures(self) -> None:
+        done = [f for f in self._pending if f.done()]
+        self._pending = [f for f in self._pending if not f.done()]
+        for future in done:
+            self.written.append(future.result())  # re-raises a failed write
+
+    def close(self) -> None:
+        """Wait for every queued frame; raises the first write error."""
+        try:
+            for future in self._pending:
+                self.written.append(future.result())
+            self._pending = []
+        finally:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    os.replace(tmp, path)
