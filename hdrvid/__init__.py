@@ -4,14 +4,27 @@ Library API (the CLI is a thin layer over it)::
 
     import hdrvid
     report = hdrvid.convert("input.mp4", "out/", hdrvid.ConvertOptions(model="merge"))
+
+Names are imported on first use, so ``import hdrvid`` (and ``hdrvid --help``) do not pay for
+importing torch.
 """
+
+import importlib
 
 __version__ = "0.1.0"
 
-from hdrvid.convert import ConvertOptions, Report, convert  # noqa: E402
-from hdrvid.exposure import ExposurePattern, detect_exposure_pattern  # noqa: E402
-from hdrvid.predictor import HdrPredictor  # noqa: E402
-from hdrvid.registry import available_models  # noqa: E402
+_EXPORTS = {
+    "ConvertOptions": "hdrvid.convert", "Report": "hdrvid.convert", "convert": "hdrvid.convert",
+    "resolve_exposures": "hdrvid.convert",
+    "ExposurePattern": "hdrvid.exposure", "detect_exposure_pattern": "hdrvid.exposure",
+    "HdrPredictor": "hdrvid.predictor",
+    "available_models": "hdrvid.registry", "get_spec": "hdrvid.registry",
+    "probe": "hdrvid.video", "read_frames": "hdrvid.video",
+}
+__all__ = [*_EXPORTS, "__version__"]
 
-__all__ = ["ConvertOptions", "ExposurePattern", "HdrPredictor", "Report", "available_models",
-           "convert", "detect_exposure_pattern", "__version__"]
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'hdrvid' has no attribute {name!r}")

@@ -51,13 +51,13 @@ class ModelSpec:
 MODELS: dict[str, ModelSpec] = {
     "merge": ModelSpec(
         name="merge",
-        description="DIS optical flow + exposure-weighted linear merge with deghosting (no weights)",
+        description="DIS flow alignment + linear merge with deghosting",
         build=lambda period: ExposureMerge(),
         windows={2: 3, 3: 5},
     ),
     "reference": ModelSpec(
         name="reference",
-        description="the reference frame alone, linearised: the floor every model must beat",
+        description="the reference frame alone (the floor)",
         build=lambda period: ReferenceFrame(),
         windows={2: 1, 3: 1},
     ),
