@@ -14,8 +14,8 @@ import importlib
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "ConvertOptions": "hdrvid.convert", "Report": "hdrvid.convert", "convert": "hdrvid.convert",
-    "resolve_exposures": "hdrvid.convert",
+    "ConvertOptions": "hdrvid.pipeline", "Report": "hdrvid.pipeline", "convert": "hdrvid.pipeline",
+    "resolve_exposures": "hdrvid.pipeline",
     "ExposurePattern": "hdrvid.exposure", "detect_exposure_pattern": "hdrvid.exposure",
     "HdrPredictor": "hdrvid.predictor",
     "available_models": "hdrvid.registry", "get_spec": "hdrvid.registry",

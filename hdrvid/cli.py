@@ -71,8 +71,8 @@ def convert(inputs: tuple[Path, ...], output: Path, quiet: bool, as_json: bool, 
     the shortest exposure) and OUTPUT/hdrvid.json (input, model, exposures, timestamps).
     Exposures come from --exposures, --stops/--cycle, --exposure-file, or are detected.
     """
-    from hdrvid.convert import ConvertOptions
-    from hdrvid.convert import convert as run_convert
+    from hdrvid.pipeline import ConvertOptions
+    from hdrvid.pipeline import convert as run_convert
 
     # options left at None are dropped, so the library's defaults are the only defaults
     options = ConvertOptions(**{k: v for k, v in kwargs.items() if v is not None})
@@ -140,7 +140,7 @@ def _stderr_console():
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def info(input: Path, exposures: str | None, input_transfer: str, as_json: bool) -> None:
     """Show a video's format, colour tags and detected exposure pattern."""
-    from hdrvid.convert import ConvertOptions, resolve_exposures
+    from hdrvid.pipeline import ConvertOptions, resolve_exposures
     from hdrvid.response import load_response
     from hdrvid.video import probe
 

@@ -1,4 +1,4 @@
-"""`convert()`: decode -> exposures -> windows -> model -> EXR writer, streamed.
+"""The conversion pipeline, `convert()`: decode -> exposures -> windows -> model -> EXR writer.
 
 A decode thread feeds a bounded queue, the model runs in the calling thread on batches of
 windows, and a pool of writer threads compresses EXRs behind another bounded queue, so memory
