@@ -53,7 +53,7 @@ MODELS: dict[str, ModelSpec] = {
         name="merge",
         description="DIS flow alignment + linear merge with deghosting",
         build=lambda period: ExposureMerge(),
-        windows={2: 3, 3: 5},
+        windows={2: 3, 3: 3},  # 5 frames for 3 exposures measured no better (-0.06 dB)
     ),
     "reference": ModelSpec(
         name="reference",

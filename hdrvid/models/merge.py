@@ -48,7 +48,7 @@ class ExposureMerge(nn.Module):
     neighbour's weight starts to fall and reaches zero.
     """
 
-    def __init__(self, preset: str = "medium", ghost_low: float = 0.04, ghost_high: float = 0.12,
+    def __init__(self, preset: str = "medium", ghost_low: float = 0.02, ghost_high: float = 0.06,
                  floor: float = 1e-4):
         super().__init__()
         self.preset = preset
