@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -132,7 +133,10 @@ def read_exposure_file(path: str | Path) -> ExposurePattern:
     if len(values) < 2:
         raise ExposureError(f"{path}: needs at least 2 exposures (in stops), one per line")
     if len(values) <= 3:
-        return replace(pattern_from_cycle([2.0**v for v in values]), source=str(path))
+        try:
+            return replace(pattern_from_cycle([2.0**v for v in values]), source=str(path))
+        except ExposureError as exc:
+            raise ExposureError(f"{path}: {exc}") from exc
     for period in (2, 3):
         cycle = values[:period]
         bad = [i for i, v in enumerate(values) if abs(v - cycle[i % period]) > 1e-3]
@@ -158,8 +162,10 @@ def _first_break(values: list[float]) -> int:
 
 # --- detection ---------------------------------------------------------------------------------
 
-_QUANTILES = np.linspace(0.01, 0.99, 99)
+# dense near the top, where the darker frame of a pair still holds its well-exposed values
+_QUANTILES = np.concatenate([np.linspace(0.01, 0.9, 90), np.linspace(0.901, 0.999, 99)])
 _LOW, _HIGH = 0.06, 0.92  # gamma-domain range trusted in both frames: above noise, below clipping
+_BRIGHT = 0.4  # prefer values this high in the brighter frame: the darker one is then above noise
 
 
 def _brightness_quantiles(frame: np.ndarray) -> np.ndarray:
@@ -176,10 +182,12 @@ def _brightness_quantiles(frame: np.ndarray) -> np.ndarray:
 def _log2_ratio(qa: np.ndarray, qb: np.ndarray) -> float:
     """log2(t_b / t_a) from brightness quantiles of frames a and b; NaN if nothing is usable."""
     valid = (qa > _LOW) & (qa < _HIGH) & (qb > _LOW) & (qb < _HIGH)
-    if valid.sum() < 5:
-        # one frame is mostly clipped or black: use the quantiles that are valid in one frame
-        # and clipped (or black) in the other only as a bound, i.e. give up on this pair
+    if valid.sum() < 5:  # one frame is mostly clipped or black
         return math.nan
+    # noise lifts the darkest quantiles of the shorter frame and biases the ratio low
+    bright = valid & (np.maximum(qa, qb) > _BRIGHT)
+    if bright.sum() >= 5:
+        valid = bright
     return float(np.median(GAMMA * (np.log2(qb[valid]) - np.log2(qa[valid]))))
 
 
@@ -188,19 +196,25 @@ def detect_exposure_pattern(frames: Sequence[np.ndarray]) -> ExposurePattern:
 
     frames: the first ~24 frames of a clip, float (H, W, 3) in [0, 1]. The log ratio between each
     pair of neighbouring frames is fitted with a cycle of 2 and of 3; the better fit wins if its
-    steps are larger than half a stop and it explains the pairs consistently. Stops within 0.1 of
-    a third of a stop (the cameras' exposure step) are snapped to it.
+    steps are larger than half a stop and it explains the pairs consistently. Stops are rounded
+    to the nearest third of a stop (the cameras' exposure step); pass --exposures for others.
     """
     if len(frames) < 4:
         raise ExposureError(f"only {len(frames)} frames: exposure detection needs at least 4; pass "
                             "--exposures (e.g. --exposures 1,8)")
     steps = measure_steps(frames)
-    if np.isnan(steps).mean() > 0.5:
+    if np.isnan(steps).all():
         raise ExposureError("could not measure exposure ratios (frames mostly black or clipped); "
                             "pass --exposures (e.g. --exposures 1,8)")
     fits = [_fit_cycle(steps, period) for period in (2, 3)]
     deltas, residual, confidence = max(fits, key=lambda fit: fit[2])
     if min(abs(d) for d in deltas) < MIN_STEP_STOPS or confidence < MIN_CONFIDENCE:
+        unmeasured = int(np.isnan(steps).sum())
+        if unmeasured > len(steps) // 4:
+            raise ExposureError(
+                f"could not measure the exposure ratio of {unmeasured} of {len(steps)} pairs of "
+                "neighbouring frames (too little is well exposed in both); pass --exposures "
+                "(e.g. --exposures 1,4,16) or --stops N --cycle 2|3")
         measured = ", ".join(f"{s:+.1f}" for s in steps[:8] if not math.isnan(s))
         raise ExposureError(
             f"the video does not alternate exposures in a 2- or 3-frame cycle (stops between "
@@ -216,8 +230,17 @@ def detect_exposure_pattern(frames: Sequence[np.ndarray]) -> ExposurePattern:
 def _fit_cycle(steps: np.ndarray, period: int) -> tuple[np.ndarray, float, float]:
     """Fit per-pair steps with a cycle: (steps per class, closed; median residual; confidence)."""
     classes = np.arange(len(steps)) % period
-    deltas = np.array([np.nanmedian(steps[classes == c]) for c in range(period)])
-    deltas -= deltas.mean()  # a cycle returns to where it started
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN classes are handled below
+        deltas = np.array([np.nanmedian(steps[classes == c]) for c in range(period)])
+    missing = np.isnan(deltas)
+    if missing.sum() == 1:  # e.g. the 4-stop high -> low step of a clip with little overlap
+        deltas[missing] = -np.nansum(deltas)
+    elif missing.any():
+        return np.zeros(period), math.inf, 0.0
+    # a cycle returns to where it started; subtracting the mean also removes a brightness
+    # drift of the scene, which adds the same amount to every step
+    deltas -= deltas.mean()
     residual = float(np.nanmedian(np.abs(steps - deltas[classes])))
     smallest = float(np.min(np.abs(deltas)))
     confidence = max(0.0, 1.0 - 2.0 * residual / smallest) if smallest > 0 else 0.0
@@ -225,8 +248,9 @@ def _fit_cycle(steps: np.ndarray, period: int) -> tuple[np.ndarray, float, float
 
 
 def _snap_thirds(stops: np.ndarray) -> np.ndarray:
-    thirds = np.round(stops * 3) / 3
-    return np.where(np.abs(stops - thirds) < 0.1, thirds, stops)
+    """Round to the nearest third of a stop, the exposure step of cameras: detection under
+    motion is good to about ±0.15 stop, and a wrong ratio makes merged frames flicker."""
+    return np.round(stops * 3) / 3
 
 
 def trained_range_warning(pattern: ExposurePattern) -> str | None:

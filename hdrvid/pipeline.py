@@ -21,7 +21,7 @@ import torch
 from hdrvid import __version__
 from hdrvid.errors import ExposureError, HdrvidError, InputError, OutputError
 from hdrvid.exposure import (
-    DETECTION_FRAMES, ExposurePattern, detect_exposure_pattern, fit_phase, measure_steps,
+    DETECTION_FRAMES, LEVEL_NAMES, ExposurePattern, detect_exposure_pattern, fit_phase, measure_steps,
     parse_exposures, pattern_from_stops, read_exposure_file, trained_range_warning,
 )
 from hdrvid.predictor import HdrPredictor
@@ -64,7 +64,7 @@ class Progress:
 
 @dataclass
 class Report:
-    """What a conversion did; ``exit_code`` is 0 when every frame was written."""
+    """What a conversion did: frames written, time taken, exposures used, warnings."""
 
     input: Path
     output: Path
@@ -74,22 +74,17 @@ class Report:
     seconds: float = 0.0
     model_seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
-    error: str | None = None
 
     @property
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds else 0.0
-
-    @property
-    def exit_code(self) -> int:
-        return 0 if self.error is None else 1
 
     def as_dict(self) -> dict:
         return {"input": str(self.input), "output": str(self.output), "model": self.model,
                 "exposures": self.pattern.as_dict() if self.pattern else None,
                 "frames": self.frames, "seconds": round(self.seconds, 3),
                 "fps": round(self.fps, 3), "model_seconds": round(self.model_seconds, 3),
-                "warnings": self.warnings, "error": self.error}
+                "warnings": self.warnings}
 
     def __str__(self) -> str:
         return (f"{self.input}: {self.frames} frames -> {self.output} in {self.seconds:.1f} s "
@@ -115,10 +110,13 @@ def resolve_exposures(info: VideoInfo, options: ConvertOptions, response: Respon
     elif options.exposure_file is not None:
         pattern = read_exposure_file(options.exposure_file)
     else:
-        return detect_exposure_pattern(frames)
+        try:
+            return detect_exposure_pattern(frames)
+        except ExposureError as exc:
+            raise ExposureError(f"{info.path}: {exc}") from exc
     phase, error = fit_phase(measure_steps(frames), pattern.times)
     if phase != pattern.phase and error < 0.5:
-        first = "low" if pattern.phase else "high"
+        first = LEVEL_NAMES[pattern.period][phase]
         warnings.append(f"the video looks like frame 0 is {first}, not what {pattern.source} says; "
                         "check the order of the exposures")
     return pattern
@@ -139,9 +137,9 @@ def convert(input: str | Path, output: str | Path, options: ConvertOptions = Con
     response = load_response(options.input_transfer)
     pattern = resolve_exposures(info, options, response, report.warnings)
     report.pattern = pattern
-    if (warning := trained_range_warning(pattern)) and options.model not in ("merge", "reference"):
-        report.warnings.append(warning)
     predictor = HdrPredictor(options.model, pattern.period, options.device, response)
+    if predictor.spec.trained and (warning := trained_range_warning(pattern)):
+        report.warnings.append(warning)
     _prepare_output(output, options.overwrite)
 
     sidecar = _sidecar(info, options, pattern)
@@ -167,7 +165,9 @@ def _run(info: VideoInfo, predictor: HdrPredictor, pattern: ExposurePattern, out
     writer = ExrSequenceWriter(
         output, options.compression, half=not options.float32, fps=info.fps,
         workers=options.workers, attributes=_exr_attributes(info, options))
-    total = min(info.frame_count or 0, options.max_frames or 1 << 62) or None
+    total = info.frame_count
+    if options.max_frames:
+        total = min(total or options.max_frames, options.max_frames)
     decoded = _Prefetch(read_frames(info.path, info.color, options.max_frames), maxsize=8)
     try:
         frames = ((f, predictor.prepare(f.rgb)) for f in decoded)

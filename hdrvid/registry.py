@@ -22,8 +22,9 @@ class WeightFile:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """What the engine needs to know about a model; ``windows`` maps exposures per cycle to the
-    number of frames the model reads per output frame."""
+    """What the engine needs to know about a model. ``windows`` maps exposures per cycle to the
+    number of frames the model reads per output frame; ``trained`` models warn when the input's
+    stops lie outside their training range."""
 
     name: str
     description: str
@@ -32,6 +33,7 @@ class ModelSpec:
     pad_multiple: int = 1
     weights: dict[int, tuple[WeightFile, ...]] = field(default_factory=dict)
     license: str = "MIT (hdrvid)"
+    trained: bool = False
 
     @property
     def periods(self) -> tuple[int, ...]:

@@ -257,8 +257,9 @@ class VideoWriter:
         self._stream = self._container.add_stream(codec, rate=fractions.Fraction(fps))
         self._stream.width, self._stream.height = width, height
         self._stream.pix_fmt = "yuv420p" if bits == 8 else "yuv420p10le"
-        if time_base is not None:
+        if time_base is not None:  # the encoder reads frame pts in its own time base
             self._stream.time_base = time_base
+            self._stream.codec_context.time_base = time_base
         cc = self._stream.codec_context
         if color.tagged:
             cc.colorspace = _MATRIX_TO_AV[color.matrix]

@@ -49,7 +49,7 @@ def read_exr(path: str | Path) -> tuple[np.ndarray, dict]:
     """Read an RGB EXR: (pixels (H, W, 3) as stored, header dict)."""
     with OpenEXR.File(str(path)) as f:
         channels = f.channels()
-        header = f.header()
+        header = dict(f.header())  # the file's header is emptied when it closes
         if "RGB" in channels:
             pixels = channels["RGB"].pixels
         elif "RGBA" in channels:
@@ -98,8 +98,9 @@ class ExrSequenceWriter:
         path = self.out_dir / frame_name(index)
         try:
             write_exr(path, pixels, header)
-        except OSError as exc:
-            raise OutputError(f"{path}: cannot write ({exc.strerror or exc}); "
+        except (OSError, RuntimeError) as exc:  # OpenEXR raises RuntimeError on I/O failures
+            reason = getattr(exc, "strerror", None) or exc
+            raise OutputError(f"{path}: cannot write ({reason}); "
                               "check free space and permissions") from exc
         return index
 

@@ -58,11 +58,6 @@ class Clip:
     def n_frames(self) -> int:
         return len(self.truth)
 
-    @property
-    def exposures_arg(self) -> str:
-        """The --exposures value describing this clip (frames 0, 1[, 2])."""
-        return ",".join(f"{t:g}" for t in self.cycle)
-
 
 def render_clip(path: Path, cycle, n_frames: int, seed: int = 1, width: int = WIDTH,
                 height: int = HEIGHT, **kwargs) -> Clip:

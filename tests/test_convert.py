@@ -55,7 +55,6 @@ def test_one_exr_per_input_frame(request, convert_cached, which):
 def test_report(clip2, tmp_path):
     report = convert(clip2.path, tmp_path / "out", ConvertOptions(model="reference", max_frames=5))
     assert report.frames == 5
-    assert report.exit_code == 0
     assert report.pattern.times == (1.0, 8.0)
     assert report.as_dict()["exposures"]["phase"] == 0
     assert len(list((tmp_path / "out").glob("frame_*.exr"))) == 5
@@ -159,10 +158,12 @@ def _mean_psnr_t(out, clip, read_output):
     return float(np.mean([psnr_t(f, g) for f, g in zip(frames, clip.truth)]))
 
 
-# Measured mean PSNR-T (dB) at 256×144 (clip2: 16 frames, clip3: 18 frames):
-#   2-exposure {1, 8}:     merge 42.95, reference 31.76 (margin 11.2)
-#   3-exposure {1, 4, 16}: merge 41.33, reference 29.14 (margin 12.2)
-# Bounds leave ~3-4 dB of slack for retuning of the merge.
+# Measured mean PSNR-T (dB) at 256×144 (clip2: 16 frames, clip3: 18 frames), merge as tuned in
+# ff9657b (window 3, ghost thresholds 0.02-0.06); the first tuning (3-exp window 5, 0.04-0.12)
+# gave 42.95 and 41.33:
+#   2-exposure {1, 8}:     merge 43.38, reference 31.76 (margin 11.6)
+#   3-exposure {1, 4, 16}: merge 41.50, reference 29.14 (margin 12.4)
+# Bounds leave ~4 dB of slack for retuning of the merge.
 @pytest.mark.parametrize("which, floor", [("clip2", 39.0), ("clip3", 37.5)])
 def test_merge_beats_reference_psnr_t(request, convert_cached, read_output, which, floor):
     clip = request.getfixturevalue(which)
@@ -190,7 +191,8 @@ def test_highlights_clipped_in_a_long_reference_are_recovered(request, convert_c
     near their true radiance (> 1/t_long, which the reference frame alone cannot exceed).
 
     Measured (clip2, t = 8 references): median ratio to the truth 0.996-1.003, 5th percentile
-    >= 0.92, all pixels above 1/8; clip3 (t = 16): median 0.998-1.005, >= 99.5 % above 1/16.
+    >= 0.92, all pixels above 1/8; clip3 (t = 16): median 0.998-1.004, 5th percentile >= 0.92,
+    >= 99.4 % above 1/16.
     """
     cv2 = pytest.importorskip("cv2")
     clip = request.getfixturevalue(which)
@@ -276,7 +278,7 @@ def test_ten_bit_hevc_clip(tmp_path, read_output):
     report = convert(path, tmp_path / "out", ConvertOptions(model="merge"))
     assert (report.pattern.times, report.pattern.phase) == ((1.0, 8.0), 1)
     frames = read_output(tmp_path / "out", 10)
-    # measured: merge 42.9 dB, reference 31.4 dB
+    # measured: merge 41.8 dB (42.9 with the first tuning), reference 31.4 dB
     assert np.mean([psnr_t(f, g) for f, g in zip(frames, truth)]) > 38.5
 
 
@@ -302,9 +304,11 @@ def test_srgb_input_transfer(tmp_path, read_output):
         return [[image[20:-20, k * 85 + 12:(k + 1) * 85 - 12].mean() for k in range(3)]
                 for image in read_output(out, 6)]
 
-    convert(path, tmp_path / "srgb", ConvertOptions(model="reference", input_transfer="srgb"))
+    convert(path, tmp_path / "srgb",
+            ConvertOptions(model="reference", input_transfer="srgb", exposures="1,8"))
     for means in patches(tmp_path / "srgb"):
         np.testing.assert_allclose(means, greys, rtol=0.04)
-    convert(path, tmp_path / "gamma", ConvertOptions(model="reference"))  # assumes gamma 2.2
-    darkest = [means[0] for means in patches(tmp_path / "gamma")]
-    assert all(abs(m / greys[0] - 1) > 0.1 for m in darkest)
+    # read as gamma 2.2 (the default), the darkest patch of the short frames comes out ~37 % low
+    convert(path, tmp_path / "gamma", ConvertOptions(model="reference", exposures="1,8"))
+    darkest = [means[0] for means in patches(tmp_path / "gamma")[::2]]
+    assert all(m / greys[0] < 0.8 for m in darkest)

@@ -7,8 +7,12 @@ import pytest
 from hdrvid import ConvertOptions, resolve_exposures
 from hdrvid.errors import ExposureError
 from hdrvid.exposure import (
-    ExposurePattern, detect_exposure_pattern, parse_exposures, pattern_from_cycle,
-    pattern_from_stops, read_exposure_file,
+    ExposurePattern,
+    detect_exposure_pattern,
+    parse_exposures,
+    pattern_from_cycle,
+    pattern_from_stops,
+    read_exposure_file,
 )
 from hdrvid.response import Response
 from hdrvid.video import probe, read_frames
@@ -27,7 +31,8 @@ def test_pattern_levels_and_times():
     assert "frame 0 is high" in pattern.describe()
 
 
-@pytest.mark.parametrize("times", [(1.0,), (1.0, 2.0, 4.0, 8.0), (1.0, 1.0), (2.0, 8.0), (1.0, 8.0, 4.0)])
+@pytest.mark.parametrize("times", [(1.0,), (1.0, 2.0, 4.0, 8.0), (1.0, 1.0), (2.0, 8.0),
+                                   (1.0, 8.0, 4.0)])
 def test_pattern_rejects_invalid_times(times):
     with pytest.raises(ExposureError):
         ExposurePattern(times)
@@ -157,9 +162,6 @@ def test_missing_exposure_file(tmp_path):
         read_exposure_file(tmp_path / "nope.txt")
 
 
-@pytest.mark.xfail(strict=True, reason="read_exposure_file: the descending-cycle error comes from "
-                   "pattern_from_cycle and does not name the file (errors.py: each message names "
-                   "the file)")
 def test_descending_exposure_file_error_names_the_file(tmp_path):
     path = tmp_path / "Exposures.txt"
     path.write_text("4\n2\n0\n")
@@ -242,9 +244,6 @@ def test_given_exposures_in_the_wrong_order_warn(clip2_high_first):
     assert "frame 0 is high" in warnings[0]
 
 
-@pytest.mark.xfail(strict=True, reason="pipeline.resolve_exposures names the wrong level in the "
-                   "phase-mismatch warning for 3-exposure clips: it says 'low' whenever the given "
-                   "phase is nonzero instead of naming the detected level")
 def test_wrong_order_warning_names_the_detected_level_for_three_exposures(clip3_high_first):
     warnings = []
     resolve_exposures(probe(clip3_high_first.path), ConvertOptions(exposures="4,16,1"),

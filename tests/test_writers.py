@@ -9,7 +9,12 @@ import pytest
 
 from hdrvid.errors import OutputError
 from hdrvid.writers import (
-    COMPRESSIONS, REC709_CHROMATICITIES, ExrSequenceWriter, frame_name, read_exr, write_exr,
+    COMPRESSIONS,
+    REC709_CHROMATICITIES,
+    ExrSequenceWriter,
+    frame_name,
+    read_exr,
+    write_exr,
     write_json_atomic,
 )
 
@@ -68,9 +73,6 @@ def test_sequence_writer_rejects_unknown_compression(tmp_path):
         ExrSequenceWriter(tmp_path, "lzma")
 
 
-@pytest.mark.xfail(strict=True, reason="writers.ExrSequenceWriter._write only turns OSError into "
-                   "OutputError, but OpenEXR raises RuntimeError ('Cannot open image file ...'), "
-                   "so a failed write escapes as a RuntimeError traceback, not a one-line error")
 def test_sequence_writer_reports_write_failures(tmp_path):
     writer = ExrSequenceWriter(tmp_path / "missing-folder", workers=1)
     writer.write(0, _image(np.float32))
