@@ -35,9 +35,6 @@ def test_write_and_read_exr_pixels(tmp_path, dtype):
     assert [p.name for p in tmp_path.iterdir()] == ["a.exr"]  # the temporary file is gone
 
 
-@pytest.mark.xfail(strict=True, reason="writers.read_exr returns f.header() of an OpenEXR.File "
-                   "that the `with` block then closes, which empties the dict: the header comes "
-                   "back as {}; return dict(f.header()) instead")
 def test_read_exr_returns_the_header(tmp_path):
     header = {"compression": OpenEXR.PIZ_COMPRESSION, "type": OpenEXR.scanlineimage,
               "hdrvid:pts": 1234}
