@@ -14,7 +14,7 @@ def linearize(ldr: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
 
 
 def reexpose(ldr: torch.Tensor, ratio: torch.Tensor) -> torch.Tensor:
-    """Move gamma-2.2 LDR (B, 3, H, W) to an exposure ``ratio`` (B,) times longer; clips at 1."""
+    """Move gamma-2.2 LDR (B, C, H, W) to an exposure ``ratio`` (B,) times longer; clips at 1."""
     return (ldr.clamp(0, 1) * ratio.pow(1 / GAMMA)[:, None, None, None]).clamp(0, 1)
 
 

@@ -32,6 +32,15 @@ def saturation_weight(ldr: torch.Tensor, knee: float = 0.85, clip: float = 0.97)
     return ((clip - peak) / (clip - knee)).clamp(0, 1)
 
 
+def box_blur(image: torch.Tensor, size: int) -> torch.Tensor:
+    """Mean over a size×size neighbourhood of (B, 1, H, W); borders average what is inside."""
+    if image.device.type == "cpu":  # OpenCV's box filter is ~16× faster than avg_pool2d on CPU
+        blurred = [cv2.blur(plane, (size, size), borderType=cv2.BORDER_REFLECT)
+                   for plane in image[:, 0].contiguous().numpy()]
+        return torch.from_numpy(np.stack(blurred))[:, None]
+    return F.avg_pool2d(image, size, stride=1, padding=size // 2, count_include_pad=False)
+
+
 class ReferenceFrame(nn.Module):
     """The reference frame alone, linearised: ``L_c^2.2 / t_c``. The floor every model must beat."""
 
@@ -76,14 +85,17 @@ class ExposureMerge(nn.Module):
               t_other: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Warp ``other`` onto ``ref``: the warped frame and a (B, 1, H, W) mask of valid samples."""
         t_common = torch.maximum(t_ref, t_other)
-        flow = self.flow(reexpose(ref, t_common / t_ref), reexpose(other, t_common / t_other))
+        # clip per channel, then take luma: both frames then clip exactly alike
+        flow = self.flow(luma(reexpose(ref, t_common / t_ref)),
+                         luma(reexpose(other, t_common / t_other)))
         return backward_warp(other, flow)
 
     def flow(self, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """DIS flow (B, 2, H, W) in pixels such that source(x) ≈ target(x + flow(x))."""
+        """DIS flow (B, 2, H, W) in pixels between luma images (B, 1, H, W) in [0, 1], such that
+        source(x) ≈ target(x + flow(x))."""
         if self._dis is None:
             self._dis = cv2.DISOpticalFlow_create(DIS_PRESETS[self.preset])
-        to_u8 = lambda x: (luma(x)[:, 0] * 255 + 0.5).clamp(0, 255).to(torch.uint8).cpu().numpy()
+        to_u8 = lambda x: (x[:, 0] * 255 + 0.5).clamp(0, 255).to(torch.uint8).cpu().numpy()
         flows = [self._dis.calc(a, b, None) for a, b in zip(to_u8(source), to_u8(target))]
         return torch.from_numpy(np.stack(flows)).permute(0, 3, 1, 2).to(source.device)
 
@@ -101,6 +113,5 @@ class ExposureMerge(nn.Module):
         enough to saturate at the reference's exposure.
         """
         moved = reexpose(frame, t_ref / t)
-        difference = (moved - ref).abs().mean(dim=1, keepdim=True)
-        difference = F.avg_pool2d(difference, 5, stride=1, padding=2, count_include_pad=False)
+        difference = box_blur((moved - ref).abs().mean(dim=1, keepdim=True), 5)
         return ((self.ghost_high - difference) / (self.ghost_high - self.ghost_low)).clamp(0, 1)
