@@ -54,7 +54,7 @@ class ConvertOptions:
 
 
 @dataclass(frozen=True)
-class Progress:
+class ProgressEvent:
     """Sent to the progress callback after every written batch."""
 
     done: int
@@ -123,7 +123,7 @@ def resolve_exposures(info: VideoInfo, options: ConvertOptions, response: Respon
 
 
 def convert(input: str | Path, output: str | Path, options: ConvertOptions = ConvertOptions(),
-            progress: Callable[[Progress], None] | None = None) -> Report:
+            progress: Callable[[ProgressEvent], None] | None = None) -> Report:
     """Convert an alternating-exposure video to an EXR sequence in ``output``.
 
     Writes ``output/frame_NNNNNN.exr`` (one per input frame: linear HDR, 1.0 = the clipping point
@@ -161,7 +161,7 @@ def convert(input: str | Path, output: str | Path, options: ConvertOptions = Con
 
 def _run(info: VideoInfo, predictor: HdrPredictor, pattern: ExposurePattern, output: Path,
          options: ConvertOptions, report: Report, timestamps: list[dict],
-         progress: Callable[[Progress], None] | None, started: float) -> None:
+         progress: Callable[[ProgressEvent], None] | None, started: float) -> None:
     writer = ExrSequenceWriter(
         output, options.compression, half=not options.float32, fps=info.fps,
         workers=options.workers, attributes=_exr_attributes(info, options))
@@ -182,7 +182,7 @@ def _run(info: VideoInfo, predictor: HdrPredictor, pattern: ExposurePattern, out
                 _write_frame(writer, window, image, pattern, timestamps)
             report.frames += len(batch)
             if progress:
-                progress(Progress(report.frames, total, time.perf_counter() - started))
+                progress(ProgressEvent(report.frames, total, time.perf_counter() - started))
     finally:
         decoded.close()
         writer.close()
