@@ -21,7 +21,9 @@ _EXPORTS = {
     "available_models": "hdrvid.registry", "get_spec": "hdrvid.registry",
     "probe": "hdrvid.video", "read_frames": "hdrvid.video",
 }
-__all__ = [*_EXPORTS, "__version__"]
+__all__ = ["ConvertOptions", "ExposurePattern", "HdrPredictor", "Report", "__version__",
+           "available_models", "convert", "detect_exposure_pattern", "get_spec", "probe",
+           "read_frames", "resolve_exposures"]
 
 
 def __getattr__(name: str):

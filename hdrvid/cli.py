@@ -111,8 +111,13 @@ class _progress_reporter:
 
     def update(self, p) -> None:
         if self.bar is None:  # started on the first frame, so early errors print alone
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                       TimeRemainingColumn)
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
 
             self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
                                 MofNCompleteColumn(), TextColumn("{task.fields[fps]} fps"),
@@ -160,8 +165,8 @@ def info(input: Path, exposures: str | None, input_transfer: str, as_json: bool)
     rate = f"{float(video.fps):.3f} fps" if video.fps else "unknown rate"
     rows = [
         ("file", str(video.path)),
-        ("video", f"{video.codec} {video.width}×{video.height} {video.pix_fmt} "
-                  f"({video.bit_depth}-bit), {rate}"),
+        ("video", (f"{video.codec} {video.width}×{video.height} {video.pix_fmt} "
+                   f"({video.bit_depth}-bit), {rate}")),
         ("frames", f"{video.frame_count or 'unknown'}"
                    + (f", {video.duration:.2f} s" if video.duration else "")),
         ("colour", video.color.describe()),

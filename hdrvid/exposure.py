@@ -9,6 +9,7 @@ frames.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import warnings
@@ -207,7 +208,7 @@ def detect_exposure_pattern(frames: Sequence[np.ndarray]) -> ExposurePattern:
         raise ExposureError("could not measure exposure ratios (frames mostly black or clipped); "
                             "pass --exposures (e.g. --exposures 1,8)")
     fits = [_fit_cycle(steps, period) for period in (2, 3)]
-    deltas, residual, confidence = max(fits, key=lambda fit: fit[2])
+    deltas, confidence = max(fits, key=lambda fit: fit[1])
     if min(abs(d) for d in deltas) < MIN_STEP_STOPS or confidence < MIN_CONFIDENCE:
         unmeasured = int(np.isnan(steps).sum())
         if unmeasured > len(steps) // 4:
@@ -227,8 +228,10 @@ def detect_exposure_pattern(frames: Sequence[np.ndarray]) -> ExposurePattern:
     return replace(pattern, confidence=round(confidence, 3))
 
 
-def _fit_cycle(steps: np.ndarray, period: int) -> tuple[np.ndarray, float, float]:
-    """Fit per-pair steps with a cycle: (steps per class, closed; median residual; confidence)."""
+def _fit_cycle(steps: np.ndarray, period: int) -> tuple[np.ndarray, float]:
+    """Fit per-pair steps with a cycle: (steps per class of pair, summing to 0; confidence).
+
+    The confidence falls from 1 as the median residual grows to half the smallest step."""
     classes = np.arange(len(steps)) % period
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN classes are handled below
@@ -237,14 +240,14 @@ def _fit_cycle(steps: np.ndarray, period: int) -> tuple[np.ndarray, float, float
     if missing.sum() == 1:  # e.g. the 4-stop high -> low step of a clip with little overlap
         deltas[missing] = -np.nansum(deltas)
     elif missing.any():
-        return np.zeros(period), math.inf, 0.0
+        return np.zeros(period), 0.0
     # a cycle returns to where it started; subtracting the mean also removes a brightness
     # drift of the scene, which adds the same amount to every step
     deltas -= deltas.mean()
     residual = float(np.nanmedian(np.abs(steps - deltas[classes])))
     smallest = float(np.min(np.abs(deltas)))
     confidence = max(0.0, 1.0 - 2.0 * residual / smallest) if smallest > 0 else 0.0
-    return deltas, residual, confidence
+    return deltas, confidence
 
 
 def _snap_thirds(stops: np.ndarray) -> np.ndarray:
@@ -268,7 +271,7 @@ def trained_range_warning(pattern: ExposurePattern) -> str | None:
 def measure_steps(frames: Sequence[np.ndarray]) -> np.ndarray:
     """log2 exposure ratio between each pair of neighbouring frames (NaN where unmeasurable)."""
     quantiles = [_brightness_quantiles(f) for f in frames]
-    return np.array([_log2_ratio(a, b) for a, b in zip(quantiles, quantiles[1:])])
+    return np.array([_log2_ratio(a, b) for a, b in itertools.pairwise(quantiles)])
 
 
 def fit_phase(steps: np.ndarray, times: Sequence[float]) -> tuple[int, float]:

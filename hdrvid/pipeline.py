@@ -21,8 +21,16 @@ import torch
 from hdrvid import __version__
 from hdrvid.errors import ExposureError, HdrvidError, InputError, OutputError
 from hdrvid.exposure import (
-    DETECTION_FRAMES, LEVEL_NAMES, ExposurePattern, detect_exposure_pattern, fit_phase, measure_steps,
-    parse_exposures, pattern_from_stops, read_exposure_file, trained_range_warning,
+    DETECTION_FRAMES,
+    LEVEL_NAMES,
+    ExposurePattern,
+    detect_exposure_pattern,
+    fit_phase,
+    measure_steps,
+    parse_exposures,
+    pattern_from_stops,
+    read_exposure_file,
+    trained_range_warning,
 )
 from hdrvid.predictor import HdrPredictor
 from hdrvid.response import Response, load_response
@@ -278,7 +286,7 @@ class _Prefetch:
                 if not self._put(item):
                     return
             self._put(self._END)
-        except BaseException as exc:  # handed to the consumer, raised there
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
             self._put(exc)
 
     def _put(self, item) -> bool:

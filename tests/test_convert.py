@@ -214,15 +214,21 @@ def test_highlights_clipped_in_a_long_reference_are_recovered(request, convert_c
         assert (merge[c][region].min(-1) > 1 / t_long).mean() > 0.98, c
 
 
+def _grey_bars(greys):
+    """A 256×144 frame of vertical bars, 85 px wide, of the given linear grey values."""
+    frame = np.zeros((144, 256, 3), np.float32)
+    for k, g in enumerate(greys):
+        frame[:, k * 85:(k + 1) * 85] = g
+    return frame
+
+
 def test_static_grey_scene_is_reconstructed_without_flicker(tmp_path, read_output):
     """Linearise exactly once: every output frame of a static grey scene equals its radiance."""
     from hdrvid.exposure import pattern_from_cycle
     from hdrvid.synth import write_alternating_clip
 
     greys = (0.03, 0.06, 0.1)
-    frame = np.zeros((144, 256, 3), np.float32)
-    for k, g in enumerate(greys):
-        frame[:, k * 85:(k + 1) * 85] = g
+    frame = _grey_bars(greys)
     path = tmp_path / "grey.mp4"
     write_alternating_clip(path, [frame] * 8, pattern_from_cycle([1, 8]), noise=(0, 0))
     for model in ("merge", "reference"):
@@ -292,9 +298,7 @@ def test_srgb_input_transfer(tmp_path, read_output):
     from hdrvid.video import VideoWriter
 
     greys = (0.01, 0.03, 0.1)
-    frame = np.zeros((144, 256, 3), np.float32)
-    for k, g in enumerate(greys):
-        frame[:, k * 85:(k + 1) * 85] = g
+    frame = _grey_bars(greys)
     path = tmp_path / "srgb.mp4"
     with VideoWriter(path, 256, 144, crf=4) as writer:
         for i in range(6):
