@@ -17,7 +17,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 from rich.console import Console
 from rich.table import Table
@@ -35,16 +34,11 @@ PATTERNS = {"2E": (1, 8), "3E": (1, 4, 16)}
 
 
 def still_clip(name: str, n: int, size: tuple[int, int], seed: int) -> list[np.ndarray]:
-    image, _ = read_exr(DATA / "hdr" / f"{name}.exr")
-    frames = list(synth.camera_motion(image.astype(np.float32), n, *size, seed=seed))
-    return synth.normalise_to_shortest(frames)
+    return synth.still_clip(DATA / "hdr" / f"{name}.exr", n, *size, seed=seed)
 
 
 def video_clip(name: str, n: int, size: tuple[int, int], seed: int) -> list[np.ndarray]:
-    files = sorted((DATA / "ldr-video" / name).glob("*.jpg"))[:n]
-    ldr = (cv2.resize(cv2.imread(str(f))[..., ::-1], size, interpolation=cv2.INTER_AREA)
-           .astype(np.float32) / 255 for f in files)
-    return list(synth.pseudo_hdr(ldr, seed=seed))
+    return synth.ldr_video_clip(DATA / "ldr-video" / name, n, *size, seed=seed)
 
 
 def build_clips(workdir: Path, n: int, size: tuple[int, int]):

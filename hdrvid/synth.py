@@ -177,3 +177,24 @@ def pseudo_hdr(ldr_frames: Iterable[np.ndarray], seed: int = 0) -> Iterator[np.n
         y = np.clip(y, 0.0, 1.0)
         x = (sigma * y / (1 + sigma - y)) ** (1 / n)
         yield np.clip(x * gain, 0.0, 1.0).astype(np.float32)
+
+
+def still_clip(path: str | Path, n_frames: int, width: int, height: int,
+               seed: int = 0) -> list[np.ndarray]:
+    """A camera-motion clip over the linear HDR still at ``path`` (EXR), normalised so that the
+    99.5th luminance percentile of its first frame sits at 1.0."""
+    from hdrvid.writers import read_exr
+
+    image, _ = read_exr(path)
+    frames = list(camera_motion(image.astype(np.float32), n_frames, width, height, seed=seed))
+    return normalise_to_shortest(frames)
+
+
+def ldr_video_clip(folder: str | Path, n_frames: int, width: int, height: int,
+                   seed: int = 0) -> list[np.ndarray]:
+    """Pseudo-HDR frames from the first ``n_frames`` images (sorted by name) of ``folder``."""
+    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in (".jpg", ".png"))
+    ldr = (cv2.resize(cv2.imread(str(f))[..., ::-1], (width, height),
+                      interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+           for f in files[:n_frames])
+    return list(pseudo_hdr(ldr, seed=seed))
