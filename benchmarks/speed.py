@@ -1,41 +1,71 @@
-"""End-to-end speed of `hdrvid convert` (decode -> model -> half/PIZ EXR) on this machine.
+"""Speed of `hdrvid convert` per model, exposures, resolution and device, with the bottleneck.
 
-Renders procedural 2- and 3-exposure clips at each size, converts them with the real pipeline
-and prints frames per second, end to end and for the model alone.
+Renders a procedural alternating-exposure clip per size, converts it with the real CLI in a
+child process (so that its peak memory is its own) and prints one table: end-to-end fps, the
+engine alone (the model on batches of windows), what each stage would sustain alone, which stage
+limits the run, and peak host (and GPU) memory.
 
-    python benchmarks/speed.py [--frames 48] [--sizes 640x360,1280x720] [--models merge]
+    python benchmarks/speed.py [--frames 24] [--sizes 640x360,1280x720,1920x1080]
+                               [--models merge,reference] [--device auto]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
-import torch
 from rich.console import Console
 from rich.table import Table
 
-import hdrvid
 from hdrvid import synth
 from hdrvid.exposure import pattern_from_cycle
 
 CYCLES = {"2E": (1, 8), "3E": (1, 4, 16)}
 
 
+def run_convert(clip: Path, out: Path, model: str, cycle: tuple, device: str) -> dict:
+    """Convert in a child process, so that its peak memory is its own: the JSON report."""
+    command = [sys.executable, "-m", "hdrvid", "convert", str(clip), "-o", str(out), "--json",
+               "--overwrite", "--model", model, "--device", device,
+               "--exposures", ",".join(map(str, cycle))]
+    child = subprocess.run(command, capture_output=True, text=True)
+    if child.returncode:
+        raise SystemExit(f"{' '.join(command)} failed:\n{child.stderr}")
+    return json.loads(child.stdout.strip().splitlines()[-1])
+
+
+def bottleneck(report: dict, workers: int) -> tuple[str, dict[str, float]]:
+    """Frames per second each concurrent part could sustain, and the slowest of them."""
+    stages, frames = report["stages"], report["frames"]
+    capacity = {
+        "decode": stages["decode"],  # its own thread
+        "compute": stages["prepare"] + stages["model"] + stages["fetch"],  # the main thread
+        "write": stages["write"] / workers,  # a pool of `workers` threads
+    }
+    fps = {name: frames / s if s else float("inf") for name, s in capacity.items()}
+    return min(fps, key=fps.get), fps
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--frames", type=int, default=48)
-    parser.add_argument("--sizes", default="640x360,1280x720")
+    parser.add_argument("--frames", type=int, default=24)
+    parser.add_argument("--sizes", default="640x360,1280x720,1920x1080")
     parser.add_argument("--models", default="merge,reference")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
-    table = Table(title=f"hdrvid convert, {args.frames} frames, {os.cpu_count()} cores "
-                        f"({platform.processor() or platform.machine()}), torch {torch.__version__}")
-    for column in ("model", "exposures", "size", "end-to-end fps", "model fps", "model share"):
-        table.add_column(column, justify="right" if "fps" in column or "share" in column else "left")
+    workers = os.cpu_count() or 1
+    table = Table(title=f"hdrvid convert → half/PIZ EXR, {args.frames} frames, {workers} cores "
+                        f"({platform.machine()}), device {args.device}")
+    for column in ("model", "exp.", "size", "end-to-end fps", "engine fps", "decode fps",
+                   "write fps", "bottleneck", "peak RSS", "peak GPU"):
+        table.add_column(column, justify="left" if column in ("model", "exp.", "size",
+                                                               "bottleneck") else "right")
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes.split(","):
             width, height = (int(v) for v in size.split("x"))
@@ -44,14 +74,20 @@ def main() -> None:
                 scene = synth.procedural_scene(args.frames, width, height, seed=3)
                 synth.write_alternating_clip(clip, scene, pattern_from_cycle(cycle), seed=3)
                 for model in args.models.split(","):
-                    options = hdrvid.ConvertOptions(model=model, device=args.device,
-                                                    exposures=",".join(map(str, cycle)),
-                                                    overwrite=True)
-                    report = hdrvid.convert(clip, Path(tmp) / "out", options)
-                    table.add_row(model, key, size, f"{report.fps:.2f}",
-                                  f"{report.frames / report.model_seconds:.2f}",
-                                  f"{report.model_seconds / report.seconds:.0%}")
-    Console().print(table)
+                    report = run_convert(clip, Path(tmp) / "out", model, cycle, args.device)
+                    rss = report.get("host_peak_bytes") or 0
+                    slowest, fps = bottleneck(report, workers)
+                    gpu = report.get("gpu_peak_bytes")
+                    table.add_row(model, key, size, f"{report['fps']:.2f}",
+                                  f"{report['frames'] / report['stages']['model']:.2f}",
+                                  f"{fps['decode']:.0f}", f"{fps['write']:.0f}", slowest,
+                                  f"{rss / 2**20:.0f} MB",
+                                  f"{gpu / 2**20:.0f} MB" if gpu else "-")
+                    print(f"{model} {key} {size}: {report['fps']:.2f} fps", file=sys.stderr)
+    Console(width=150).print(table)
+    print("engine fps: the model alone; decode/write fps: what that stage sustains alone "
+          "(writes on all cores); bottleneck: the slowest of decode, compute "
+          "(response + copies + model) and write.")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -40,6 +41,15 @@ from hdrvid.writers import ExrSequenceWriter, frame_name, write_json_atomic
 
 BT2020_CHROMATICITIES = (0.708, 0.292, 0.170, 0.797, 0.131, 0.046, 0.3127, 0.3290)
 SCALE_NOTE = "linear light; 1.0 = the clipping point of the shortest exposure"
+STAGES = {
+    "decode": "decoding and Y'CbCr -> R'G'B' (decode thread)",
+    "prepare": "camera response and host -> device copy",
+    "model": "the model, on batches of windows",
+    "fetch": "device -> host copy of the results",
+    "write": "EXR compression and I/O (summed over writer threads)",
+    "decode_wait": "waiting for decoded frames",
+    "write_wait": "waiting for a free writer (backpressure)",
+}
 
 
 @dataclass(frozen=True)
@@ -80,18 +90,26 @@ class Report:
     pattern: ExposurePattern | None = None
     frames: int = 0
     seconds: float = 0.0
-    model_seconds: float = 0.0
+    stages: dict[str, float] = field(default_factory=dict)
+    gpu_peak_bytes: int | None = None
+    host_peak_bytes: int | None = None
     warnings: list[str] = field(default_factory=list)
 
     @property
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds else 0.0
 
+    def stage_fps(self) -> dict[str, float]:
+        """Frames per second each stage would sustain alone (stage seconds: see `STAGES`)."""
+        return {name: self.frames / s if s else float("inf") for name, s in self.stages.items()}
+
     def as_dict(self) -> dict:
         return {"input": str(self.input), "output": str(self.output), "model": self.model,
                 "exposures": self.pattern.as_dict() if self.pattern else None,
                 "frames": self.frames, "seconds": round(self.seconds, 3),
-                "fps": round(self.fps, 3), "model_seconds": round(self.model_seconds, 3),
+                "fps": round(self.fps, 3),
+                "stages": {name: round(s, 3) for name, s in self.stages.items()},
+                "gpu_peak_bytes": self.gpu_peak_bytes, "host_peak_bytes": self.host_peak_bytes,
                 "warnings": self.warnings}
 
     def __str__(self) -> str:
@@ -162,6 +180,7 @@ def convert(input: str | Path, output: str | Path, options: ConvertOptions = Con
         raise
     _remove_stale_frames(output, report.frames)
     report.seconds = time.perf_counter() - started
+    report.host_peak_bytes = _peak_rss()
     write_json_atomic(output / "hdrvid.json", {**sidecar, "status": "complete",
                                                "report": report.as_dict(), "frames": timestamps})
     return report
@@ -177,15 +196,19 @@ def _run(info: VideoInfo, predictor: HdrPredictor, pattern: ExposurePattern, out
     if options.max_frames:
         total = min(total or options.max_frames, options.max_frames)
     decoded = _Prefetch(read_frames(info.path, info.color, options.max_frames), maxsize=8)
+    stages = dict.fromkeys(("prepare", "model", "fetch"), 0.0)
     try:
-        frames = ((f, predictor.prepare(f.rgb)) for f in decoded)
-        for batch in _batched(_windows(frames, predictor.window, pattern.period, info.path),
-                              options.batch_size):
+        for batch in _batched(_windows(_prepared(decoded, predictor, stages), predictor.window,
+                                       pattern.period, info.path), options.batch_size):
             tick = time.perf_counter()
             ldr = torch.stack([torch.stack([t for _, t in w.items]) for w in batch])
             times = torch.tensor([[pattern.time(i) for i in w.indices] for w in batch])
-            hdr = predictor.predict_torch(ldr, times).permute(0, 2, 3, 1).cpu().numpy()
-            report.model_seconds += time.perf_counter() - tick
+            hdr = predictor.predict_torch(ldr, times)
+            if hdr.is_cuda:
+                torch.cuda.synchronize()  # so that the model's time is not counted as the copy's
+            stages["model"] += (tock := time.perf_counter()) - tick
+            hdr = hdr.permute(0, 2, 3, 1).cpu().numpy()
+            stages["fetch"] += time.perf_counter() - tock
             for window, image in zip(batch, hdr):
                 _write_frame(writer, window, image, pattern, timestamps)
             report.frames += len(batch)
@@ -194,6 +217,19 @@ def _run(info: VideoInfo, predictor: HdrPredictor, pattern: ExposurePattern, out
     finally:
         decoded.close()
         writer.close()
+        report.stages = {"decode": decoded.busy_seconds, **stages, "write": writer.write_seconds,
+                         "decode_wait": decoded.wait_seconds, "write_wait": writer.wait_seconds}
+        if predictor.device.type == "cuda":
+            report.gpu_peak_bytes = torch.cuda.max_memory_allocated(predictor.device)
+
+
+def _prepared(decoded: Iterable[Frame], predictor: HdrPredictor,
+              stages: dict[str, float]) -> Iterator[tuple[Frame, torch.Tensor]]:
+    for frame in decoded:
+        tick = time.perf_counter()
+        tensor = predictor.prepare(frame.rgb)
+        stages["prepare"] += time.perf_counter() - tick
+        yield frame, tensor
 
 
 def _windows(frames: Iterable[tuple[Frame, torch.Tensor]], size: int, period: int,
@@ -220,6 +256,16 @@ def _write_frame(writer: ExrSequenceWriter, window: Window, image: np.ndarray,
     writer.write(frame.index, image, attributes)
     timestamps.append({"index": frame.index, "file": frame_name(frame.index), "pts": frame.pts,
                        "time": frame.time, "exposure": exposure})
+
+
+def _peak_rss() -> int | None:
+    """Peak resident memory of this process so far, in bytes (None where unknown)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # macOS counts bytes, Linux KiB
 
 
 def _batched(items: Iterable, size: int) -> Iterator[list]:
@@ -277,14 +323,19 @@ class _Prefetch:
     def __init__(self, iterator: Iterator, maxsize: int):
         self._queue: queue.Queue = queue.Queue(maxsize)
         self._stop = threading.Event()
+        self.busy_seconds = 0.0  # producing items, in the thread
+        self.wait_seconds = 0.0  # the consumer waiting for an item
         self._thread = threading.Thread(target=self._fill, args=(iterator,), daemon=True)
         self._thread.start()
 
     def _fill(self, iterator: Iterator) -> None:
         try:
+            tick = time.perf_counter()
             for item in iterator:
+                self.busy_seconds += time.perf_counter() - tick
                 if not self._put(item):
                     return
+                tick = time.perf_counter()
             self._put(self._END)
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
             self._put(exc)
@@ -300,7 +351,9 @@ class _Prefetch:
 
     def __iter__(self) -> Iterator:
         while True:
+            tick = time.perf_counter()
             item = self._queue.get()
+            self.wait_seconds += time.perf_counter() - tick
             if item is self._END:
                 return
             if isinstance(item, BaseException):

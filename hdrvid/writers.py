@@ -10,6 +10,7 @@ import fractions
 import json
 import os
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -81,27 +82,35 @@ class ExrSequenceWriter:
         workers = workers or max(1, os.cpu_count() or 1)
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="exr")
         self._slots = threading.BoundedSemaphore(2 * workers)  # bounds frames held in memory
+        self._lock = threading.Lock()
         self._pending: list[Future] = []
         self.written: list[int] = []
+        self.write_seconds = 0.0  # summed over the pool's threads: compression and I/O
+        self.wait_seconds = 0.0  # the caller blocked on a full pool (backpressure)
 
     def write(self, index: int, hdr: np.ndarray, attributes: dict | None = None) -> None:
         """Queue frame ``index`` (H, W, 3) linear RGB; blocks while the pool is full."""
         self._raise_failures()
         header = {**self.header, **(attributes or {})}
         pixels = hdr.astype(self.dtype, copy=False)
+        started = time.perf_counter()
         self._slots.acquire()
+        self.wait_seconds += time.perf_counter() - started
         future = self._pool.submit(self._write, index, pixels, header)
         future.add_done_callback(lambda _: self._slots.release())
         self._pending.append(future)
 
     def _write(self, index: int, pixels: np.ndarray, header: dict) -> int:
         path = self.out_dir / frame_name(index)
+        started = time.perf_counter()
         try:
             write_exr(path, pixels, header)
         except (OSError, RuntimeError) as exc:  # OpenEXR raises RuntimeError on I/O failures
             reason = getattr(exc, "strerror", None) or exc
             raise OutputError(f"{path}: cannot write ({reason}); "
                               "check free space and permissions") from exc
+        with self._lock:
+            self.write_seconds += time.perf_counter() - started
         return index
 
     def _raise_failures(self) -> None:

@@ -7,13 +7,12 @@ PSNR-T over the reference frame alone.
 
 import numpy as np
 import pytest
+from conftest import SHARED_DATA
 
 from hdrvid import ConvertOptions, convert, synth
 from hdrvid.exposure import pattern_from_cycle
 from hdrvid.metrics import psnr_t
 from hdrvid.writers import frame_name, read_exr
-
-from conftest import SHARED_DATA
 
 pytestmark = pytest.mark.requires_shared_data
 
