@@ -5,6 +5,7 @@ Exit codes: 0 success, 1 an input could not be converted (the error says why), 2
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -210,6 +211,124 @@ def models(as_json: bool) -> None:
                       f"{row['parameters']:,}", row["weights"], row["description"])
     table.columns[-1].overflow = "fold"
     _stdout_console().print(table)
+
+
+def _parse_metrics_option(ctx, param, value: str | None):
+    if value is None:
+        return None
+    from hdrvid.evaluate import EvalError, parse_metrics
+
+    try:
+        return parse_metrics(value)
+    except EvalError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+@main.command("eval")
+@click.argument("pred", type=click.Path(path_type=Path))
+@click.argument("gt", type=click.Path(path_type=Path))
+@click.option("--metrics", callback=_parse_metrics_option, default=None, metavar="NAME[,NAME...]",
+              help="Any of psnr-t,psnr-l,ssim-t,temporal,pu21,flip,cvvdp. Default: all; optional "
+                   "metrics whose package is missing are skipped with a note.")
+@click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Frame rate for cvvdp (default: PRED's hdrvid.json or EXR header, else 30).")
+@click.option("--device", default=None,
+              help="torch device for cvvdp: cpu, cuda or cuda:N (default: cuda if available).")
+@click.option("--per-frame", is_flag=True, help="Also print a table with one row per frame.")
+@click.option("--json", "as_json", is_flag=True,
+              help='Print one JSON object: per-frame values, means, per-exposure means '
+                   '(infinite values as "inf").')
+def eval_command(pred: Path, gt: Path, metrics: tuple[str, ...] | None, fps: float | None,
+                 device: str | None, per_frame: bool, as_json: bool) -> None:
+    """Compare predicted HDR frames (PRED) with the ground truth (GT).
+
+    PRED and GT are two folders of EXR frames or two EXR files. Folders of hdrvid frames
+    (frame_NNNNNN.exr) are paired by name, other *.exr files by sorted order. Metrics
+    (conventions.md §8): PSNR-T (mu-law, mu=5000, clipped to [0,1], no renormalisation),
+    PSNR-L, SSIM-T, temporal error and, with `pip install 'hdrvid[metrics]'`, PU21-PSNR,
+    HDR-FLIP and ColorVideoVDP. Means are over frames, and per reference exposure when PRED
+    records exposures (hdrvid.json).
+    """
+    from hdrvid.evaluate import evaluate
+
+    try:
+        with _eval_progress(silent=as_json) as progress:
+            result = evaluate(pred, gt, metrics=metrics, fps=fps, device=device,
+                              progress=progress)
+    except HdrvidError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        _emit_json(result.as_dict())
+    else:
+        _print_eval(result, per_frame)
+
+
+@contextlib.contextmanager
+def _eval_progress(silent: bool):
+    """A transient rich progress bar on stderr when it is a terminal; else no callback."""
+    console = _stderr_console()
+    if silent or not console.is_terminal:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    tasks: dict[str, int] = {}
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  console=console, transient=True) as bar:
+        def update(p) -> None:
+            if p.stage not in tasks:
+                tasks[p.stage] = bar.add_task(p.stage, total=p.total)
+            bar.update(tasks[p.stage], completed=p.done)
+
+        yield update
+
+
+def _print_eval(result, per_frame: bool) -> None:
+    from rich.markup import escape
+
+    console = _stdout_console()
+    console.print(escape(f"{len(result.frames)} frame pair(s), paired by {result.pairing}: "
+                         f"{result.pred} vs {result.gt}"), soft_wrap=True, highlight=False)
+    console.print(_eval_means_table(result))
+    if per_frame:
+        console.print(_eval_frames_table(result))
+    for name, reason in result.unavailable.items():
+        console.print(f"[yellow]not computed:[/] {name}: {escape(reason)}", soft_wrap=True)
+    for note in result.notes:
+        console.print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
+
+
+def _eval_means_table(result):
+    from rich.table import Table
+
+    from hdrvid.evaluate import METRICS, format_value
+
+    levels = list(result.by_exposure.items())
+    table = Table("metric", "mean", *(f"{name} t={g['exposure']:g}\n{g['frames']} frames"
+                                      for name, g in levels), "better")
+    for name in result.metrics:
+        info = METRICS[name]
+        label = f"{info.label} ({info.unit})" if info.unit else info.label
+        cells = [format_value(name, g.get(name)) if info.per_frame else "" for _, g in levels]
+        table.add_row(label, format_value(name, result.mean.get(name)), *cells,
+                      "higher" if info.higher_is_better else "lower")
+    return table
+
+
+def _eval_frames_table(result):
+    from rich.markup import escape
+    from rich.table import Column, Table
+
+    from hdrvid.evaluate import METRICS, format_value
+
+    names = [n for n in result.metrics if METRICS[n].per_frame]
+    frame_column = Column("frame", no_wrap=True, min_width=max(len(f.pred) for f in result.frames))
+    table = Table("#", frame_column, "exposure", *names)
+    for frame in result.frames:
+        exposure = "" if frame.exposure is None else f"{frame.exposure:g} {frame.level or ''}"
+        table.add_row(str(frame.index), escape(frame.pred), exposure,
+                      *(format_value(n, frame.values.get(n)) for n in names))
+    return table
 
 
 if __name__ == "__main__":

@@ -39,7 +39,8 @@ def write_exr(path: Path, rgb: np.ndarray, header: dict) -> None:
     """Write (H, W, 3) float16/float32 RGB atomically: a temporary file, then a rename."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        OpenEXR.File(header, {"RGB": np.ascontiguousarray(rgb)}).write(str(tmp))
+        # a copy: OpenEXR fills in the header dict it is given
+        OpenEXR.File(dict(header), {"RGB": np.ascontiguousarray(rgb)}).write(str(tmp))
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
