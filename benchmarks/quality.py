@@ -30,7 +30,7 @@ from rich.table import Table
 import hdrvid
 from hdrvid import synth
 from hdrvid.exposure import pattern_from_cycle
-from hdrvid.metrics import psnr_l, psnr_t
+from hdrvid.metrics import psnr_l, psnr_t, ssim_t
 from hdrvid.registry import MODELS
 from hdrvid.video import VideoWriter
 from hdrvid.writers import frame_name, read_exr
@@ -51,7 +51,7 @@ class Clip:
     exposures: str  # "2E" or "3E"
     path: Path
     truth: list[np.ndarray] = field(repr=False)
-    mask: np.ndarray | None = field(default=None, repr=False)  # pixels that count
+    mask: np.ndarray = field(repr=False)  # (H, W) bool: the pixels that count
     fit_scale: bool = False  # ground truth in its own units: fit one global scale
 
 
@@ -65,7 +65,7 @@ def simulated_clips(workdir: Path, n: int, size: tuple[int, int]):
         for key, cycle in PATTERNS.items():
             path = workdir / f"{name}-{key}.mp4"
             synth.write_alternating_clip(path, truth, pattern_from_cycle(cycle), seed=seed)
-            yield Clip(group, name, key, path, truth)
+            yield Clip(group, name, key, path, truth, mask=np.ones(size[::-1], bool))
 
 
 def memorial_clips(workdir: Path, n: int):
@@ -87,17 +87,18 @@ def evaluate(clip: Clip, model: str, out: Path) -> dict:
     exposures = ",".join(str(t) for t in PATTERNS[clip.exposures])
     options = hdrvid.ConvertOptions(model=model, exposures=exposures, overwrite=True)
     report = hdrvid.convert(clip.path, out, options)
-    psnrs_t, psnrs_l = [], []
+    values: dict[str, list[float]] = {"psnr_t": [], "psnr_l": [], "ssim_t": []}
     for i, truth in enumerate(clip.truth):
         pred = read_exr(out / frame_name(i))[0].astype(np.float32)
-        if clip.mask is not None:
-            pred, truth = pred[clip.mask], truth[clip.mask]
+        if clip.mask is not None:  # masked pixels are zero in both: they count as equal
+            pred, truth = pred * clip.mask[..., None], truth * clip.mask[..., None]
         if clip.fit_scale:
-            truth = truth / _scale(pred, truth)
-        psnrs_t.append(psnr_t(pred, truth))
-        psnrs_l.append(psnr_l(pred, truth))
+            truth = truth / _scale(pred[clip.mask], truth[clip.mask])
+        values["psnr_t"].append(psnr_t(pred[clip.mask], truth[clip.mask]))
+        values["psnr_l"].append(psnr_l(pred[clip.mask], truth[clip.mask]))
+        values["ssim_t"].append(ssim_t(pred, truth))
     return {"group": clip.group, "clip": clip.name, "exposures": clip.exposures, "model": model,
-            "psnr_t": float(np.mean(psnrs_t)), "psnr_l": float(np.mean(psnrs_l)),
+            **{name: float(np.mean(v)) for name, v in values.items()},
             "seconds_per_frame": report.seconds / report.frames}
 
 
@@ -133,8 +134,8 @@ def main() -> None:
                 row = evaluate(clip, model, tmp / "out")
                 rows.append(row)
                 print(f"{clip.name:16s} {clip.exposures} {model:10s} PSNR-T {row['psnr_t']:6.2f}  "
-                      f"PSNR-L {row['psnr_l']:6.2f}  {row['seconds_per_frame']:.3f} s/frame",
-                      flush=True)
+                      f"PSNR-L {row['psnr_l']:6.2f}  SSIM-T {row['ssim_t']:.4f}  "
+                      f"{row['seconds_per_frame']:.3f} s/frame", flush=True)
     print_summary(rows, models)
     print(f"({time.perf_counter() - started:.0f} s; {args.frames} frames per clip; simulated "
           f"clips at {args.size}, Memorial at 512×768)")
@@ -143,7 +144,8 @@ def main() -> None:
 
 
 def print_summary(rows: list[dict], models: list[str]) -> None:
-    table = Table(title="PSNR-T dB (PSNR-L dB), mean over clips; seconds per frame end to end")
+    table = Table(title="PSNR-T dB / PSNR-L dB / SSIM-T, mean over clips; seconds per frame "
+                        "end to end")
     table.add_column("clips")
     table.add_column("exposures")
     for model in models:
@@ -156,8 +158,8 @@ def print_summary(rows: list[dict], models: list[str]) -> None:
         cells = []
         for model in models:
             mine = [r for r in selected if r["model"] == model]
-            cells.append(f"{np.mean([r['psnr_t'] for r in mine]):.2f} "
-                         f"({np.mean([r['psnr_l'] for r in mine]):.1f})")
+            cells.append(" / ".join(f"{np.mean([r[k] for r in mine]):.{d}f}"
+                                    for k, d in (("psnr_t", 2), ("psnr_l", 2), ("ssim_t", 4))))
         table.add_row(group, key, *cells)
     speed = [f"{np.mean([r['seconds_per_frame'] for r in rows if r['model'] == m]):.3f}"
              for m in models]

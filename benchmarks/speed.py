@@ -34,7 +34,7 @@ def run_convert(clip: Path, out: Path, model: str, cycle: tuple, device: str) ->
     command = [sys.executable, "-m", "hdrvid", "convert", str(clip), "-o", str(out), "--json",
                "--overwrite", "--model", model, "--device", device,
                "--exposures", ",".join(map(str, cycle))]
-    child = subprocess.run(command, capture_output=True, text=True)
+    child = subprocess.run(command, capture_output=True, text=True, check=False)
     if child.returncode:
         raise SystemExit(f"{' '.join(command)} failed:\n{child.stderr}")
     return json.loads(child.stdout.strip().splitlines()[-1])
