@@ -5,7 +5,7 @@ child process (so that its peak memory is its own) and prints one table: end-to-
 engine alone (the model on batches of windows), what each stage would sustain alone, which stage
 limits the run, and peak host (and GPU) memory.
 
-    python benchmarks/speed.py [--frames 24] [--sizes 640x360,1280x720,1920x1080]
+    python benchmarks/speed.py [--frames 12] [--sizes 640x360,1280x720,1920x1080,3840x2160]
                                [--models merge,reference] [--device auto]
 """
 
@@ -54,8 +54,8 @@ def bottleneck(report: dict, workers: int) -> tuple[str, dict[str, float]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--frames", type=int, default=24)
-    parser.add_argument("--sizes", default="640x360,1280x720,1920x1080")
+    parser.add_argument("--frames", type=int, default=12)
+    parser.add_argument("--sizes", default="640x360,1280x720,1920x1080,3840x2160")
     parser.add_argument("--models", default="merge,reference")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
