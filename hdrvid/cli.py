@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -16,6 +17,27 @@ from hdrvid import __version__
 from hdrvid.errors import HdrvidError
 
 COMPRESSIONS = ["none", "rle", "zips", "zip", "piz", "pxr24", "b44", "b44a", "dwaa", "dwab"]
+
+
+OPERATORS = ["reinhard", "hable", "aces", "mu-law", "exposure"]
+
+
+def _video_options(command):
+    """Options shared by `convert --format sdr|hdr10|all` and `tonemap`."""
+    options = [
+        click.option("--codec", type=click.Choice(["h264", "hevc"]), default=None,
+                     help="SDR video codec (default h264; HDR10 is always HEVC)."),
+        click.option("--crf", type=click.IntRange(0, 51), default=None,
+                     help="Video quality, lower is better (default 18)."),
+        click.option("--peak-nits", type=click.FloatRange(100, 10000), default=None,
+                     help="HDR10: cd/m² for 1.0, the clipping point of the shortest exposure "
+                          "(default 1000)."),
+        click.option("--audio/--no-audio", default=None,
+                     help="Copy the source's audio into videos (default on)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
 
 
 def _emit_json(data: dict) -> None:
@@ -60,6 +82,13 @@ def main() -> None:
               help="Convert only the first N frames.")
 @click.option("--overwrite", is_flag=True, default=None,
               help="Replace the frames of an earlier run in the output folder.")
+@click.option("--format", type=click.Choice(["exr", "sdr", "hdr10", "all"]), default=None,
+              help="exr (default): the EXR sequence; sdr: a tone-mapped BT.709 video; hdr10: a "
+                   "10-bit HEVC PQ/BT.2020 video; all: the three. Videos are OUTPUT/<stem>-sdr.mp4 "
+                   "and OUTPUT/<stem>-hdr10.mp4.")
+@click.option("--tonemap", type=click.Choice(OPERATORS), default=None,
+              help="Tone-mapping operator of the SDR video (default hable).")
+@_video_options
 @click.option("--workers", type=click.IntRange(1), default=None,
               help="EXR writer threads (default: one per core).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
@@ -104,7 +133,7 @@ class _progress_reporter:
     def __enter__(self):
         if self.as_json:
             return lambda p: _emit_json({"event": "progress", "input": str(self.path),
-                                         "done": p.done, "total": p.total,
+                                         "stage": p.stage, "done": p.done, "total": p.total,
                                          "fps": round(p.done / p.seconds, 3) if p.seconds else None})
         if self.silent:
             return None
@@ -125,12 +154,56 @@ class _progress_reporter:
                                 TimeRemainingColumn(), console=_stderr_console())
             self.bar.start()
             self.task = self.bar.add_task(self.path.name, total=None, fps="-")
-        self.bar.update(self.task, completed=p.done, total=p.total,
+        name = self.path.name if p.stage == "convert" else f"{self.path.name} → {p.stage}"
+        self.bar.update(self.task, description=name, completed=p.done, total=p.total,
                         fps=f"{p.done / p.seconds:.1f}" if p.seconds else "-")
 
     def __exit__(self, *exc) -> None:
         if self.bar is not None:
             self.bar.stop()
+
+
+@main.command()
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
+              help="A .mp4/.mkv/.mov video, or a folder for PNGs.")
+@click.option("--format", "kind", type=click.Choice(["sdr", "hdr10", "png"]), default=None,
+              help="Default: sdr for a video name, png for a folder.")
+@click.option("--operator", type=click.Choice(OPERATORS), default=None,
+              help="Tone-mapping operator (default hable).")
+@click.option("--exposure", type=float, default=None, help="Extra exposure in stops (default 0).")
+@click.option("--time-constant", type=click.FloatRange(0), default=None,
+              help="Seconds over which the exposure key adapts (default 1; 0: per frame).")
+@click.option("--preserve", type=click.Choice(["luminance", "channels"]), default=None,
+              help="Tone-map luminance and keep hues (default), or each channel.")
+@_video_options
+@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def tonemap(source: Path, output: Path, kind: str | None, overwrite: bool, quiet: bool,
+            **kwargs) -> None:
+    """Render an EXR sequence (hdrvid output folder, glob or file) as video or PNGs.
+
+    Frame rate and timestamps come from SOURCE/hdrvid.json when present, and so does the video
+    whose audio is copied.
+    """
+    from hdrvid.pipeline import ProgressEvent
+    from hdrvid.render import RenderOptions, render
+
+    options = RenderOptions(**{k: v for k, v in kwargs.items() if v is not None})
+    started = time.perf_counter()
+    if output.exists() and not overwrite and (output.is_file() or any(output.glob("*.png"))):
+        raise click.ClickException(f"{output}: exists; pass --overwrite to replace it")
+    try:
+        with _progress_reporter(output, quiet, False) as progress:
+            on_frame = (lambda done: progress(ProgressEvent(
+                done, None, time.perf_counter() - started, "render"))) if progress else None
+            warnings = render(source, output, kind, options, on_frame)
+    except HdrvidError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if not quiet:
+        click.echo(f"{source} -> {output}", err=True)
 
 
 def _stderr_console():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import queue
+import shutil
 import sys
 import threading
 import time
@@ -34,6 +35,7 @@ from hdrvid.exposure import (
     trained_range_warning,
 )
 from hdrvid.predictor import HdrPredictor
+from hdrvid.render import RenderOptions, render
 from hdrvid.response import Response, load_response
 from hdrvid.video import Frame, VideoInfo, probe, read_frames
 from hdrvid.windows import Window, sliding_windows
@@ -41,6 +43,7 @@ from hdrvid.writers import ExrSequenceWriter, frame_name, write_json_atomic
 
 BT2020_CHROMATICITIES = (0.708, 0.292, 0.170, 0.797, 0.131, 0.046, 0.3127, 0.3290)
 SCALE_NOTE = "linear light; 1.0 = the clipping point of the shortest exposure"
+FORMATS = {"exr": ("exr",), "sdr": ("sdr",), "hdr10": ("hdr10",), "all": ("exr", "sdr", "hdr10")}
 STAGES = {
     "decode": "decoding and Y'CbCr -> R'G'B' (decode thread)",
     "prepare": "camera response and host -> device copy",
@@ -69,6 +72,17 @@ class ConvertOptions:
     overwrite: bool = False
     max_frames: int | None = None
     workers: int | None = None
+    format: str = "exr"
+    tonemap: str = "hable"
+    codec: str = "h264"
+    crf: int = 18
+    peak_nits: float = 1000.0
+    audio: bool = True
+
+    def render_options(self) -> RenderOptions:
+        """How the video outputs (``format`` sdr, hdr10, all) are rendered."""
+        return RenderOptions(operator=self.tonemap, codec=self.codec, crf=self.crf,
+                             peak_nits=self.peak_nits, audio=self.audio)
 
 
 @dataclass(frozen=True)
@@ -78,6 +92,7 @@ class ProgressEvent:
     done: int
     total: int | None
     seconds: float
+    stage: str = "convert"  # or "sdr", "hdr10": encoding a video output
 
 
 @dataclass
@@ -93,6 +108,7 @@ class Report:
     stages: dict[str, float] = field(default_factory=dict)
     gpu_peak_bytes: int | None = None
     host_peak_bytes: int | None = None
+    videos: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -110,6 +126,7 @@ class Report:
                 "fps": round(self.fps, 3),
                 "stages": {name: round(s, 3) for name, s in self.stages.items()},
                 "gpu_peak_bytes": self.gpu_peak_bytes, "host_peak_bytes": self.host_peak_bytes,
+                "videos": [str(v) for v in self.videos],
                 "warnings": self.warnings}
 
     def __str__(self) -> str:
@@ -150,11 +167,13 @@ def resolve_exposures(info: VideoInfo, options: ConvertOptions, response: Respon
 
 def convert(input: str | Path, output: str | Path, options: ConvertOptions = ConvertOptions(),
             progress: Callable[[ProgressEvent], None] | None = None) -> Report:
-    """Convert an alternating-exposure video to an EXR sequence in ``output``.
+    """Convert an alternating-exposure video to an EXR sequence and/or videos in ``output``.
 
     Writes ``output/frame_NNNNNN.exr`` (one per input frame: linear HDR, 1.0 = the clipping point
     of the shortest exposure) and ``output/hdrvid.json`` (input, model, exposures, per-frame
-    timestamps, options). Raises HdrvidError subclasses with a message for the user.
+    timestamps, options). ``options.format`` sdr / hdr10 / all adds ``output/<stem>-sdr.mp4``
+    and / or ``output/<stem>-hdr10.mp4``, rendered from the EXRs (kept only for exr and all).
+    Raises HdrvidError subclasses with a message for the user.
     """
     started = time.perf_counter()
     info = probe(input)
@@ -166,24 +185,49 @@ def convert(input: str | Path, output: str | Path, options: ConvertOptions = Con
     predictor = HdrPredictor(options.model, pattern.period, options.device, response)
     if predictor.spec.trained and (warning := trained_range_warning(pattern)):
         report.warnings.append(warning)
-    _prepare_output(output, options.overwrite)
+    if options.format not in FORMATS:
+        raise OutputError(f"--format {options.format}: choose one of {', '.join(FORMATS)}")
+    kinds = FORMATS[options.format]
+    frames_dir = output if "exr" in kinds else output / ".hdrvid-frames"  # removed at the end
+    videos = {kind: output / f"{Path(input).stem}-{kind}.mp4" for kind in kinds if kind != "exr"}
+    _prepare_output(output, options.overwrite, videos.values())
+    _prepare_output(frames_dir, True)
 
     sidecar = _sidecar(info, options, pattern)
-    write_json_atomic(output / "hdrvid.json", {**sidecar, "status": "running"})
+    write_json_atomic(frames_dir / "hdrvid.json", {**sidecar, "status": "running"})
     timestamps: list[dict] = []
     try:
-        _run(info, predictor, pattern, output, options, report, timestamps, progress, started)
+        _run(info, predictor, pattern, frames_dir, options, report, timestamps, progress, started)
+        _remove_stale_frames(frames_dir, report.frames)
+        write_json_atomic(frames_dir / "hdrvid.json", {**sidecar, "status": "rendering",
+                                                       "frames": timestamps})
+        for kind, path in videos.items():
+            _render_video(frames_dir, path, kind, options, report, progress, started)
     except BaseException as exc:
         reason = str(exc) if isinstance(exc, HdrvidError) else repr(exc)
-        write_json_atomic(output / "hdrvid.json",
+        write_json_atomic(frames_dir / "hdrvid.json",
                           {**sidecar, "status": "failed", "error": reason, "frames": timestamps})
         raise
-    _remove_stale_frames(output, report.frames)
+    if frames_dir != output:
+        shutil.rmtree(frames_dir)
     report.seconds = time.perf_counter() - started
     report.host_peak_bytes = _peak_rss()
     write_json_atomic(output / "hdrvid.json", {**sidecar, "status": "complete",
+                                               "exr_kept": frames_dir == output,
                                                "report": report.as_dict(), "frames": timestamps})
     return report
+
+
+def _render_video(frames_dir: Path, path: Path, kind: str, options: ConvertOptions,
+                  report: Report, progress: Callable[[ProgressEvent], None] | None,
+                  started: float) -> None:
+    tick = time.perf_counter()
+    on_frame = (lambda done: progress(ProgressEvent(done, report.frames,
+                                                    time.perf_counter() - tick, kind))
+                ) if progress else None
+    report.warnings += render(frames_dir, path, kind, options.render_options(), on_frame)
+    report.stages[f"encode_{kind}"] = time.perf_counter() - tick
+    report.videos.append(path)
 
 
 def _run(info: VideoInfo, predictor: HdrPredictor, pattern: ExposurePattern, output: Path,
@@ -279,7 +323,7 @@ def _batched(items: Iterable, size: int) -> Iterator[list]:
         yield batch
 
 
-def _prepare_output(output: Path, overwrite: bool) -> None:
+def _prepare_output(output: Path, overwrite: bool, videos: Iterable[Path] = ()) -> None:
     if output.exists() and not output.is_dir():
         raise OutputError(f"{output}: exists and is not a folder; choose an output folder")
     try:
@@ -290,6 +334,9 @@ def _prepare_output(output: Path, overwrite: bool) -> None:
     if existing and not overwrite:
         raise OutputError(f"{output}: already holds {len(existing)} frames from another run; pass "
                           "--overwrite to replace them or choose another folder")
+    if not overwrite and (video := next((v for v in videos if v.exists()), None)):
+        raise OutputError(f"{video}: exists; pass --overwrite to replace it or choose another "
+                          "folder")
 
 
 def _remove_stale_frames(output: Path, count: int) -> None:

@@ -17,9 +17,9 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
-from av.video.reformatter import ColorRange, Colorspace
+from av.video.reformatter import ColorPrimaries, ColorRange, Colorspace, ColorTrc
 
-from hdrvid.errors import InputError
+from hdrvid.errors import InputError, OutputError
 
 # (Kr, Kb) luma coefficients per matrix; Kg = 1 - Kr - Kb.
 MATRIX_COEFFICIENTS = {"bt601": (0.299, 0.114), "bt709": (0.2126, 0.0722), "bt2020": (0.2627, 0.0593)}
@@ -248,26 +248,69 @@ def rgb_to_ycbcr(rgb: np.ndarray, bits: int, color: ColorInfo) -> tuple[np.ndarr
     return y * 219 * scale + 16 * scale, cb * 224 * scale + 128 * scale, cr * 224 * scale + 128 * scale
 
 
+ENCODERS = {"h264": "libx264", "hevc": "libx265", "av1": "libsvtav1"}
+_PRIMARIES_TO_AV = {"bt709": ColorPrimaries.BT709, "bt2020": ColorPrimaries.BT2020}
+_TRANSFER_TO_AV = {"bt709": ColorTrc.BT709, "smpte2084": ColorTrc.SMPTE2084}
+# audio codecs the MP4/MOV muxers take by stream copy; Matroska takes anything
+_MP4_AUDIO = {"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"}
+
+
+def resolve_encoder(codec: str) -> str:
+    """``h264`` / ``hevc`` / ``av1`` (or an FFmpeg encoder name) -> an encoder this build has."""
+    name = ENCODERS.get(codec, codec)
+    try:
+        av.Codec(name, "w")
+    except (av.error.FFmpegError, ValueError) as exc:
+        have = [c for c in ENCODERS.values() if _has_encoder(c)]
+        raise OutputError(f"encoder {name!r} is not in this FFmpeg build; use one of "
+                          f"{', '.join(have)}") from exc
+    return name
+
+
+def _has_encoder(name: str) -> bool:
+    try:
+        av.Codec(name, "w")
+        return True
+    except (av.error.FFmpegError, ValueError):
+        return False
+
+
 class VideoWriter:
     """Encode R'G'B' float frames (H, W, 3) in [0, 1] to 4:2:0 video with explicit colour tags.
 
     The RGB -> Y'CbCr conversion is done here in float (the exact inverse of decoding), so
     clips written by tests and by `hdrvid.synth` decode back without bias. ``pts`` may be given
-    per frame (in units of ``time_base``) for variable-frame-rate output.
+    per frame (in units of ``time_base``) for variable-frame-rate output. Odd sizes are padded
+    to even ones by repeating the last row and column. ``primaries`` / ``transfer`` tag the
+    stream (e.g. bt2020 / smpte2084 for HDR10); ``codec_params`` go to x265 as x265-params.
+    ``audio_from`` copies the audio streams of another file, interleaved by timestamp.
     """
 
     def __init__(self, path: str | Path, width: int, height: int, fps: fractions.Fraction | int = 24,
                  codec: str = "libx264", bits: int = 8, crf: int = 16,
                  color: ColorInfo = ColorInfo("bt709", False, True),
-                 time_base: fractions.Fraction | None = None, preset: str = "medium"):
-        if width % 2 or height % 2:
-            raise ValueError("4:2:0 video needs an even width and height")
+                 time_base: fractions.Fraction | None = None, preset: str = "medium",
+                 primaries: str | None = None, transfer: str | None = None,
+                 codec_params: str = "", audio_from: str | Path | None = None):
+        codec = resolve_encoder(codec)
+        if codec == "libx265" and min(width, height) < 64:
+            # x265 4.2 corrupts its heap on 10-bit frames narrower than one 64-pixel CTU
+            raise OutputError(f"{path}: HEVC needs frames of at least 64×64 (these are "
+                              f"{width}×{height}); use --codec h264 or a larger input")
         self.path = Path(path)
         self.bits, self.color = bits, color
-        self._container = av.open(str(self.path), "w")
+        self.width, self.height = width + width % 2, height + height % 2
+        self.warnings: list[str] = []
+        try:
+            self._container = av.open(str(self.path), "w")
+        except (av.error.FFmpegError, ValueError) as exc:
+            raise OutputError(f"{self.path}: cannot create the video ({_reason(exc)}); use a .mp4, "
+                              ".mkv or .mov name in a writable folder") from exc
         self._stream = self._container.add_stream(codec, rate=fractions.Fraction(fps))
-        self._stream.width, self._stream.height = width, height
+        self._stream.width, self._stream.height = self.width, self.height
         self._stream.pix_fmt = "yuv420p" if bits == 8 else "yuv420p10le"
+        # frame pts count in this time base: 1/fps unless given (variable frame rate)
+        self._time_base = time_base or 1 / fractions.Fraction(fps)
         if time_base is not None:  # the encoder reads frame pts in its own time base
             self._stream.time_base = time_base
             self._stream.codec_context.time_base = time_base
@@ -275,15 +318,26 @@ class VideoWriter:
         if color.tagged:
             cc.colorspace = _MATRIX_TO_AV[color.matrix]
             cc.color_range = ColorRange.JPEG if color.full_range else ColorRange.MPEG
+        if primaries:
+            cc.color_primaries = _PRIMARIES_TO_AV[primaries]
+        if transfer:
+            cc.color_trc = _TRANSFER_TO_AV[transfer]
         opts = {"crf": str(crf), "preset": preset}
         if codec == "libx265":
-            opts["x265-params"] = "log-level=error"
+            opts["x265-params"] = ":".join(p for p in ("log-level=error", codec_params) if p)
+            if self._container.format.name in ("mp4", "mov"):
+                self._stream.codec_tag = "hvc1"  # what Apple players need
         self._stream.options = opts
         self._count = 0
+        self._audio = _AudioCopy(audio_from, self._container, self.warnings) if audio_from else None
 
     def write(self, rgb: np.ndarray, pts: int | None = None) -> None:
+        rgb = np.clip(rgb, 0, 1).astype(np.float32, copy=False)
         h, w = rgb.shape[:2]
-        y, cb, cr = rgb_to_ycbcr(np.clip(rgb, 0, 1).astype(np.float32), self.bits, self.color)
+        if (h, w) != (self.height, self.width):
+            rgb = np.pad(rgb, ((0, self.height - h), (0, self.width - w), (0, 0)), mode="edge")
+        h, w = self.height, self.width
+        y, cb, cr = rgb_to_ycbcr(rgb, self.bits, self.color)
         # 2x2 box average of chroma: centre-sited, matching the bilinear upsampling on decode
         cb = cb.reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))
         cr = cr.reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))
@@ -293,13 +347,20 @@ class VideoWriter:
         planes = np.clip(np.rint(planes), 0, peak).astype(dtype).reshape(h * 3 // 2, w)
         frame = av.VideoFrame.from_ndarray(planes, format=self._stream.pix_fmt)
         frame.pts = self._count if pts is None else pts
-        for packet in self._stream.encode(frame):
-            self._container.mux(packet)
+        if self._audio and frame.pts is not None:
+            self._audio.mux_until(float(frame.pts * self._time_base))
+        self._mux(self._stream.encode(frame))
         self._count += 1
 
-    def close(self) -> None:
-        for packet in self._stream.encode():
+    def _mux(self, packets) -> None:
+        for packet in packets:
             self._container.mux(packet)
+
+    def close(self) -> None:
+        self._mux(self._stream.encode())
+        if self._audio:
+            self._audio.mux_until(float("inf"))
+            self._audio.close()
         self._container.close()
 
     def __enter__(self) -> VideoWriter:  # noqa: PYI034
@@ -307,3 +368,53 @@ class VideoWriter:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class _AudioCopy:
+    """The audio streams of ``source``, copied packet by packet into ``output`` (re-encoded to
+    AAC only where the container cannot hold the codec)."""
+
+    def __init__(self, source: str | Path, output, warnings: list[str]):
+        self._input = av.open(str(source))
+        self._output = output
+        self._map = {}
+        for stream in self._input.streams.audio:
+            name = stream.codec_context.name
+            if output.format.name in ("mp4", "mov") and name not in _MP4_AUDIO:
+                self._map[stream.index] = (output.add_stream("aac", rate=stream.rate), stream)
+                warnings.append(f"audio stream {stream.index} ({name}) re-encoded to AAC: "
+                                f"{output.format.name} cannot hold {name}")
+            else:
+                self._map[stream.index] = (output.add_stream_from_template(stream), None)
+        self._packets = self._input.demux(*self._input.streams.audio) if self._map else iter(())
+        self._next = None
+
+    def mux_until(self, seconds: float) -> None:
+        """Mux every audio packet that starts before ``seconds``."""
+        while True:
+            if self._next is None:
+                self._next = next(self._packets, None)
+                if self._next is None:
+                    return
+            packet = self._next
+            if packet.pts is not None and float(packet.pts * packet.time_base) > seconds:
+                return
+            self._next = None
+            if packet.dts is None and packet.size == 0:
+                continue  # a demuxer flush packet
+            out_stream, decode_from = self._map[packet.stream.index]
+            if decode_from is None:
+                packet.stream = out_stream
+                self._output.mux(packet)
+            else:
+                for frame in packet.decode():
+                    frame.pts = None  # the encoder counts samples itself
+                    for encoded in out_stream.encode(frame):
+                        self._output.mux(encoded)
+
+    def close(self) -> None:
+        for out_stream, decode_from in self._map.values():
+            if decode_from is not None:
+                for encoded in out_stream.encode():
+                    self._output.mux(encoded)
+        self._input.close()
