@@ -29,6 +29,10 @@ def _video_options(command):
                      help="SDR video codec (default h264; HDR10 is always HEVC)."),
         click.option("--crf", type=click.IntRange(0, 51), default=None,
                      help="Video quality, lower is better (default 18)."),
+        click.option("--preset", type=click.Choice(["ultrafast", "superfast", "veryfast",
+                                                    "faster", "fast", "medium", "slow",
+                                                    "slower", "veryslow"]), default=None,
+                     help="x264/x265 speed preset (default medium)."),
         click.option("--peak-nits", type=click.FloatRange(100, 10000), default=None,
                      help="HDR10: cd/m² for 1.0, the clipping point of the shortest exposure "
                           "(default 1000)."),

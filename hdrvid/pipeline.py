@@ -76,13 +76,14 @@ class ConvertOptions:
     tonemap: str = "hable"
     codec: str = "h264"
     crf: int = 18
+    preset: str = "medium"
     peak_nits: float = 1000.0
     audio: bool = True
 
     def render_options(self) -> RenderOptions:
         """How the video outputs (``format`` sdr, hdr10, all) are rendered."""
         return RenderOptions(operator=self.tonemap, codec=self.codec, crf=self.crf,
-                             peak_nits=self.peak_nits, audio=self.audio)
+                             preset=self.preset, peak_nits=self.peak_nits, audio=self.audio)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,9 @@ import fractions
 import glob
 import json
 import os
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -116,13 +118,23 @@ def _apply_sidecar(sequence: Sequence, sidecar: dict) -> None:
         sequence.warnings.append(f"{video}: the source video is gone; the output has no audio")
 
 
-def _frames(sequence: Sequence):
-    for path in sequence.files:
-        try:
-            pixels, _ = read_exr(path)
-        except Exception as exc:
-            raise InputError(f"{path}: cannot read this EXR ({exc}); re-run the conversion") from exc
-        yield np.nan_to_num(pixels.astype(np.float32), nan=0.0, posinf=65504.0)
+def _frames(sequence: Sequence, lookahead: int = 3) -> Iterator[np.ndarray]:
+    """The frames as float32 (H, W, 3), read ahead in a thread while the caller encodes."""
+    with ThreadPoolExecutor(1, thread_name_prefix="exr-read") as pool:
+        pending = deque(pool.submit(_read_frame, p) for p in sequence.files[:lookahead])
+        for path in sequence.files[lookahead:] + [None] * len(pending):
+            frame = pending.popleft().result()
+            if path is not None:
+                pending.append(pool.submit(_read_frame, path))
+            yield frame
+
+
+def _read_frame(path: Path) -> np.ndarray:
+    try:
+        pixels, _ = read_exr(path)
+    except Exception as exc:  # OpenEXR raises bare RuntimeErrors
+        raise InputError(f"{path}: cannot read this EXR ({exc}); re-run the conversion") from exc
+    return np.nan_to_num(pixels.astype(np.float32), nan=0.0, posinf=65504.0)
 
 
 def _writer(sequence: Sequence, out: Path, options: RenderOptions, **encoding) -> VideoWriter:

@@ -233,19 +233,19 @@ def ycbcr_to_rgb(y: np.ndarray, cb: np.ndarray, cr: np.ndarray, bits: int,
     return np.clip(rgb, 0.0, 1.0, out=rgb)
 
 
+@functools.lru_cache
+def rgb_to_ycbcr_matrix(bits: int, color: ColorInfo) -> np.ndarray:
+    """3×4 affine matrix from R'G'B' in [0, 1] to Y'CbCr code values: `ycbcr_to_rgb_matrix`'s
+    inverse."""
+    forward = np.vstack([ycbcr_to_rgb_matrix(bits, color).astype(np.float64), [0, 0, 0, 1]])
+    return np.linalg.inv(forward)[:3].astype(np.float32)
+
+
 def rgb_to_ycbcr(rgb: np.ndarray, bits: int, color: ColorInfo) -> tuple[np.ndarray, ...]:
-    """R'G'B' float (H, W, 3) in [0, 1] to Y'CbCr code values (float, unrounded): the inverse
-    of `ycbcr_to_rgb`."""
-    kr, kb = MATRIX_COEFFICIENTS[color.matrix]
-    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    y = kr * r + (1 - kr - kb) * g + kb * b
-    cb = (b - y) / (2 * (1 - kb))
-    cr = (r - y) / (2 * (1 - kr))
-    scale = 2 ** (bits - 8)
-    if color.full_range:
-        peak = 2**bits - 1
-        return y * peak, cb * peak + 2 ** (bits - 1), cr * peak + 2 ** (bits - 1)
-    return y * 219 * scale + 16 * scale, cb * 224 * scale + 128 * scale, cr * 224 * scale + 128 * scale
+    """R'G'B' float (H, W, 3) in [0, 1] to Y'CbCr code values (float32, unrounded): the
+    inverse of `ycbcr_to_rgb`."""
+    ycbcr = cv2.transform(np.asarray(rgb, np.float32), rgb_to_ycbcr_matrix(bits, color))
+    return cv2.split(ycbcr)
 
 
 ENCODERS = {"h264": "libx264", "hevc": "libx265", "av1": "libsvtav1"}
@@ -339,8 +339,8 @@ class VideoWriter:
         h, w = self.height, self.width
         y, cb, cr = rgb_to_ycbcr(rgb, self.bits, self.color)
         # 2x2 box average of chroma: centre-sited, matching the bilinear upsampling on decode
-        cb = cb.reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))
-        cr = cr.reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))
+        cb = cv2.resize(cb, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+        cr = cv2.resize(cr, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
         dtype = np.uint8 if self.bits == 8 else np.uint16
         peak = 2**self.bits - 1
         planes = np.concatenate([y.ravel(), cb.ravel(), cr.ravel()])
