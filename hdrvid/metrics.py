@@ -23,9 +23,9 @@ from collections.abc import Iterable, Sequence
 import cv2
 import numpy as np
 
-MU = 5000.0
+from hdrvid.tonemap import MU, luminance_bt709, tonemap_mulaw  # noqa: F401 - the metric's curve
+
 K_ABS = 1000.0  # cd/m² per unit of linear HDR, for PU21, HDR-FLIP and ColorVideoVDP
-BT709_Y = (0.2126, 0.7152, 0.0722)
 SSIM_WINDOW, SSIM_SIGMA, SSIM_K1, SSIM_K2 = 11, 1.5, 0.01, 0.03
 PU_PEAK_LUMINANCE = 100.0  # cd/m² mapped to the PSNR peak, as in pycvvdp's PU-PSNR
 CVVDP_DISPLAY = "standard_hdr_linear"  # 1500 cd/m² peak, 10 lux, linear BT.709 input
@@ -35,21 +35,6 @@ OPTIONAL_MODULES = {"pu21": "pycvvdp", "flip": "flip_evaluator", "cvvdp": "pycvv
 
 
 # --- tone curve and PSNR -----------------------------------------------------------------------
-
-def tonemap_mulaw(hdr: np.ndarray) -> np.ndarray:
-    """μ-law tone curve T(x) = log(1 + μx) / log(1 + μ), μ = 5000, on values clipped to [0, 1].
-
-    Parameters
-    ----------
-    hdr : ndarray, any shape, linear values (float16 input is computed in float32).
-
-    Returns
-    -------
-    ndarray, same shape, float32 or float64, in [0, 1].
-    """
-    x = np.asarray(hdr, dtype=np.result_type(hdr, np.float32))
-    return np.log1p(MU * np.clip(x, 0.0, 1.0)) / np.log1p(MU)
-
 
 def psnr(a: np.ndarray, b: np.ndarray, peak: float = 1.0) -> float:
     """``10·log10(peak² / MSE(a, b))`` in dB, computed in float64; ``inf`` when a == b."""
@@ -68,11 +53,6 @@ def psnr_t(pred: np.ndarray, gt: np.ndarray) -> float:
 def psnr_l(pred: np.ndarray, gt: np.ndarray) -> float:
     """PSNR-L: PSNR on linear values clipped to [0, 1], peak 1 (dominated by highlights)."""
     return psnr(np.clip(pred, 0, 1), np.clip(gt, 0, 1))
-
-
-def luminance_bt709(rgb: np.ndarray) -> np.ndarray:
-    """(..., 3) linear BT.709 RGB -> (...) luminance ``0.2126 R + 0.7152 G + 0.0722 B``."""
-    return np.asarray(rgb, np.float64) @ np.array(BT709_Y)
 
 
 # --- SSIM --------------------------------------------------------------------------------------
@@ -211,6 +191,7 @@ def pu21_psnr(pred: np.ndarray, gt: np.ndarray, k: float = K_ABS) -> float:
     MSE over a clip; hdrvid averages per-frame PSNRs. Inputs (H, W, 3) linear; needs ``cvvdp``.
     """
     peak = float(pu21_encode(np.float64(PU_PEAK_LUMINANCE)))
+    pred, gt = np.asarray(pred, np.float64), np.asarray(gt, np.float64)  # PU21 needs float64
     return psnr(pu21_encode(k * luminance_bt709(pred)), pu21_encode(k * luminance_bt709(gt)),
                 peak=peak)
 
