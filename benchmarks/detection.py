@@ -41,7 +41,7 @@ def main() -> None:
                 except ExposureError as exc:
                     ok, result = False, f"error: {exc}"
                 right, total = right + ok, total + 1
-                print(f"{'ok  ' if ok else 'MISS'} {name:15s} {str(cycle):12s} {result}")
+                print(f"{'ok  ' if ok else 'MISS'} {name:15s} {cycle!s:12s} {result}")
     print(f"{right} of {total} clips: cycle, phase and ratios recovered exactly")
 
 
