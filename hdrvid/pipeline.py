@@ -203,7 +203,7 @@ def convert(input: str | Path, output: str | Path, options: ConvertOptions = Con
         write_json_atomic(frames_dir / "hdrvid.json", {**sidecar, "status": "rendering",
                                                        "frames": timestamps})
         for kind, path in videos.items():
-            _render_video(frames_dir, path, kind, options, report, progress, started)
+            _render_video(frames_dir, path, kind, options, report, progress)
     except BaseException as exc:
         reason = str(exc) if isinstance(exc, HdrvidError) else repr(exc)
         write_json_atomic(frames_dir / "hdrvid.json",
@@ -220,8 +220,7 @@ def convert(input: str | Path, output: str | Path, options: ConvertOptions = Con
 
 
 def _render_video(frames_dir: Path, path: Path, kind: str, options: ConvertOptions,
-                  report: Report, progress: Callable[[ProgressEvent], None] | None,
-                  started: float) -> None:
+                  report: Report, progress: Callable[[ProgressEvent], None] | None) -> None:
     tick = time.perf_counter()
     on_frame = (lambda done: progress(ProgressEvent(done, report.frames,
                                                     time.perf_counter() - tick, kind))

@@ -33,7 +33,7 @@ import numpy as np
 from hdrvid import tonemap
 from hdrvid.errors import InputError, OutputError
 from hdrvid.video import ColorInfo, VideoWriter
-from hdrvid.writers import read_exr
+from hdrvid.writers import read_exr, read_exr_header
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov")
 BT2020_LIMITED = ColorInfo("bt2020", False, True)
@@ -93,9 +93,13 @@ def read_sequence(source: str | Path) -> Sequence:
     if not files:
         raise InputError(f"{source}: no EXR files; pass the folder `hdrvid convert` wrote")
     sidecar = (path if path.is_dir() else files[0].parent) / "hdrvid.json"
-    sequence = Sequence(files, [i / 24 for i in range(len(files))])
+    sequence = Sequence(files, [])
     if sidecar.is_file():
         _apply_sidecar(sequence, json.loads(sidecar.read_text()))
+    else:  # the EXRs' own frame rate, else 24 fps
+        fps = read_exr_header(files[0]).get("framesPerSecond")
+        sequence.fps = fractions.Fraction(fps) if fps else sequence.fps
+        sequence.times = [i / float(sequence.fps) for i in range(len(files))]
     return sequence
 
 

@@ -61,6 +61,12 @@ def read_exr(path: str | Path) -> tuple[np.ndarray, dict]:
         return np.array(pixels), header
 
 
+def read_exr_header(path: str | Path) -> dict:
+    """An EXR's header alone, without reading its pixels."""
+    with OpenEXR.File(str(path), header_only=True) as f:
+        return dict(f.header())
+
+
 class ExrSequenceWriter:
     """Write ``frame_NNNNNN.exr`` files into ``out_dir`` from a bounded pool of threads.
 
