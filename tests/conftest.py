@@ -8,6 +8,7 @@ Every clip is written once per session into a tmp_path_factory folder. Clips are
 from __future__ import annotations
 
 import fractions
+import math
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -180,3 +181,30 @@ def exr_header():
 @pytest.fixture(scope="session")
 def read_output():
     return _read_output
+
+
+# --- helpers shared by test modules ------------------------------------------------------------
+
+def assert_one_line_error(result, *fragments):
+    """A CLI failure: exit 1, one stderr line "Error: ..." holding every fragment, no stdout."""
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Error: ")
+    for fragment in fragments:
+        assert str(fragment) in lines[0]
+    assert result.stdout == ""
+
+
+def requires_optional(metric: str) -> None:
+    """Skip unless the optional metric's package imports (a broken install counts as missing)."""
+    from hdrvid import metrics
+
+    reason = metrics.missing_optional(metric)
+    if reason:
+        pytest.skip(reason)
+
+
+def T(x: float) -> float:
+    """The μ-law curve of conventions.md §8, written out: clip to [0, 1], μ = 5000."""
+    return math.log1p(5000 * min(max(x, 0.0), 1.0)) / math.log1p(5000)

@@ -4,6 +4,7 @@ import json
 
 import pytest
 from click.testing import CliRunner
+from conftest import assert_one_line_error
 
 from hdrvid.cli import main
 from hdrvid.registry import MODELS
@@ -14,16 +15,6 @@ CLIP_NAMES = ["2exp_phase0", "2exp_phase1", "3exp_phase0", "3exp_phase1", "3exp_
 
 def run(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def assert_one_line_error(result, *fragments):
-    assert result.exit_code == 1, result.output
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("Error: ")
-    for fragment in fragments:
-        assert str(fragment) in lines[0]
-    assert result.stdout == ""
 
 
 # --- help and models ---------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import numpy as np
 import OpenEXR
 import pytest
 from click.testing import CliRunner
+from conftest import T, assert_one_line_error, requires_optional
 
 from hdrvid import metrics
 from hdrvid.cli import main
@@ -24,18 +25,6 @@ def header(**attributes) -> dict:
     return {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage, **attributes}
 
 
-def requires_optional(metric: str) -> None:
-    """Skip unless the optional metric's package imports (a broken install counts as missing)."""
-    reason = metrics.missing_optional(metric)
-    if reason:
-        pytest.skip(reason)
-
-
-def T(x: float) -> float:
-    """The μ-law curve of conventions.md §8: clip to [0, 1], μ = 5000."""
-    return math.log1p(5000 * min(max(x, 0.0), 1.0)) / math.log1p(5000)
-
-
 def run(*args):
     return CliRunner().invoke(main, ["eval", *[str(a) for a in args]])
 
@@ -44,16 +33,6 @@ def run_json(*args) -> dict:
     result = run(*args, "--json")
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
-
-
-def assert_one_line_error(result, *fragments):
-    assert result.exit_code == 1, result.output
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("Error: ")
-    for fragment in fragments:
-        assert str(fragment) in lines[0]
-    assert result.stdout == ""
 
 
 def write_frames(folder: Path, values, names=None, size=(SIZE, SIZE), exposures=None) -> Path:

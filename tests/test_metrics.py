@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+from conftest import T, requires_optional
 
 from hdrvid import metrics
 from hdrvid.metrics import (
@@ -21,18 +22,6 @@ from hdrvid.metrics import (
 )
 
 C1, C2 = (0.01 * 1) ** 2, (0.03 * 1) ** 2  # SSIM constants for data_range 1
-
-
-def requires_optional(metric: str) -> None:
-    """Skip unless the optional metric's package imports (a broken install counts as missing)."""
-    reason = metrics.missing_optional(metric)
-    if reason:
-        pytest.skip(reason)
-
-
-def T(x: float) -> float:
-    """The μ-law curve of conventions.md §8, written out: clip to [0, 1], μ = 5000."""
-    return math.log1p(5000 * min(max(x, 0.0), 1.0)) / math.log1p(5000)
 
 
 def constant(value, size=16) -> np.ndarray:

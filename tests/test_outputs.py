@@ -8,6 +8,7 @@ import av
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import assert_one_line_error
 
 from hdrvid import ConvertOptions, convert
 from hdrvid.cli import main
@@ -204,10 +205,7 @@ def test_tonemap_errors_are_one_line(tmp_path, args, message):
     seq = _constant_sequence(tmp_path / "seq", [0.1, 0.2])
     (tmp_path / "exists.mp4").write_bytes(b"")
     args = [a.format(seq=seq, tmp=tmp_path) for a in args]
-    result = CliRunner().invoke(main, ["tonemap", *args])
-    assert result.exit_code == 1
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0]
+    assert_one_line_error(CliRunner().invoke(main, ["tonemap", *args]), message)
 
 
 def test_an_existing_video_is_not_overwritten(clip_with_audio, tmp_path):
