@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -54,7 +55,8 @@ def main() -> None:
     """Turn alternating-exposure video into linear HDR (OpenEXR sequences).
 
     \b
-    Exit codes: 0 success, 1 conversion failed (one-line error on stderr), 2 usage error.
+    Exit codes: 0 success, 1 conversion failed (one-line error on stderr), 2 usage error,
+    130 interrupted (Ctrl-C), 143 terminated (SIGTERM); written frames are always complete.
     """
 
 
@@ -110,11 +112,16 @@ def convert(inputs: tuple[Path, ...], output: Path, quiet: bool, as_json: bool, 
 
     # options left at None are dropped, so the library's defaults are the only defaults
     options = ConvertOptions(**{k: v for k, v in kwargs.items() if v is not None})
+    signal.signal(signal.SIGTERM, _raise_terminated)
     for path in inputs:
         out_dir = output / path.stem if len(inputs) > 1 else output
         try:
             with _progress_reporter(path, quiet or as_json, as_json) as progress:
                 report = run_convert(path, out_dir, options, progress=progress)
+        except KeyboardInterrupt as exc:
+            click.echo(f"Interrupted: {path}: the frames in {out_dir} are complete; its "
+                       "hdrvid.json says the run is incomplete", err=True)
+            raise SystemExit(143 if isinstance(exc, _Terminated) else 130) from None
         except HdrvidError as exc:
             if as_json:
                 _emit_json({"event": "error", "input": str(path), "error": str(exc)})
@@ -125,6 +132,14 @@ def convert(inputs: tuple[Path, ...], output: Path, quiet: bool, as_json: bool, 
             for warning in report.warnings:
                 click.echo(f"warning: {warning}", err=True)
             click.echo(str(report), err=True)
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the main thread is, so the run stops as cleanly as on Ctrl-C."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise _Terminated()
 
 
 class _progress_reporter:

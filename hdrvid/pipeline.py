@@ -204,6 +204,10 @@ def convert(input: str | Path, output: str | Path, options: ConvertOptions = Con
                                                        "frames": timestamps})
         for kind, path in videos.items():
             _render_video(frames_dir, path, kind, options, report, progress)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: in-flight frames were finished, not lost
+        write_json_atomic(frames_dir / "hdrvid.json",
+                          {**sidecar, "status": "interrupted", "frames": timestamps})
+        raise
     except BaseException as exc:
         reason = str(exc) if isinstance(exc, HdrvidError) else repr(exc)
         write_json_atomic(frames_dir / "hdrvid.json",

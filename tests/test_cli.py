@@ -1,14 +1,20 @@
 """The `hdrvid` command, run in-process with click's CliRunner (stderr captured separately)."""
 
 import json
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 from click.testing import CliRunner
 from conftest import assert_one_line_error
 
 from hdrvid.cli import main
+from hdrvid.exposure import pattern_from_cycle
 from hdrvid.registry import MODELS
-from hdrvid.writers import frame_name
+from hdrvid.synth import procedural_scene, write_alternating_clip
+from hdrvid.writers import frame_name, read_exr
 
 CLIP_NAMES = ["2exp_phase0", "2exp_phase1", "3exp_phase0", "3exp_phase1", "3exp_phase2"]
 
@@ -242,3 +248,28 @@ def test_convert_several_inputs_into_subfolders(clip2, clip3, tmp_path):
         assert len(list(folder.glob("frame_*.exr"))) == 4
         assert json.loads((folder / "hdrvid.json").read_text())["exposures"]["period"] == \
             clip.pattern.period
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_an_interrupted_run_keeps_complete_frames(tmp_path, sig, code):
+    """Ctrl-C / SIGTERM part-way: exit 130 / 143, every EXR written is whole, and hdrvid.json
+    says the run is incomplete."""
+    clip = tmp_path / "long.mp4"
+    write_alternating_clip(clip, procedural_scene(60, 320, 180, seed=4), pattern_from_cycle([1, 8]))
+    out = tmp_path / "out"
+    child = subprocess.Popen([sys.executable, "-m", "hdrvid", "convert", str(clip), "-o", str(out),
+                              "-q"], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while len(list(out.glob("frame_*.exr"))) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    child.send_signal(sig)
+    _, stderr = child.communicate(timeout=60)
+    assert child.returncode == code, stderr
+    assert stderr.startswith("Interrupted: ") and len(stderr.strip().splitlines()) == 1
+    sidecar = json.loads((out / "hdrvid.json").read_text())
+    assert sidecar["status"] == "interrupted"
+    frames = sorted(out.glob("frame_*.exr"))
+    assert 3 <= len(frames) < 60
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []  # no partial files
+    for path in frames:
+        assert read_exr(path)[0].shape == (180, 320, 3)
