@@ -1,6 +1,7 @@
 """The `hdrvid` command: a thin click layer over the library API.
 
-Exit codes: 0 success, 1 an input could not be converted (the error says why), 2 usage error.
+Exit codes: 0 success, 1 an input could not be converted (the error says why), 2 usage error,
+130 / 143 interrupted by Ctrl-C / SIGTERM.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from hdrvid.errors import HdrvidError
 COMPRESSIONS = ["none", "rle", "zips", "zip", "piz", "pxr24", "b44", "b44a", "dwaa", "dwab"]
 
 
-OPERATORS = ["reinhard", "hable", "aces", "mu-law", "exposure"]
+from hdrvid.tonemap import OPERATORS
 
 
 def _video_options(command):

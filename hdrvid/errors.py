@@ -19,3 +19,19 @@ class ModelError(HdrvidError):
 
 class OutputError(HdrvidError):
     """The output folder cannot be written safely."""
+
+
+class EvalError(HdrvidError):
+    """PRED or GT cannot be evaluated: missing, empty, or the wrong kind of path."""
+
+
+class FrameMismatchError(EvalError):
+    """PRED and GT do not match: frame counts, frame names or image sizes differ."""
+
+
+class ExrReadError(EvalError):
+    """An EXR frame cannot be read."""
+
+
+class MetricUnavailableError(EvalError):
+    """An optional metric was asked for but its package cannot be used."""

@@ -19,7 +19,13 @@ from pathlib import Path
 import numpy as np
 
 from hdrvid import metrics as m
-from hdrvid.errors import HdrvidError
+from hdrvid.errors import (
+    EvalError,
+    ExrReadError,
+    FrameMismatchError,
+    HdrvidError,
+    MetricUnavailableError,
+)
 from hdrvid.exposure import LEVEL_NAMES
 from hdrvid.writers import read_exr
 
@@ -62,22 +68,6 @@ METRICS = {
                         "per unit, video mode over the whole clip (one value per clip)"),
 }
 METRIC_NAMES = tuple(METRICS)
-
-
-class EvalError(HdrvidError):
-    """PRED or GT cannot be evaluated: missing, empty, or the wrong kind of path."""
-
-
-class FrameMismatchError(EvalError):
-    """PRED and GT do not match: frame counts, frame names or image sizes differ."""
-
-
-class ExrReadError(EvalError):
-    """An EXR frame cannot be read."""
-
-
-class MetricUnavailableError(EvalError):
-    """An optional metric was asked for but its package cannot be used."""
 
 
 @dataclass(frozen=True)
