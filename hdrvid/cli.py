@@ -17,11 +17,8 @@ import click
 
 from hdrvid import __version__
 from hdrvid.errors import HdrvidError
-
-COMPRESSIONS = ["none", "rle", "zips", "zip", "piz", "pxr24", "b44", "b44a", "dwaa", "dwab"]
-
-
 from hdrvid.tonemap import OPERATORS
+from hdrvid.writers import COMPRESSIONS
 
 
 def _video_options(command):
@@ -83,7 +80,7 @@ def main() -> None:
 @click.option("--batch-size", type=click.IntRange(1), default=None,
               help="Windows per model call (default 1).")
 @click.option("--float32", is_flag=True, default=None, help="Write 32-bit float EXR (default half).")
-@click.option("--compression", type=click.Choice(COMPRESSIONS), default=None,
+@click.option("--compression", type=click.Choice(list(COMPRESSIONS)), default=None,
               help="EXR compression (default piz, lossless).")
 @click.option("--frames", "max_frames", type=click.IntRange(1), default=None,
               help="Convert only the first N frames.")
