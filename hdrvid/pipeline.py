@@ -44,15 +44,6 @@ from hdrvid.writers import ExrSequenceWriter, frame_name, write_json_atomic
 BT2020_CHROMATICITIES = (0.708, 0.292, 0.170, 0.797, 0.131, 0.046, 0.3127, 0.3290)
 SCALE_NOTE = "linear light; 1.0 = the clipping point of the shortest exposure"
 FORMATS = {"exr": ("exr",), "sdr": ("sdr",), "hdr10": ("hdr10",), "all": ("exr", "sdr", "hdr10")}
-STAGES = {
-    "decode": "decoding and Y'CbCr -> R'G'B' (decode thread)",
-    "prepare": "camera response and host -> device copy",
-    "model": "the model, on batches of windows",
-    "fetch": "device -> host copy of the results",
-    "write": "EXR compression and I/O (summed over writer threads)",
-    "decode_wait": "waiting for decoded frames",
-    "write_wait": "waiting for a free writer (backpressure)",
-}
 
 
 @dataclass(frozen=True)
@@ -106,6 +97,10 @@ class Report:
     pattern: ExposurePattern | None = None
     frames: int = 0
     seconds: float = 0.0
+    # seconds per stage: decode (its thread: decoding and Y'CbCr -> R'G'B'), prepare (camera
+    # response, host -> device), model, fetch (device -> host), write (EXR compression, summed
+    # over the writer threads), decode_wait / write_wait (the main thread starved / held back),
+    # encode_sdr / encode_hdr10 (video outputs)
     stages: dict[str, float] = field(default_factory=dict)
     gpu_peak_bytes: int | None = None
     host_peak_bytes: int | None = None
@@ -115,10 +110,6 @@ class Report:
     @property
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds else 0.0
-
-    def stage_fps(self) -> dict[str, float]:
-        """Frames per second each stage would sustain alone (stage seconds: see `STAGES`)."""
-        return {name: self.frames / s if s else float("inf") for name, s in self.stages.items()}
 
     def as_dict(self) -> dict:
         return {"input": str(self.input), "output": str(self.output), "model": self.model,
