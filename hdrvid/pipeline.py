@@ -39,9 +39,13 @@ from hdrvid.render import RenderOptions, render
 from hdrvid.response import Response, load_response
 from hdrvid.video import Frame, VideoInfo, probe, read_frames
 from hdrvid.windows import Window, sliding_windows
-from hdrvid.writers import ExrSequenceWriter, frame_name, write_json_atomic
+from hdrvid.writers import (
+    BT2020_CHROMATICITIES,
+    ExrSequenceWriter,
+    frame_name,
+    write_json_atomic,
+)
 
-BT2020_CHROMATICITIES = (0.708, 0.292, 0.170, 0.797, 0.131, 0.046, 0.3127, 0.3290)
 SCALE_NOTE = "linear light; 1.0 = the clipping point of the shortest exposure"
 FORMATS = {"exr": ("exr",), "sdr": ("sdr",), "hdr10": ("hdr10",), "all": ("exr", "sdr", "hdr10")}
 

@@ -33,7 +33,12 @@ import numpy as np
 from hdrvid import tonemap
 from hdrvid.errors import InputError, OutputError
 from hdrvid.video import ColorInfo, VideoWriter
-from hdrvid.writers import read_exr, read_exr_header
+from hdrvid.writers import (
+    BT2020_CHROMATICITIES,
+    REC709_CHROMATICITIES,
+    read_exr,
+    read_exr_header,
+)
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov")
 BT2020_LIMITED = ColorInfo("bt2020", False, True)
@@ -75,6 +80,7 @@ class Sequence:
     time_base: fractions.Fraction | None = None
     fps: fractions.Fraction = fractions.Fraction(24)
     source: Path | None = None
+    bt2020: bool = False  # the EXRs hold BT.2020 primaries (a BT.2020-tagged input)
     warnings: list[str] = field(default_factory=list)
 
 
@@ -93,11 +99,14 @@ def read_sequence(source: str | Path) -> Sequence:
     if not files:
         raise InputError(f"{source}: no EXR files; pass the folder `hdrvid convert` wrote")
     sidecar = (path if path.is_dir() else files[0].parent) / "hdrvid.json"
-    sequence = Sequence(files, [])
+    header = read_exr_header(files[0])
+    chromaticities = header.get("chromaticities", REC709_CHROMATICITIES)
+    sequence = Sequence(files, [], bt2020=np.allclose(chromaticities, BT2020_CHROMATICITIES,
+                                                       atol=1e-3))
     if sidecar.is_file():
         _apply_sidecar(sequence, json.loads(sidecar.read_text()))
     else:  # the EXRs' own frame rate, else 24 fps
-        fps = read_exr_header(files[0]).get("framesPerSecond")
+        fps = header.get("framesPerSecond")
         sequence.fps = fractions.Fraction(fps) if fps else sequence.fps
         sequence.times = [i / float(sequence.fps) for i in range(len(files))]
     return sequence
@@ -123,14 +132,16 @@ def _apply_sidecar(sequence: Sequence, sidecar: dict) -> None:
 
 
 def _frames(sequence: Sequence, lookahead: int = 3) -> Iterator[np.ndarray]:
-    """The frames as float32 (H, W, 3), read ahead in a thread while the caller encodes."""
+    """The frames as linear Rec.709 float32 (H, W, 3), read ahead in a thread while the caller
+    encodes. BT.2020 frames are converted, and colours outside Rec.709 clipped."""
+    to_709 = np.linalg.inv(tonemap.BT709_TO_BT2020).T.astype(np.float32) if sequence.bt2020 else None
     with ThreadPoolExecutor(1, thread_name_prefix="exr-read") as pool:
         pending = deque(pool.submit(_read_frame, p) for p in sequence.files[:lookahead])
         for path in sequence.files[lookahead:] + [None] * len(pending):
             frame = pending.popleft().result()
             if path is not None:
                 pending.append(pool.submit(_read_frame, path))
-            yield frame
+            yield frame if to_709 is None else np.maximum(frame @ to_709, 0.0)
 
 
 def _read_frame(path: Path) -> np.ndarray:

@@ -28,6 +28,7 @@ COMPRESSIONS = {
 }
 # CIE xy of red, green, blue and white (D65): ITU-R BT.709
 REC709_CHROMATICITIES = (0.64, 0.33, 0.30, 0.60, 0.15, 0.06, 0.3127, 0.3290)
+BT2020_CHROMATICITIES = (0.708, 0.292, 0.170, 0.797, 0.131, 0.046, 0.3127, 0.3290)
 FRAME_PATTERN = "frame_{:06d}.exr"
 
 

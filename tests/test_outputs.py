@@ -164,6 +164,23 @@ def _constant_sequence(folder, values, size=(64, 96)):
     return folder
 
 
+def test_bt2020_sequences_are_converted_to_rec709_first(tmp_path):
+    from hdrvid.render import _frames
+    from hdrvid.writers import BT2020_CHROMATICITIES
+
+    folder = tmp_path / "seq"
+    folder.mkdir()
+    image = np.zeros((64, 96, 3), np.float16)
+    image[:, :48] = 0.25  # grey: the same in both
+    image[:, 48:] = (0.0, 0.5, 0.0)  # BT.2020 green: outside Rec.709
+    write_exr(folder / frame_name(0), image, {"chromaticities": BT2020_CHROMATICITIES})
+    sequence = read_sequence(folder)
+    assert sequence.bt2020
+    frame = next(_frames(sequence))
+    np.testing.assert_allclose(frame[0, 0], 0.25, rtol=1e-3)
+    assert frame[0, -1, 1] > 0.5 and frame[0, -1, 0] == 0 and frame[0, -1, 2] == 0  # clipped
+
+
 def test_content_light_levels_are_computed_from_the_radiance(tmp_path):
     folder = _constant_sequence(tmp_path / "seq", [0.1, 0.5, 0.25])
     image = np.full((64, 96, 3), 0.1, np.float16)
