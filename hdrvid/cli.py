@@ -86,6 +86,11 @@ def main() -> None:
               help="Convert only the first N frames.")
 @click.option("--overwrite", is_flag=True, default=None,
               help="Replace the frames of an earlier run in the output folder.")
+@click.option("--resume", is_flag=True, default=None,
+              help="Keep the frames an interrupted run finished (each read back in full) and "
+                   "convert the rest; the result equals an uninterrupted run.")
+@click.option("--continue-on-error", is_flag=True,
+              help="With several inputs, record a failure and go on to the next input.")
 @click.option("--format", type=click.Choice(["exr", "sdr", "hdr10", "all"]), default=None,
               help="exr (default): the EXR sequence; sdr: a tone-mapped BT.709 video; hdr10: a "
                    "10-bit HEVC PQ/BT.2020 video; all: the three. Videos are OUTPUT/<stem>-sdr.mp4 "
@@ -98,12 +103,17 @@ def main() -> None:
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print JSON lines on stdout: progress events and one result per input.")
-def convert(inputs: tuple[Path, ...], output: Path, quiet: bool, as_json: bool, **kwargs) -> None:
+def convert(inputs: tuple[Path, ...], output: Path, quiet: bool, as_json: bool,
+            continue_on_error: bool, **kwargs) -> None:
     """Convert alternating-exposure videos to linear HDR EXR sequences.
 
     Writes OUTPUT/frame_000000.exr, ... (half float, linear Rec.709, 1.0 = the clipping point of
     the shortest exposure) and OUTPUT/hdrvid.json (input, model, exposures, timestamps).
     Exposures come from --exposures, --stops/--cycle, --exposure-file, or are detected.
+
+    \b
+    Exit codes: 0 every input converted; 1 an input failed (with --continue-on-error: some
+    inputs failed, the others were converted); 2 usage error; 130 / 143 interrupted.
     """
     from hdrvid.pipeline import ConvertOptions
     from hdrvid.pipeline import convert as run_convert
@@ -111,6 +121,7 @@ def convert(inputs: tuple[Path, ...], output: Path, quiet: bool, as_json: bool, 
     # options left at None are dropped, so the library's defaults are the only defaults
     options = ConvertOptions(**{k: v for k, v in kwargs.items() if v is not None})
     signal.signal(signal.SIGTERM, _raise_terminated)
+    outcomes: list[tuple[Path, object]] = []  # (input, Report or the error message)
     for path in inputs:
         out_dir = output / path.stem if len(inputs) > 1 else output
         try:
@@ -118,18 +129,39 @@ def convert(inputs: tuple[Path, ...], output: Path, quiet: bool, as_json: bool, 
                 report = run_convert(path, out_dir, options, progress=progress)
         except KeyboardInterrupt as exc:
             click.echo(f"Interrupted: {path}: the frames in {out_dir} are complete; its "
-                       "hdrvid.json says the run is incomplete", err=True)
+                       "hdrvid.json says the run is incomplete (finish it with --resume)", err=True)
             raise SystemExit(143 if isinstance(exc, _Terminated) else 130) from None
         except HdrvidError as exc:
             if as_json:
                 _emit_json({"event": "error", "input": str(path), "error": str(exc)})
-            raise click.ClickException(str(exc)) from exc
+            if not continue_on_error:
+                raise click.ClickException(str(exc)) from exc
+            click.echo(f"Error: {exc}", err=True)
+            outcomes.append((path, str(exc)))
+            continue
+        outcomes.append((path, report))
         if as_json:
             _emit_json({"event": "result", **report.as_dict()})
         elif not quiet:
             for warning in report.warnings:
                 click.echo(f"warning: {warning}", err=True)
             click.echo(str(report), err=True)
+    if len(inputs) > 1 and not (quiet or as_json):
+        _print_summary(outcomes)
+    if any(isinstance(outcome, str) for _, outcome in outcomes):
+        raise SystemExit(1)
+
+
+def _print_summary(outcomes: list[tuple[Path, object]]) -> None:
+    from rich.table import Table
+
+    table = Table("input", "result", "frames", "fps", title="hdrvid convert")
+    for path, outcome in outcomes:
+        if isinstance(outcome, str):
+            table.add_row(str(path), f"[red]failed[/]: {outcome}", "-", "-")
+        else:
+            table.add_row(str(path), "converted", str(outcome.frames), f"{outcome.fps:.2f}")
+    _stderr_console().print(table)
 
 
 class _Terminated(KeyboardInterrupt):

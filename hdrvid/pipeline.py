@@ -8,6 +8,7 @@ stays flat on long videos.
 from __future__ import annotations
 
 import dataclasses
+import json
 import queue
 import shutil
 import sys
@@ -43,6 +44,7 @@ from hdrvid.writers import (
     BT2020_CHROMATICITIES,
     ExrSequenceWriter,
     frame_name,
+    read_exr,
     write_json_atomic,
 )
 
@@ -65,6 +67,7 @@ class ConvertOptions:
     float32: bool = False
     compression: str = "piz"
     overwrite: bool = False
+    resume: bool = False
     max_frames: int | None = None
     workers: int | None = None
     format: str = "exr"
@@ -100,6 +103,7 @@ class Report:
     model: str
     pattern: ExposurePattern | None = None
     frames: int = 0
+    resumed: int = 0  # frames found complete on disk and kept (--resume)
     seconds: float = 0.0
     # seconds per stage: decode (its thread: decoding and Y'CbCr -> R'G'B'), prepare (camera
     # response, host -> device), model, fetch (device -> host), write (EXR compression, summed
@@ -118,7 +122,8 @@ class Report:
     def as_dict(self) -> dict:
         return {"input": str(self.input), "output": str(self.output), "model": self.model,
                 "exposures": self.pattern.as_dict() if self.pattern else None,
-                "frames": self.frames, "seconds": round(self.seconds, 3),
+                "frames": self.frames, "resumed": self.resumed,
+                "seconds": round(self.seconds, 3),
                 "fps": round(self.fps, 3),
                 "stages": {name: round(s, 3) for name, s in self.stages.items()},
                 "gpu_peak_bytes": self.gpu_peak_bytes, "host_peak_bytes": self.host_peak_bytes,
@@ -186,14 +191,16 @@ def convert(input: str | Path, output: str | Path, options: ConvertOptions = Con
     kinds = FORMATS[options.format]
     frames_dir = output if "exr" in kinds else output / ".hdrvid-frames"  # removed at the end
     videos = {kind: output / f"{Path(input).stem}-{kind}.mp4" for kind in kinds if kind != "exr"}
-    _prepare_output(output, options.overwrite, videos.values())
+    _prepare_output(output, options.overwrite or options.resume, videos.values())
     _prepare_output(frames_dir, True)
+    done = _complete_frames(frames_dir, info, options, pattern) if options.resume else set()
 
     sidecar = _sidecar(info, options, pattern)
     write_json_atomic(frames_dir / "hdrvid.json", {**sidecar, "status": "running"})
     timestamps: list[dict] = []
     try:
-        _run(info, predictor, pattern, frames_dir, options, report, timestamps, progress, started)
+        _run(info, predictor, pattern, frames_dir, options, report, timestamps, progress, started,
+             done)
         _remove_stale_frames(frames_dir, report.frames)
         write_json_atomic(frames_dir / "hdrvid.json", {**sidecar, "status": "rendering",
                                                        "frames": timestamps})
@@ -231,7 +238,9 @@ def _render_video(frames_dir: Path, path: Path, kind: str, options: ConvertOptio
 
 def _run(info: VideoInfo, predictor: HdrPredictor, pattern: ExposurePattern, output: Path,
          options: ConvertOptions, report: Report, timestamps: list[dict],
-         progress: Callable[[ProgressEvent], None] | None, started: float) -> None:
+         progress: Callable[[ProgressEvent], None] | None, started: float,
+         done: set[int]) -> None:
+    """Decode, run the model on the windows of frames not in ``done``, write them."""
     writer = ExrSequenceWriter(
         output, options.compression, half=not options.float32, fps=info.fps,
         workers=options.workers, attributes=_exr_attributes(info, options))
@@ -243,18 +252,15 @@ def _run(info: VideoInfo, predictor: HdrPredictor, pattern: ExposurePattern, out
     try:
         for batch in _batched(_windows(_prepared(decoded, predictor, stages), predictor.window,
                                        pattern.period, info.path), options.batch_size):
-            tick = time.perf_counter()
-            ldr = torch.stack([torch.stack([t for _, t in w.items]) for w in batch])
-            times = torch.tensor([[pattern.time(i) for i in w.indices] for w in batch])
-            hdr = predictor.predict_torch(ldr, times)
-            if hdr.is_cuda:
-                torch.cuda.synchronize()  # so that the model's time is not counted as the copy's
-            stages["model"] += (tock := time.perf_counter()) - tick
-            hdr = hdr.permute(0, 2, 3, 1).cpu().numpy()
-            stages["fetch"] += time.perf_counter() - tock
-            for window, image in zip(batch, hdr):
-                _write_frame(writer, window, image, pattern, timestamps)
+            todo = [w for w in batch if w.center not in done]
+            images = iter(_infer(predictor, todo, pattern, stages) if todo else [])
+            for window in batch:
+                entry = _frame_entry(window, pattern)
+                if window.center not in done:
+                    _write_frame(writer, entry, next(images))
+                timestamps.append(entry)
             report.frames += len(batch)
+            report.resumed += len(batch) - len(todo)
             if progress:
                 progress(ProgressEvent(report.frames, total, time.perf_counter() - started))
     finally:
@@ -289,16 +295,66 @@ def _windows(frames: Iterable[tuple[Frame, torch.Tensor]], size: int, period: in
         raise InputError(f"{path}: no frames could be decoded; check the file")
 
 
-def _write_frame(writer: ExrSequenceWriter, window: Window, image: np.ndarray,
-                 pattern: ExposurePattern, timestamps: list[dict]) -> None:
+def _infer(predictor: HdrPredictor, windows: list[Window], pattern: ExposurePattern,
+           stages: dict[str, float]) -> np.ndarray:
+    """HDR frames (B, H, W, 3) float32 of a batch of windows."""
+    tick = time.perf_counter()
+    ldr = torch.stack([torch.stack([t for _, t in w.items]) for w in windows])
+    times = torch.tensor([[pattern.time(i) for i in w.indices] for w in windows])
+    hdr = predictor.predict_torch(ldr, times)
+    if hdr.is_cuda:
+        torch.cuda.synchronize()  # so that the model's time is not counted as the copy's
+    stages["model"] += (tock := time.perf_counter()) - tick
+    hdr = hdr.permute(0, 2, 3, 1).cpu().numpy()
+    stages["fetch"] += time.perf_counter() - tock
+    return hdr
+
+
+def _frame_entry(window: Window, pattern: ExposurePattern) -> dict:
+    """The centre frame's record in hdrvid.json."""
     frame: Frame = window.items[len(window.items) // 2][0]
-    exposure = pattern.time(frame.index)
-    attributes = {"hdrvid:time": float(frame.time), "hdrvid:exposure": float(exposure)}
-    if frame.pts is not None:
-        attributes["hdrvid:pts"] = int(frame.pts)
-    writer.write(frame.index, image, attributes)
-    timestamps.append({"index": frame.index, "file": frame_name(frame.index), "pts": frame.pts,
-                       "time": frame.time, "exposure": exposure})
+    return {"index": frame.index, "file": frame_name(frame.index), "pts": frame.pts,
+            "time": frame.time, "exposure": pattern.time(frame.index)}
+
+
+def _write_frame(writer: ExrSequenceWriter, entry: dict, image: np.ndarray) -> None:
+    attributes = {"hdrvid:time": float(entry["time"]), "hdrvid:exposure": float(entry["exposure"])}
+    if entry["pts"] is not None:
+        attributes["hdrvid:pts"] = int(entry["pts"])
+    writer.write(entry["index"], image, attributes)
+
+
+def _complete_frames(frames_dir: Path, info: VideoInfo, options: ConvertOptions,
+                     pattern: ExposurePattern) -> set[int]:
+    """Indices of the EXRs an earlier run of the same conversion finished (--resume).
+
+    Each is read in full and must have the video's size, the requested pixel type and the same
+    model; anything else is converted again. A run with another model or other exposures is
+    refused rather than mixed in.
+    """
+    sidecar_path = frames_dir / "hdrvid.json"
+    if sidecar_path.is_file():
+        earlier = json.loads(sidecar_path.read_text())
+        same = (earlier.get("model") == options.model and
+                earlier.get("exposures", {}).get("times") == list(pattern.times) and
+                earlier.get("exposures", {}).get("phase") == pattern.phase)
+        if not same:
+            raise OutputError(f"{frames_dir}: holds a run with model {earlier.get('model')} and "
+                              f"exposures {earlier.get('exposures', {}).get('times')}; resume with "
+                              "the same options, or pass --overwrite")
+    expected = ((info.height, info.width, 3), np.float32 if options.float32 else np.float16,
+                options.model)
+    return {int(path.stem.removeprefix("frame_")) for path in frames_dir.glob("frame_*.exr")
+            if path.stem.removeprefix("frame_").isdigit() and _exr_matches(path, *expected)}
+
+
+def _exr_matches(path: Path, shape: tuple, dtype: type, model: str) -> bool:
+    """Whether ``path`` reads back whole with this shape, pixel type and model."""
+    try:
+        pixels, header = read_exr(path)
+    except Exception:  # noqa: BLE001 - unreadable for any reason: convert it again
+        return False
+    return pixels.shape == shape and pixels.dtype == dtype and header.get("hdrvid:model") == model
 
 
 def _peak_rss() -> int | None:

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from conftest import assert_one_line_error
@@ -273,3 +274,53 @@ def test_an_interrupted_run_keeps_complete_frames(tmp_path, sig, code):
     assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []  # no partial files
     for path in frames:
         assert read_exr(path)[0].shape == (180, 320, 3)
+
+
+def test_resume_finishes_an_interrupted_run_exactly(tmp_path):
+    """Kill a run part-way, damage one of its frames, --resume: the frames equal an uninterrupted
+    run's, bit for bit, and only the missing or damaged ones were converted again."""
+    clip = tmp_path / "clip.mp4"
+    write_alternating_clip(clip, procedural_scene(40, 320, 180, seed=6), pattern_from_cycle([1, 8]))
+    full = tmp_path / "full"
+    assert run("convert", clip, "-o", full, "-q").exit_code == 0
+    out = tmp_path / "out"
+    child = subprocess.Popen([sys.executable, "-m", "hdrvid", "convert", str(clip), "-o", str(out),
+                              "-q"], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while len(list(out.glob("frame_*.exr"))) < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    child.send_signal(signal.SIGINT)
+    child.communicate(timeout=60)
+    kept = sorted(out.glob("frame_*.exr"))
+    assert 4 <= len(kept) < 40
+    kept[1].write_bytes(kept[1].read_bytes()[:2000])  # a damaged frame is converted again
+
+    result = run("convert", clip, "-o", out, "--resume", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout.splitlines()[-1])
+    assert report["frames"] == 40 and report["resumed"] == len(kept) - 1
+    assert json.loads((out / "hdrvid.json").read_text())["status"] == "complete"
+    for i in range(40):
+        np.testing.assert_array_equal(read_exr(out / frame_name(i))[0],
+                                      read_exr(full / frame_name(i))[0])
+
+
+def test_resume_refuses_a_run_with_other_options(clip2, tmp_path):
+    out = tmp_path / "out"
+    assert run("convert", clip2.path, "-o", out, "--model", "reference", "--frames", "4").exit_code == 0
+    result = run("convert", clip2.path, "-o", out, "--resume")
+    assert_one_line_error(result, out, "model reference", "--overwrite")
+
+
+def test_continue_on_error_converts_the_rest_and_exits_1(clip2, tmp_path):
+    bad = tmp_path / "bad.mp4"
+    bad.write_text("not a video")
+    out = tmp_path / "out"
+    args = ["convert", clip2.path, bad, "-o", out, "--model", "reference", "--frames", "4"]
+    stopped = run(*args)
+    assert stopped.exit_code == 1 and not (out / "bad").exists()
+    result = run(*args, "--continue-on-error", "--overwrite")
+    assert result.exit_code == 1
+    assert len(list((out / clip2.path.stem).glob("frame_*.exr"))) == 4
+    assert "bad.mp4: not a video file" in result.stderr
+    assert "failed" in result.stderr and "converted" in result.stderr  # the summary table
