@@ -286,3 +286,42 @@ def fit_phase(steps: np.ndarray, times: Sequence[float]) -> tuple[int, float]:
                       else math.inf)
     best = int(np.argmin(errors))
     return best, errors[best]
+
+
+class CycleMonitor:
+    """Checks, frame by frame, that a clip keeps the exposure cycle it started with.
+
+    A dropped or duplicated frame flips a 2-exposure cycle's phase; a camera can also switch
+    cycles mid-recording. Either makes every later window wrong, so after ``persist``
+    consecutive measurable steps that are more than ``tolerance`` stops from the pattern's, the
+    check raises ExposureError naming the frame where the mismatch began. Unmeasurable steps
+    (frames mostly black or clipped) neither count nor reset.
+    """
+
+    def __init__(self, pattern: ExposurePattern, persist: int = 4, tolerance: float = 1.0):
+        self.pattern, self.persist, self.tolerance = pattern, persist, tolerance
+        self._previous: np.ndarray | None = None
+        self._first_bad: int | None = None
+        self._bad = 0
+
+    def check(self, index: int, frame: np.ndarray) -> None:
+        """frame: gamma-2.2 R'G'B' (H, W, 3), any size (a subsampled frame is enough)."""
+        quantiles = _brightness_quantiles(frame)
+        previous, self._previous = self._previous, quantiles
+        if previous is None:
+            return
+        step = _log2_ratio(previous, quantiles)
+        if math.isnan(step):
+            return
+        expected = math.log2(self.pattern.time(index) / self.pattern.time(index - 1))
+        if abs(step - expected) <= self.tolerance:
+            self._bad, self._first_bad = 0, None
+            return
+        self._bad += 1
+        self._first_bad = index if self._first_bad is None else self._first_bad
+        if self._bad >= self.persist:
+            raise ExposureError(
+                f"the exposure cycle changes at frame {self._first_bad}: from there the frames step "
+                f"{step:+.1f} stops where {self.pattern.describe()} expects {expected:+.1f} (a "
+                "dropped frame or a new cycle); cut the clip there, or convert the two parts "
+                "separately")

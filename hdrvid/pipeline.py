@@ -26,6 +26,7 @@ from hdrvid.errors import ExposureError, HdrvidError, InputError, OutputError
 from hdrvid.exposure import (
     DETECTION_FRAMES,
     LEVEL_NAMES,
+    CycleMonitor,
     ExposurePattern,
     detect_exposure_pattern,
     fit_phase,
@@ -206,6 +207,12 @@ def convert(input: str | Path, output: str | Path, options: ConvertOptions = Con
                                                        "frames": timestamps})
         for kind, path in videos.items():
             _render_video(frames_dir, path, kind, options, report, progress)
+    except OutputError as exc:  # e.g. a full or read-only disk: what was written stays
+        write_json_atomic(frames_dir / "hdrvid.json",
+                          {**sidecar, "status": "failed", "error": str(exc), "frames": timestamps})
+        written = len(list(frames_dir.glob("frame_*.exr")))
+        raise OutputError(f"{exc}; {written} complete frames are in {frames_dir} (finish with "
+                          "--resume)") from exc
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: in-flight frames were finished, not lost
         write_json_atomic(frames_dir / "hdrvid.json",
                           {**sidecar, "status": "interrupted", "frames": timestamps})
@@ -249,9 +256,11 @@ def _run(info: VideoInfo, predictor: HdrPredictor, pattern: ExposurePattern, out
         total = min(total or options.max_frames, options.max_frames)
     decoded = _Prefetch(read_frames(info.path, info.color, options.max_frames), maxsize=8)
     stages = dict.fromkeys(("prepare", "model", "fetch"), 0.0)
+    monitor = CycleMonitor(pattern)
     try:
-        for batch in _batched(_windows(_prepared(decoded, predictor, stages), predictor.window,
-                                       pattern.period, info.path), options.batch_size):
+        prepared = _prepared(decoded, predictor, monitor, info.path, stages)
+        for batch in _batched(_windows(prepared, predictor.window, pattern.period, info.path),
+                              options.batch_size):
             todo = [w for w in batch if w.center not in done]
             images = iter(_infer(predictor, todo, pattern, stages) if todo else [])
             for window in batch:
@@ -272,10 +281,16 @@ def _run(info: VideoInfo, predictor: HdrPredictor, pattern: ExposurePattern, out
             report.gpu_peak_bytes = torch.cuda.max_memory_allocated(predictor.device)
 
 
-def _prepared(decoded: Iterable[Frame], predictor: HdrPredictor,
-              stages: dict[str, float]) -> Iterator[tuple[Frame, torch.Tensor]]:
+def _prepared(decoded: Iterable[Frame], predictor: HdrPredictor, monitor: CycleMonitor,
+              path: Path, stages: dict[str, float]) -> Iterator[tuple[Frame, torch.Tensor]]:
+    """Each frame as the model's input, after checking it keeps the exposure cycle."""
     for frame in decoded:
         tick = time.perf_counter()
+        step = max(1, min(frame.rgb.shape[:2]) // 180)
+        try:
+            monitor.check(frame.index, predictor.response.to_gamma22(frame.rgb[::step, ::step]))
+        except ExposureError as exc:
+            raise ExposureError(f"{path}: {exc}") from exc
         tensor = predictor.prepare(frame.rgb)
         stages["prepare"] += time.perf_counter() - tick
         yield frame, tensor

@@ -161,10 +161,16 @@ def read_frames(path: str | Path, color: ColorInfo | None = None,
         time_base = stream.time_base or fractions.Fraction(1, 1000)
         fps = stream.average_rate or stream.guessed_rate or 25
         index = 0
+        size = None
         try:
             for frame in container.decode(stream):
                 if max_frames is not None and index >= max_frames:
                     break
+                size = size or (frame.width, frame.height)
+                if (frame.width, frame.height) != size:
+                    raise InputError(f"{path}: frame {index} is {frame.width}×{frame.height} but "
+                                     f"the video starts at {size[0]}×{size[1]}; split it where "
+                                     "the size changes")
                 pts = frame.pts
                 time = float(pts * time_base) if pts is not None else index / float(fps)
                 yield Frame(index, pts, time, frame_to_rgb(frame, color))

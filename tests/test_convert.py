@@ -316,3 +316,47 @@ def test_srgb_input_transfer(tmp_path, read_output):
     convert(path, tmp_path / "gamma", ConvertOptions(model="reference", exposures="1,8"))
     darkest = [means[0] for means in patches(tmp_path / "gamma")[::2]]
     assert all(m / greys[0] < 0.8 for m in darkest)
+
+
+def test_a_cycle_that_changes_mid_video_is_an_error(tmp_path):
+    """A dropped frame flips a 2-exposure clip's phase at frame 30 (after the 24 frames that
+    detection reads): the conversion stops there with an error naming the frame, instead of
+    merging wrong exposures from then on."""
+    from hdrvid.errors import ExposureError
+    from hdrvid.synth import expose, procedural_scene
+    from hdrvid.video import VideoWriter
+
+    scene = list(procedural_scene(40, 256, 144, seed=9))
+    times = [1, 8] * 15 + [8, 1] * 5  # frames 0-29 low/high, then high/low: one frame dropped
+    path = tmp_path / "dropped.mp4"
+    with VideoWriter(path, 256, 144) as writer:
+        for hdr, t in zip(scene, times):
+            writer.write(expose(hdr, t))
+    with pytest.raises(ExposureError, match=r"dropped.mp4: the exposure cycle changes at frame 30"):
+        convert(path, tmp_path / "out", ConvertOptions(model="reference"))
+    sidecar = json.loads((tmp_path / "out" / "hdrvid.json").read_text())
+    assert sidecar["status"] == "failed" and "frame 30" in sidecar["error"]
+
+
+def test_a_full_disk_keeps_what_was_written(clip2, tmp_path, monkeypatch):
+    """The writer fails part-way (as on a full disk): a one-line error saying how many frames
+    are complete, and those frames stay."""
+    from hdrvid import writers
+
+    real_write = writers.write_exr
+    calls = []
+
+    def write_until_full(path, rgb, header):
+        calls.append(path)
+        if len(calls) > 5:
+            raise OSError(28, "No space left on device")
+        real_write(path, rgb, header)
+
+    monkeypatch.setattr(writers, "write_exr", write_until_full)
+    out = tmp_path / "out"
+    with pytest.raises(OutputError, match=r"No space left on device.*complete frames are in"):
+        convert(clip2.path, out, ConvertOptions(model="reference", workers=1))
+    kept = sorted(out.glob("frame_*.exr"))
+    assert len(kept) == 5
+    for path in kept:
+        assert read_exr(path)[0].shape == (144, 256, 3)

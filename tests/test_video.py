@@ -221,3 +221,21 @@ def test_linearised_grey_patch_ratio_equals_exposure_ratio(tmp_path, cycle):
         for k, g in enumerate(greys):
             np.testing.assert_allclose(frame_means[k] / pattern.time(i), g, rtol=0.05)
     assert Response().to_gamma22(frames[0]) is frames[0]  # gamma-2.2 input is not re-encoded
+
+
+def test_a_size_change_mid_stream_is_a_clear_error(tmp_path):
+    """Two MPEG-TS segments of different sizes, concatenated as a camera might: one line naming
+    the file and the first frame of the new size."""
+    from hdrvid.errors import InputError
+
+    parts = []
+    for name, (w, h) in [("a", (128, 96)), ("b", (160, 96))]:
+        with VideoWriter(tmp_path / f"{name}.ts", w, h) as writer:
+            for i in range(6):
+                writer.write(np.full((h, w, 3), 0.2 + 0.1 * i, np.float32))
+        parts.append((tmp_path / f"{name}.ts").read_bytes())
+    mixed = tmp_path / "mixed.ts"
+    mixed.write_bytes(b"".join(parts))
+    with pytest.raises(InputError, match=r"mixed.ts: frame 6 is 160×96 but the video starts at "
+                                         r"128×96"):
+        list(read_frames(mixed))
