@@ -292,14 +292,20 @@ class CycleMonitor:
     """Checks, frame by frame, that a clip keeps the exposure cycle it started with.
 
     A dropped or duplicated frame flips a 2-exposure cycle's phase; a camera can also switch
-    cycles mid-recording. Either makes every later window wrong, so after ``persist``
-    consecutive measurable steps that are more than ``tolerance`` stops from the pattern's, the
-    check raises ExposureError naming the frame where the mismatch began. Unmeasurable steps
-    (frames mostly black or clipped) neither count nor reset.
+    cycles mid-recording. Either makes every later window wrong. The monitor learns the step
+    between neighbouring frames for each position in the cycle over the first ``learn`` cycles
+    (measured, not the nominal ratios: a camera response other than gamma 2.2 changes the
+    measured steps, but consistently), then raises ExposureError after ``persist`` consecutive
+    measurable steps that are off by more than half the smallest learned step, naming the frame
+    where the mismatch began. Unmeasurable steps (frames mostly black or clipped) neither count
+    nor reset.
     """
 
-    def __init__(self, pattern: ExposurePattern, persist: int = 4, tolerance: float = 1.0):
-        self.pattern, self.persist, self.tolerance = pattern, persist, tolerance
+    def __init__(self, pattern: ExposurePattern, learn: int = 4, persist: int = 4):
+        self.pattern, self.persist = pattern, persist
+        self._learning: list[list[float]] = [[] for _ in range(pattern.period)]
+        self._learn = learn
+        self._signature: np.ndarray | None = None
         self._previous: np.ndarray | None = None
         self._first_bad: int | None = None
         self._bad = 0
@@ -308,20 +314,30 @@ class CycleMonitor:
         """frame: gamma-2.2 R'G'B' (H, W, 3), any size (a subsampled frame is enough)."""
         quantiles = _brightness_quantiles(frame)
         previous, self._previous = self._previous, quantiles
-        if previous is None:
-            return
-        step = _log2_ratio(previous, quantiles)
+        step = math.nan if previous is None else _log2_ratio(previous, quantiles)
         if math.isnan(step):
             return
-        expected = math.log2(self.pattern.time(index) / self.pattern.time(index - 1))
-        if abs(step - expected) <= self.tolerance:
+        position = self.pattern.level(index)
+        if self._signature is None:
+            self._learn_step(position, step)
+            return
+        tolerance = max(0.3, 0.5 * float(np.min(np.abs(self._signature))))
+        if abs(step - self._signature[position]) <= tolerance:
             self._bad, self._first_bad = 0, None
             return
         self._bad += 1
         self._first_bad = index if self._first_bad is None else self._first_bad
         if self._bad >= self.persist:
             raise ExposureError(
-                f"the exposure cycle changes at frame {self._first_bad}: from there the frames step "
-                f"{step:+.1f} stops where {self.pattern.describe()} expects {expected:+.1f} (a "
-                "dropped frame or a new cycle); cut the clip there, or convert the two parts "
-                "separately")
+                f"the exposure cycle changes at frame {self._first_bad}: the step from the frame "
+                f"before is {step:+.1f} stops where the clip began with "
+                f"{self._signature[position]:+.1f} (a dropped frame or a new cycle); cut the clip "
+                "there, or convert the two parts separately")
+
+    def _learn_step(self, position: int, step: float) -> None:
+        self._learning[position].append(step)
+        if all(len(steps) >= self._learn for steps in self._learning):
+            signature = np.array([np.median(steps) for steps in self._learning])
+            # a clip that barely alternates has nothing to check against
+            self._signature = signature if np.min(np.abs(signature)) >= 0.25 else None
+            self._learning = [[] for _ in self._learning] if self._signature is None else []
