@@ -272,6 +272,7 @@ def _run(info: VideoInfo, predictor: HdrPredictor, pattern: ExposurePattern, out
             report.resumed += len(batch) - len(todo)
             if progress:
                 progress(ProgressEvent(report.frames, total, time.perf_counter() - started))
+        _check_complete(info, report.frames, total, output)
     finally:
         decoded.close()
         writer.close()
@@ -279,6 +280,15 @@ def _run(info: VideoInfo, predictor: HdrPredictor, pattern: ExposurePattern, out
                          "decode_wait": decoded.wait_seconds, "write_wait": writer.wait_seconds}
         if predictor.device.type == "cuda":
             report.gpu_peak_bytes = torch.cuda.max_memory_allocated(predictor.device)
+
+
+def _check_complete(info: VideoInfo, decoded: int, expected: int | None, output: Path) -> None:
+    """Decoders stop quietly at a truncated end: compare with the length the container states
+    (the duration times the frame rate where it states no count: allow 2 frames or 2 %)."""
+    if expected and decoded + max(2, 0.02 * expected) < expected:
+        raise InputError(f"{info.path}: decoding stopped at frame {decoded} of about {expected} "
+                         f"(the file looks truncated or corrupt); the {decoded} frames before "
+                         f"are converted in {output}")
 
 
 def _prepared(decoded: Iterable[Frame], predictor: HdrPredictor, monitor: CycleMonitor,

@@ -89,13 +89,15 @@ def _open(path: Path):
     if path.is_dir():
         raise InputError(f"{path}: is a directory; pass a video file")
     try:
-        container = av.open(str(path))
+        # damaged files can carry metadata that is not UTF-8: it must not stop decoding
+        container = av.open(str(path), metadata_errors="replace")
     except av.error.FFmpegError as exc:
         raise InputError(f"{path}: not a video file ffmpeg can read ({_reason(exc)}); "
                          "check the file or re-encode it") from exc
-    if not container.streams.video:
+    if not container.streams.video or container.streams.video[0].codec_context is None:
         container.close()
-        raise InputError(f"{path}: has no video stream; pass a video file")
+        raise InputError(f"{path}: has no video stream ffmpeg can decode; pass a video file, "
+                         "or re-encode it if it is damaged")
     return container
 
 

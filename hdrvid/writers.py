@@ -7,8 +7,10 @@ temporary name and renamed when complete, so a frame that exists is a whole fram
 from __future__ import annotations
 
 import fractions
+import io
 import json
 import os
+import sys
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -48,9 +50,45 @@ def write_exr(path: Path, rgb: np.ndarray, header: dict) -> None:
         raise
 
 
+class _CaptureThisThread(io.TextIOBase):
+    """A stand-in for sys.stdout that keeps what one thread prints and passes the rest on."""
+
+    def __init__(self, original):
+        self.original, self.thread, self.captured = original, threading.get_ident(), []
+
+    def write(self, text: str) -> int:
+        if threading.get_ident() == self.thread:
+            self.captured.append(text)
+            return len(text)
+        return self.original.write(text)
+
+    def flush(self) -> None:
+        self.original.flush()
+
+
+_capture_lock = threading.Lock()
+
+
+def _open_exr(path: Path):
+    """OpenEXR.File, but a damaged file raises OutputError instead of printing a warning on
+    stdout (which would corrupt `--json` output) and coming back empty."""
+    with _capture_lock:
+        capture = _CaptureThisThread(sys.stdout)
+        sys.stdout = capture
+        try:
+            exr = OpenEXR.File(str(path))
+        finally:
+            sys.stdout = capture.original
+    if capture.captured:
+        exr.__exit__(None, None, None)
+        reason = "".join(capture.captured).strip().removeprefix("Warning: ")
+        raise OutputError(f"{path}: damaged EXR ({reason}); write it again")
+    return exr
+
+
 def read_exr(path: str | Path) -> tuple[np.ndarray, dict]:
     """Read an RGB EXR: (pixels (H, W, 3) as stored, header dict)."""
-    with OpenEXR.File(str(path)) as f:
+    with _open_exr(Path(path)) as f:
         channels = f.channels()
         header = dict(f.header())  # the file's header is emptied when it closes
         if "RGB" in channels:
