@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from hdrvid import __version__
-from hdrvid.errors import ExposureError, HdrvidError, InputError, OutputError
+from hdrvid.errors import ExposureError, HdrvidError, InputError, ModelError, OutputError
 from hdrvid.exposure import (
     DETECTION_FRAMES,
     LEVEL_NAMES,
@@ -322,7 +322,25 @@ def _windows(frames: Iterable[tuple[Frame, torch.Tensor]], size: int, period: in
 
 def _infer(predictor: HdrPredictor, windows: list[Window], pattern: ExposurePattern,
            stages: dict[str, float]) -> np.ndarray:
-    """HDR frames (B, H, W, 3) float32 of a batch of windows."""
+    """HDR frames (B, H, W, 3) float32 of a batch of windows; a batch that runs out of GPU
+    memory is split in halves (the results do not depend on the batch size)."""
+    try:
+        return _infer_batch(predictor, windows, pattern, stages)
+    except torch.OutOfMemoryError as exc:
+        if predictor.device.type == "cuda":
+            torch.cuda.empty_cache()
+        if len(windows) == 1:
+            height, width = windows[0].items[0][1].shape[-2:]
+            raise ModelError(f"out of {predictor.device.type.upper()} memory on one {width}×{height} "
+                             f"window of model {predictor.spec.name}; use --device cpu, a "
+                             "smaller input, or a device with more memory") from exc
+    half = len(windows) // 2
+    return np.concatenate([_infer(predictor, windows[:half], pattern, stages),
+                           _infer(predictor, windows[half:], pattern, stages)])
+
+
+def _infer_batch(predictor: HdrPredictor, windows: list[Window], pattern: ExposurePattern,
+                 stages: dict[str, float]) -> np.ndarray:
     tick = time.perf_counter()
     ldr = torch.stack([torch.stack([t for _, t in w.items]) for w in windows])
     times = torch.tensor([[pattern.time(i) for i in w.indices] for w in windows])

@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 from conftest import assert_one_line_error
 
@@ -324,3 +325,28 @@ def test_continue_on_error_converts_the_rest_and_exits_1(clip2, tmp_path):
     assert len(list((out / clip2.path.stem).glob("frame_*.exr"))) == 4
     assert "bad.mp4: not a video file" in result.stderr
     assert "failed" in result.stderr and "converted" in result.stderr  # the summary table
+
+
+def test_out_of_memory_splits_the_batch_then_says_so(clip2, tmp_path, monkeypatch):
+    """A batch that runs out of (GPU) memory is retried in halves with identical results; one
+    window that does not fit is a one-line error naming the options to change."""
+    from hdrvid.predictor import HdrPredictor
+
+    real = HdrPredictor.predict_torch
+    monkeypatch.setattr(HdrPredictor, "predict_torch", lambda self, ldr, times: (
+        _raise_oom() if ldr.shape[0] > 1 else real(self, ldr, times)))
+    args = ["convert", clip2.path, "--model", "reference", "--frames", "6", "-q"]
+    assert run(*args, "-o", tmp_path / "batched", "--batch-size", "4").exit_code == 0
+    monkeypatch.setattr(HdrPredictor, "predict_torch", real)
+    assert run(*args, "-o", tmp_path / "single").exit_code == 0
+    for i in range(6):
+        np.testing.assert_array_equal(read_exr(tmp_path / "batched" / frame_name(i))[0],
+                                      read_exr(tmp_path / "single" / frame_name(i))[0])
+
+    monkeypatch.setattr(HdrPredictor, "predict_torch", lambda self, ldr, times: _raise_oom())
+    result = run(*args, "-o", tmp_path / "none")
+    assert_one_line_error(result, "out of CPU memory on one 256×144 window", "--device cpu")
+
+
+def _raise_oom():
+    raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
