@@ -17,7 +17,7 @@ import numpy as np
 
 from hdrvid.exposure import ExposurePattern
 from hdrvid.response import oetf_gamma22
-from hdrvid.video import VideoWriter
+from hdrvid.video import ColorInfo, VideoWriter
 
 
 def expose(hdr: np.ndarray, t: float, rng: np.random.Generator | None = None,
@@ -42,8 +42,6 @@ def write_alternating_clip(path: str | Path, scene: Iterable[np.ndarray], patter
 
     Returns the scene frames (the ground truth), in order.
     """
-    from hdrvid.video import ColorInfo
-
     rng = np.random.default_rng(seed)
     truth: list[np.ndarray] = []
     writer = None

@@ -252,6 +252,19 @@ def test_convert_several_inputs_into_subfolders(clip2, clip3, tmp_path):
             clip.pattern.period
 
 
+def _interrupt_convert(clip, out, sig, after_frames):
+    """Run `hdrvid convert` in a child, send ``sig`` once it has written ``after_frames``
+    frames: (its exit code, its stderr)."""
+    child = subprocess.Popen([sys.executable, "-m", "hdrvid", "convert", str(clip), "-o", str(out),
+                              "-q"], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while len(list(out.glob("frame_*.exr"))) < after_frames and time.monotonic() < deadline:
+        time.sleep(0.05)
+    child.send_signal(sig)
+    _, stderr = child.communicate(timeout=60)
+    return child.returncode, stderr
+
+
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_an_interrupted_run_keeps_complete_frames(tmp_path, sig, code):
     """Ctrl-C / SIGTERM part-way: exit 130 / 143, every EXR written is whole, and hdrvid.json
@@ -259,14 +272,8 @@ def test_an_interrupted_run_keeps_complete_frames(tmp_path, sig, code):
     clip = tmp_path / "long.mp4"
     write_alternating_clip(clip, procedural_scene(60, 320, 180, seed=4), pattern_from_cycle([1, 8]))
     out = tmp_path / "out"
-    child = subprocess.Popen([sys.executable, "-m", "hdrvid", "convert", str(clip), "-o", str(out),
-                              "-q"], stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while len(list(out.glob("frame_*.exr"))) < 3 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    child.send_signal(sig)
-    _, stderr = child.communicate(timeout=60)
-    assert child.returncode == code, stderr
+    returncode, stderr = _interrupt_convert(clip, out, sig, after_frames=3)
+    assert returncode == code, stderr
     assert stderr.startswith("Interrupted: ") and len(stderr.strip().splitlines()) == 1
     sidecar = json.loads((out / "hdrvid.json").read_text())
     assert sidecar["status"] == "interrupted"
@@ -285,13 +292,7 @@ def test_resume_finishes_an_interrupted_run_exactly(tmp_path):
     full = tmp_path / "full"
     assert run("convert", clip, "-o", full, "-q").exit_code == 0
     out = tmp_path / "out"
-    child = subprocess.Popen([sys.executable, "-m", "hdrvid", "convert", str(clip), "-o", str(out),
-                              "-q"], stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while len(list(out.glob("frame_*.exr"))) < 4 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    child.send_signal(signal.SIGINT)
-    child.communicate(timeout=60)
+    _interrupt_convert(clip, out, signal.SIGINT, after_frames=4)
     kept = sorted(out.glob("frame_*.exr"))
     assert 4 <= len(kept) < 40
     kept[1].write_bytes(kept[1].read_bytes()[:2000])  # a damaged frame is converted again
