@@ -17,6 +17,10 @@ class ModelError(HdrvidError):
     """Unknown model, unsupported exposure count, or unusable weights."""
 
 
+class WeightsError(ModelError):
+    """Weights are missing, damaged, unsafe to read, or made for another model."""
+
+
 class OutputError(HdrvidError):
     """The output folder cannot be written safely."""
 

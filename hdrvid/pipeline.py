@@ -58,6 +58,7 @@ class ConvertOptions:
     """Options of `convert`; field names equal the CLI's option names."""
 
     model: str = "merge"
+    weights: str | None = None
     exposures: str | None = None
     stops: float | None = None
     cycle: int | None = None
@@ -184,7 +185,8 @@ def convert(input: str | Path, output: str | Path, options: ConvertOptions = Con
     response = load_response(options.input_transfer)
     pattern = resolve_exposures(info, options, response, report.warnings)
     report.pattern = pattern
-    predictor = HdrPredictor(options.model, pattern.period, options.device, response)
+    predictor = HdrPredictor(options.model, pattern.period, options.device, response,
+                             options.weights)
     if predictor.spec.trained and (warning := trained_range_warning(pattern)):
         report.warnings.append(warning)
     if options.format not in FORMATS:

@@ -5,33 +5,37 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import torch
 from torch import nn
 
+from hdrvid import inputs
 from hdrvid.errors import ModelError
 from hdrvid.models.merge import ExposureMerge, ReferenceFrame
-
-
-@dataclass(frozen=True)
-class WeightFile:
-    """A weight file a model needs: file name, sha256, and where it can be fetched."""
-
-    filename: str
-    sha256: str
-    repo_id: str | None = None
+from hdrvid.weights import CheckpointFormat, WeightFile
 
 
 @dataclass(frozen=True)
 class ModelSpec:
     """What the engine needs to know about a model. ``windows`` maps exposures per cycle to the
     number of frames the model reads per output frame; ``trained`` models warn when the input's
-    stops lie outside their training range."""
+    stops lie outside their training range.
+
+    forward: runs the network on a window, ``forward(net, ldr (B, n, 3, H, W) gamma 2.2,
+        times (B, n)) -> linear HDR (B, 3, H, W)``: the family's input contract (`inputs`).
+    weights: the files we ship per exposure count (empty: bring your own with --weights).
+    checkpoint: the official checkpoint format, for --weights pointing at an official file.
+    weights_hint: where official weights come from, for the error when none are given.
+    """
 
     name: str
     description: str
     build: Callable[[int], nn.Module]
     windows: dict[int, int]
     pad_multiple: int = 1
+    forward: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] = inputs.direct
     weights: dict[int, tuple[WeightFile, ...]] = field(default_factory=dict)
+    checkpoint: CheckpointFormat | None = None
+    weights_hint: str = ""
     license: str = "MIT (hdrvid)"
     trained: bool = False
 
@@ -47,7 +51,9 @@ class ModelSpec:
         return self.windows[period]
 
     def weights_source(self) -> str:
-        return "none needed" if not self.weights else "weights/ or the Hugging Face hub"
+        if self.weights:
+            return "weights/ or the Hugging Face hub"
+        return "--weights (official checkpoint)" if self.trained else "none needed"
 
 
 MODELS: dict[str, ModelSpec] = {
