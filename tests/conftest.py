@@ -205,6 +205,43 @@ def requires_optional(metric: str) -> None:
         pytest.skip(reason)
 
 
+CHECKPOINTS = Path(__file__).parent / "checkpoints"  # copies of ../shared/docs/checkpoints/*.tsv
+
+
+def official_layout(name: str) -> dict[str, tuple[int, ...]]:
+    """Every entry of an official state dict with its shape, e.g. ``official_layout("lan-hdr-2e")``."""
+    layout = {}
+    for line in (CHECKPOINTS / f"{name}.tsv").read_text().splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        key, shape = line.split("\t")[:2]
+        layout[key] = () if shape == "()" else tuple(int(n) for n in shape.split("x"))
+    return layout
+
+
+def save_official(state: dict, path: Path, key: str | None = None, prefix: str = "",
+                  **extra) -> Path:
+    """Save ``state`` as an official checkpoint would be: ``{key: {prefix + name: tensor}}`` plus
+    ``extra`` entries (optimiser state, epoch, ...), with plain ``torch.save``."""
+    state = {prefix + name: tensor.detach().clone() for name, tensor in state.items()}
+    torch.save({key: state, **extra} if key else state, path)
+    return path
+
+
+def randomized(module: torch.nn.Module, seed: int = 0, scale: float = 0.05) -> torch.nn.Module:
+    """``module`` with every floating-point parameter and buffer redrawn from N(0, scale²)
+    (a stand-in for trained weights: a loaded file then differs from the built defaults).
+    BatchNorm running variances are drawn from [0.5, 1.5] so they stay positive."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, tensor in module.state_dict().items():
+            if name.endswith("running_var"):
+                tensor.copy_(0.5 + torch.rand(tensor.shape, generator=generator))
+            elif tensor.is_floating_point():
+                tensor.copy_(torch.randn(tensor.shape, generator=generator) * scale)
+    return module
+
+
 def T(x: float) -> float:
     """The μ-law curve of conventions.md §8, written out: clip to [0, 1], μ = 5000."""
     return math.log1p(5000 * min(max(x, 0.0), 1.0)) / math.log1p(5000)
