@@ -1,0 +1,96 @@
+"""HDRFlow: real-time HDR video reconstruction with large motions (G. Xu, Y. Wang, J. Gu, T. Xue
+and X. Yang, CVPR 2024; official code OpenImagingLab/HDRFlow, MIT licence, © 2024
+OpenImagingLab). Written from docs/hdrflow.md.
+
+Per output frame: a flow network reads exposure-matched LDR triplets (the reference re-exposed
+to its neighbours' level between them) and predicts one flow per neighbour; the neighbours are
+backward-warped onto the reference; a fusion network weighs the linear candidates (the reference,
+the warped and the unwarped neighbours) and the output is their normalised weighted sum.
+
+2 exposures: window (prev, cur, nxt), flows [prev, nxt]. 3 exposures: window (p2, p1, c, n1,
+n2), flows [p2, n1, p1, n2] from the triplets (p2, c, n1) and (p1, c, n2).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from hdrvid.models.common import linearize, reexpose
+from hdrvid.models.hdrflow_layers import FlowNet, FusionNet, warp
+
+# exposures per cycle -> (flow net c_in, head width, max flow at 1/4, fusion c_in, c_out, c_mid)
+VARIANTS = {2: (9, 64, 100.0, 30, 5, 128), 3: (18, 128, 64.0, 54, 9, 256)}
+# neighbour pairs sharing one exposure level, as window indices; their flattening is the flow order
+PAIRS = {2: ((0, 2),), 3: ((0, 3), (1, 4))}
+
+
+class HDRFlow(nn.Module):
+    """HDRFlow for 2 (3-frame windows) or 3 exposures per cycle (5-frame windows).
+
+    Attributes
+    ----------
+    official_warp : warp as the official code does (§3.1), which its weights need; set when
+        official weights are loaded. Default: the exact warp, for weights trained by hdrvid.
+    tone_perturb : training only: the reference the networks see is raised to 1/γ per sample
+        and channel, γ = exp(U(-0.7, 0.7)) (§1.2). Also needs ``train()``; off by default.
+    """
+
+    def __init__(self, exposures: int = 2):
+        super().__init__()
+        if exposures not in VARIANTS:
+            raise ValueError(f"HDRFlow exists for 2 or 3 exposures per cycle, not {exposures}")
+        flow_in, head, max_flow, fusion_in, fusion_out, fusion_mid = VARIANTS[exposures]
+        self.exposures = exposures
+        self.flow_net = FlowNet(flow_in, head, 2 * len(PAIRS[exposures]), max_flow)
+        self.fusion_net = FusionNet(fusion_in, fusion_out, fusion_mid)
+        self.official_warp = False
+        self.tone_perturb = False
+
+    def warp(self, image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+        """The model's warp (B, C, H, W), flow (B, 2, H, W) -> fp32 (B, C, H, W); training losses
+        that warp with the predicted flows (HALoss) must use this one."""
+        return warp(image, flow, self.official_warp)
+
+    def perturb(self, ref: torch.Tensor) -> torch.Tensor:
+        """Tone perturbation of the reference (B, 3, H, W) in training, else the reference."""
+        if not (self.training and self.tone_perturb):
+            return ref
+        gamma = torch.empty(ref.shape[0], 3, 1, 1, device=ref.device).uniform_(-0.7, 0.7).exp()
+        return ref.clamp(0, 1).pow(1 / gamma).to(ref.dtype)
+
+    def forward(self, ldr: torch.Tensor, times: torch.Tensor, return_flows: bool = False
+                ) -> torch.Tensor | tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """ldr (B, n, 3, H, W) gamma 2.2 in [0, 1], times (B, n) with min 1, H and W multiples
+        of 16 -> linear HDR (B, 3, H, W) fp32 [, flows: (B, 2, H, W) px per neighbour]"""
+        n, (h, w) = ldr.shape[1], ldr.shape[-2:]
+        if n != 2 * self.exposures - 1 or h % 16 or w % 16:
+            raise ValueError(f"HDRFlow-{self.exposures}E reads {2 * self.exposures - 1} frames "
+                             f"of sizes divisible by 16, got {n} of {h}×{w}")
+        c = n // 2
+        frames, t = ldr.unbind(1), times.unbind(1)
+        ref, pt = frames[c], self.perturb(frames[c])
+        order = [k for pair in PAIRS[self.exposures] for k in pair]
+
+        # flow net: each neighbour pair with the reference re-exposed to their level between them
+        stack = [(frames[a], reexpose(pt, t[a] / t[c]), frames[b]) for a, b in PAIRS[self.exposures]]
+        flows = self.flow_net(torch.cat([x for triplet in stack for x in triplet], dim=1))
+        flows = flows.split(2, dim=1)
+
+        # warp each neighbour's LDR onto the reference; linearise with its own exposure
+        warped = [self.warp(frames[k], f) for k, f in zip(order, flows)]
+        ldrs = [pt, *warped, *(frames[k] for k in order)]
+        hdrs = [linearize(x, t[k]) for x, k in zip(ldrs, [c, *order, *order])]
+
+        # fusion net: 2E reads the linear items then the LDR ones, 3E (LDR, linear) pairs
+        if self.exposures == 2:
+            items = [*hdrs, *ldrs]
+        else:
+            items = [x for pair in zip(ldrs, hdrs) for x in pair]
+        weights = self.fusion_net(torch.cat(items, dim=1))
+
+        # merge the candidates, the unperturbed reference first, in fp32
+        candidates = [linearize(ref, t[c]), *hdrs[1:]]
+        weights = weights / (weights.sum(dim=1, keepdim=True) + 1e-8)
+        hdr = sum(weights[:, i:i + 1] * x.float() for i, x in enumerate(candidates))
+        return (hdr, flows) if return_flows else hdr
