@@ -11,7 +11,41 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from hdrvid.models.common import GAMMA, linearize, luma, reexpose
+
 
 def direct(net: nn.Module, ldr: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
     """Models that read the window as it is (the weight-free baselines)."""
     return net(ldr, times)
+
+
+def lan_hdr(net: nn.Module, ldr: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
+    """LAN-HDR (lan-hdr.md §2). Per frame i: ``[L_i, H_i, Y(L_i)]``, keys ``[Y(L_i), H_i]`` and
+    queries ``[Y(L̃_i), H̃_i]`` from the reference re-exposed to t_i; the output is already on
+    the shortest-exposure scale, in (0, 1)."""
+    b, n = times.shape
+    c = n // 2
+    ldr = ldr.clamp(0, 1)
+    flat_ldr, flat_times = ldr.flatten(0, 1), times.flatten()
+    hdr = linearize(flat_ldr, flat_times)
+    y = luma(flat_ldr)
+    # the reference at every frame's exposure (itself for i = c)
+    ratio = (times / times[:, c:c + 1]).flatten()
+    moved = reexpose(ldr[:, c].repeat_interleave(n, dim=0), ratio)
+    moved_hdr = moved.pow(GAMMA) / flat_times[:, None, None, None]
+    frames = torch.cat([flat_ldr, hdr, y], dim=1).unflatten(0, (b, n))
+    keys = torch.cat([y, hdr], dim=1).unflatten(0, (b, n))
+    queries = torch.cat([luma(moved), moved_hdr], dim=1).unflatten(0, (b, n))
+    return net(frames, keys, queries, reference=c)
+
+
+def hdrflow(net: nn.Module, ldr: torch.Tensor, times: torch.Tensor,
+            replace: bool = True) -> torch.Tensor:
+    """HDRFlow (hdrflow.md): the network reads the window as it is (it re-exposes and linearises
+    itself); then, as the official test scripts do and their published metrics include, the
+    well-exposed pixels of the reference replace the network's (§5; ``replace=False``: the raw
+    network). The output is already on the shortest-exposure scale, in [0, 1]."""
+    from hdrvid.models.hdrflow import replace_reference
+
+    hdr = net(ldr, times)
+    return replace_reference(hdr, ldr, times) if replace else hdr

@@ -10,6 +10,8 @@ from torch import nn
 
 from hdrvid import inputs
 from hdrvid.errors import ModelError
+from hdrvid.models.hdrflow import HDRFlow
+from hdrvid.models.lan_hdr import LanHdr
 from hdrvid.models.merge import ExposureMerge, ReferenceFrame
 from hdrvid.weights import CheckpointFormat, WeightFile
 
@@ -68,6 +70,32 @@ MODELS: dict[str, ModelSpec] = {
         description="the reference frame alone (the floor)",
         build=lambda period: ReferenceFrame(),
         windows={2: 1, 3: 1},
+    ),
+    "lan-hdr": ModelSpec(
+        name="lan-hdr",
+        description="LAN-HDR (ICCV 2023): luminance-based attention alignment + gated fusion",
+        build=lambda period: LanHdr(frames=2 * period + 1),
+        windows={2: 5, 3: 7},
+        forward=inputs.lan_hdr,
+        checkpoint=CheckpointFormat(key="g"),
+        weights_hint="official: exps/model_2E_test/checkpoints/ckpt.pt or model_3E_test of "
+                     "github.com/haesoochung/LAN-HDR",
+        license="unstated (official weights: no LICENSE; do not redistribute)",
+        trained=True,
+    ),
+    "hdrflow": ModelSpec(
+        name="hdrflow",
+        description="HDRFlow (CVPR 2024): real-time flow alignment + fusion, the fast path",
+        build=lambda period: HDRFlow(exposures=period),
+        windows={2: 3, 3: 5},
+        pad_multiple=16,
+        forward=inputs.hdrflow,
+        checkpoint=CheckpointFormat(key="state_dict", strip_prefix="module.",
+                                    attributes={"official_warp": True}),
+        weights_hint="official: pretrained_models/2E/checkpoint.pth or 3E/checkpoint.pth of "
+                     "github.com/OpenImagingLab/HDRFlow",
+        license="MIT (HDRFlow, (c) 2024 OpenImagingLab)",
+        trained=True,
     ),
 }
 
