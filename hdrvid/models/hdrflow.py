@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from hdrvid.models.common import linearize, reexpose
+from hdrvid.models.common import linearize, luma, reexpose
 from hdrvid.models.hdrflow_layers import FlowNet, FusionNet, warp
 
 # exposures per cycle -> (flow net c_in, head width, max flow at 1/4, fusion c_in, c_out, c_mid)
@@ -94,3 +94,20 @@ class HDRFlow(nn.Module):
         weights = weights / (weights.sum(dim=1, keepdim=True) + 1e-8)
         hdr = sum(weights[:, i:i + 1] * x.float() for i, x in enumerate(candidates))
         return (hdr, flows) if return_flows else hdr
+
+
+def replace_reference(hdr: torch.Tensor, ldr: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
+    """The official test scripts' last step (§5), which the published metrics include: keep the
+    network only where the reference is badly exposed for its level, else use the reference.
+
+    hdr (B, 3, H, W) network output; ldr (B, n, 3, H, W), times (B, n) its window. The level is
+    the reference's rank among the cycle's exposures (the window's first 2 or 3 frames): the
+    lowest keeps the network where luma Y < 0.2, the highest where Y > 0.8, the middle both.
+    """
+    n = ldr.shape[1]
+    period, c = (n + 1) // 2, n // 2
+    ref, t_ref = ldr[:, c], times[:, c]
+    rank = (times[:, :period] < t_ref[:, None]).sum(dim=1)[:, None, None, None]
+    y = luma(ref.float())
+    keep = ((y < 0.2) & (rank < period - 1)) | ((y > 0.8) & (rank > 0))
+    return torch.where(keep, hdr, linearize(ref.float(), t_ref))
