@@ -49,3 +49,13 @@ def hdrflow(net: nn.Module, ldr: torch.Tensor, times: torch.Tensor,
 
     hdr = net(ldr, times)
     return replace_reference(hdr, ldr, times) if replace else hdr
+
+
+def flow_family(net: nn.Module, ldr: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
+    """Chen21, Kalantari19 and FSHDRV (flow-models.md): the window and its exposures, in fp32.
+
+    These networks build their own inputs (the reference re-exposed to its neighbours, every
+    frame linearised with its own exposure) because Chen21 runs its coarse stage on three
+    sub-windows of the window; warps and merges stay in fp32 inside them.
+    """
+    return net(ldr.float(), times.float())

@@ -10,7 +10,10 @@ from torch import nn
 
 from hdrvid import inputs
 from hdrvid.errors import ModelError
+from hdrvid.models.chen21 import Chen21, Chen21Coarse
+from hdrvid.models.fshdrv import Fshdrv
 from hdrvid.models.hdrflow import HDRFlow
+from hdrvid.models.kalantari19 import Kalantari19
 from hdrvid.models.lan_hdr import LanHdr
 from hdrvid.models.merge import ExposureMerge, ReferenceFrame
 from hdrvid.weights import CheckpointFormat, WeightFile
@@ -95,6 +98,60 @@ MODELS: dict[str, ModelSpec] = {
         weights_hint="official: pretrained_models/2E/checkpoint.pth or 3E/checkpoint.pth of "
                      "github.com/OpenImagingLab/HDRFlow",
         license="MIT (HDRFlow, (c) 2024 OpenImagingLab)",
+        trained=True,
+    ),
+    "chen21": ModelSpec(
+        name="chen21",
+        description="Chen21 (ICCV 2021): flow + weight net coarse stage, deformable refinement",
+        build=lambda period: Chen21(period),
+        windows={2: 5, 3: 7},
+        forward=inputs.flow_family,
+        checkpoint=CheckpointFormat(key="state_dict", files={
+            "flow_net.": "flow_net.pth", "weight_net.": "weight_net.pth",
+            "refine_net.": "refine_net.pth"}),
+        weights_hint="official: the folder Models/CoarseToFine_2Exp or CoarseToFine_3Exp "
+                     "(flow_net.pth, weight_net.pth, refine_net.pth) from the BaiduYun link in "
+                     "github.com/guanyingc/DeepHDRVideo's README; pass the folder",
+        license="CC BY-NC-SA 4.0 (official weights, guanyingc/DeepHDRVideo; non-commercial)",
+        trained=True,
+    ),
+    "chen21-coarse": ModelSpec(
+        name="chen21-coarse",
+        description="Chen21's coarse stage alone: the loadable Kalantari19-style model",
+        build=lambda period: Chen21Coarse(period),
+        windows={2: 3, 3: 5},
+        forward=inputs.flow_family,
+        checkpoint=CheckpointFormat(key="state_dict", files={
+            "flow_net.": "flow_net.pth", "weight_net.": "weight_net.pth"}),
+        weights_hint="official: the Chen21 folder Models/CoarseToFine_2Exp or CoarseToFine_3Exp "
+                     "(flow_net.pth and weight_net.pth are read) from the BaiduYun link in "
+                     "github.com/guanyingc/DeepHDRVideo's README; pass the folder",
+        license="CC BY-NC-SA 4.0 (official weights, guanyingc/DeepHDRVideo; non-commercial)",
+        trained=True,
+    ),
+    "kalantari19": ModelSpec(
+        name="kalantari19",
+        description="Kalantari19 (EG 2019): flow alignment + EG19 merge net (no public weights)",
+        build=lambda period: Kalantari19(period),
+        windows={2: 3, 3: 5},
+        forward=inputs.flow_family,
+        checkpoint=CheckpointFormat(key="state_dict", files={
+            "flow_net.": "flow_net.pth", "merge_net.": "merge_net.pth"}),
+        weights_hint="no official weights exist (Chen21's re-implementation was never "
+                     "released): train one and pass hdrvid .safetensors, or a folder with "
+                     "flow_net.pth and merge_net.pth saved by DeepHDRVideo's code",
+        license="MIT (hdrvid; no published weights)",
+        trained=True,
+    ),
+    "fshdrv": ModelSpec(
+        name="fshdrv",
+        description="FSHDRV merging network, built from its authors' memo (no public weights)",
+        build=lambda period: Fshdrv(),
+        windows={2: 3},  # the memo covers 2 exposures only
+        forward=inputs.flow_family,
+        weights_hint="no usable weights exist (the memo's 2e.zip checkpoint is truncated): "
+                     "train one and pass hdrvid .safetensors",
+        license="MIT (hdrvid; no published weights)",
         trained=True,
     ),
 }

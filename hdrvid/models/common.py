@@ -67,3 +67,19 @@ class InputPadder:
     def unpad(self, x: torch.Tensor) -> torch.Tensor:
         left, right, top, bottom = self.pads
         return x[..., top: x.shape[-2] - bottom, left: x.shape[-1] - right]
+
+
+def backward_warp_zeros(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """Sample ``image`` (B, C, H, W) at x + flow(x), flow (B, 2, H, W) in pixels; 0 outside.
+
+    The warp Chen21's weights were trained with: bilinear, zero padding, ``align_corners=True``
+    (PyTorch 1.1), so a zero flow is the exact identity and samples straddling the border blend
+    with black. Sampled in fp32 whatever the image's dtype.
+    """
+    b, _, h, w = image.shape
+    coords = pixel_grid(b, h, w, image.device) + flow.float()
+    grid = torch.stack([2 * coords[:, 0] / max(w - 1, 1) - 1,
+                        2 * coords[:, 1] / max(h - 1, 1) - 1], dim=-1)
+    warped = F.grid_sample(image.float(), grid, mode="bilinear", padding_mode="zeros",
+                           align_corners=True)
+    return warped.to(image.dtype)

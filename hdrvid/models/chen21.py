@@ -1,0 +1,74 @@
+"""Chen21: "HDR Video Reconstruction: A Coarse-to-fine Network and A Real-world Benchmark
+Dataset" (Chen et al., ICCV 2021), flow-models.md §1-§8.
+
+Stage 1 (CoarseNet): the flow net aligns the neighbours, the weight net merges them in linear
+light; stage 2 (RefineNet) aligns the coarse HDRs of c−1, c, c+1 in feature space and refines
+the badly exposed pixels. Submodule names and state dicts are those of the official
+``flow_net.pth``, ``weight_net.pth`` and ``refine_net.pth``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from hdrvid.models.coarse import (
+    STAGE1_LOW,
+    STAGE2_LOW,
+    chen21_weight_net,
+    coarse_hdr,
+    exposure_mask,
+    reference_level,
+)
+from hdrvid.models.flownet import FlowNet
+from hdrvid.models.refine import RefineNet
+
+
+class Chen21Coarse(nn.Module):
+    """Chen21's stage 1 alone (the loadable Kalantari19-style model): window 3 (2 exposures) or
+    5 (3 exposures)."""
+
+    def __init__(self, period: int = 2):
+        super().__init__()
+        self.flow_net = FlowNet(period)
+        self.weight_net = chen21_weight_net(period)
+
+    def forward(self, ldr: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
+        """[B, 3|5, 3, H, W] gamma LDR, [B, 3|5] exposures -> [B, 3, H, W] linear HDR"""
+        return coarse_hdr(self.flow_net, self.weight_net, ldr, times, STAGE1_LOW)
+
+
+class Chen21(nn.Module):
+    """The coarse-to-fine network: window 5 (2 exposures) or 7 (3 exposures).
+
+    Each coarse HDR comes from its own frame's window inside the given one (the three runs are
+    batched). The official code keeps them in a FIFO and computes each once per frame; without
+    frame indices here, every output frame recomputes its three.
+    """
+
+    def __init__(self, period: int = 2):
+        super().__init__()
+        self.period = period
+        self.flow_net = FlowNet(period)
+        self.weight_net = chen21_weight_net(period)
+        self.refine_net = RefineNet(c_in=6 if period == 2 else 3)
+
+    def forward(self, ldr: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
+        """[B, 5|7, 3, H, W] gamma LDR, [B, 5|7] exposures -> [B, 3, H, W] linear HDR"""
+        b, n = ldr.shape[:2]
+        c, m = n // 2, n - 2                                  # centre, coarse window size
+        # stage 1: coarse HDRs of frames c−1, c, c+1, each from the window centred on it
+        windows = torch.cat([ldr[:, k:k + m] for k in range(3)])
+        window_times = torch.cat([times[:, k:k + m] for k in range(3)])
+        coarse = coarse_hdr(self.flow_net, self.weight_net, windows, window_times, STAGE1_LOW)
+        coarse = coarse.unflatten(0, (3, b)).transpose(0, 1)  # (B, 3, 3, H, W)
+        # stage 2: refine; 2 exposures also see each frame's badly exposed channels
+        x = coarse
+        if self.period == 2:
+            levels = reference_level(window_times)
+            masks = exposure_mask(windows[:, m // 2], *levels, STAGE2_LOW, per_channel=True)
+            x = torch.cat([masks.to(coarse.dtype).unflatten(0, (3, b)).transpose(0, 1), x], 2)
+        refined = self.refine_net(x)
+        # keep the coarse result where the reference is trusted
+        bad = exposure_mask(ldr[:, c], *reference_level(times[:, c - 1:c + 2]), STAGE2_LOW)
+        return torch.where(bad, refined.float(), coarse[:, 1])
