@@ -81,7 +81,13 @@ def main() -> None:
                    "table of the inverse camera response.")
 @click.option("--device", default=None, help="auto (default), cpu, cuda or cuda:N.")
 @click.option("--batch-size", type=click.IntRange(1), default=None,
-              help="Windows per model call (default 1).")
+              help="Windows per model call (default 1; lowered to what fits in memory).")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default=None,
+              help="Network arithmetic (trained models): auto (default) is bf16 on CPUs with "
+                   "native bf16, fp16 on CUDA, else fp32.")
+@click.option("--tile", type=click.IntRange(64), default=None, metavar="PIXELS",
+              help="Run frames as overlapping tiles of at most PIXELS×PIXELS (less memory; "
+                   "results differ slightly at tile seams).")
 @click.option("--float32", is_flag=True, default=None, help="Write 32-bit float EXR (default half).")
 @click.option("--compression", type=click.Choice(list(COMPRESSIONS)), default=None,
               help="EXR compression (default piz, lossless).")

@@ -65,7 +65,9 @@ class ConvertOptions:
     exposure_file: str | None = None
     input_transfer: str = "gamma2.2"
     device: str = "auto"
+    precision: str = "auto"
     batch_size: int = 1
+    tile: int | None = None
     float32: bool = False
     compression: str = "piz"
     overwrite: bool = False
@@ -186,9 +188,12 @@ def convert(input: str | Path, output: str | Path, options: ConvertOptions = Con
     pattern = resolve_exposures(info, options, response, report.warnings)
     report.pattern = pattern
     predictor = HdrPredictor(options.model, pattern.period, options.device, response,
-                             options.weights)
+                             options.weights, options.precision, options.tile)
     if predictor.spec.trained and (warning := trained_range_warning(pattern)):
         report.warnings.append(warning)
+    batch_size = predictor.check_memory(info.height, info.width, options.batch_size)
+    options = dataclasses.replace(options, batch_size=batch_size)
+    report.warnings += predictor.warnings
     if options.format not in FORMATS:
         raise OutputError(f"--format {options.format}: choose one of {', '.join(FORMATS)}")
     kinds = FORMATS[options.format]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,6 +15,9 @@ from hdrvid.errors import ModelError, WeightsError
 from hdrvid.models.common import InputPadder
 from hdrvid.registry import ModelSpec, get_spec
 from hdrvid.response import Response
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+GIB = 1 << 30
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -28,6 +33,57 @@ def resolve_device(device: str = "auto") -> torch.device:
         raise ModelError(f"--device {device}: not a device; use auto, cpu or cuda[:N]") from exc
 
 
+def resolve_precision(precision: str, device: torch.device,
+                      warnings: list[str]) -> torch.dtype | None:
+    """The autocast dtype (None: fp32). ``auto``: bf16 on CPUs with native bf16 (AVX512-BF16 /
+    AMX: several times faster), fp16 on CUDA, else fp32. fp16 on the CPU falls back to fp32."""
+    if precision not in PRECISIONS:
+        raise ModelError(f"--precision {precision}: choose one of {', '.join(PRECISIONS)}")
+    cpu_bf16 = device.type == "cpu" and torch.backends.mkldnn.is_available() and \
+        torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    if precision == "auto":
+        precision = "bf16" if cpu_bf16 else "fp16" if device.type == "cuda" else "fp32"
+    if precision == "fp16" and device.type == "cpu":
+        warnings.append("--precision fp16 is not supported on the CPU; running fp32 (bf16 is)")
+        precision = "fp32"
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def free_memory(device: torch.device) -> int:
+    """Bytes the device can still allocate: free GPU memory, or the host's MemAvailable."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+    try:
+        with open("/proc/meminfo") as f:
+            fields = dict(line.split(":", 1) for line in f)
+        return int(fields["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def tiles(size: int, tile: int, overlap: int) -> list[tuple[int, int]]:
+    """(start, stop) of tiles of at most ``tile`` covering [0, size), neighbours overlapping by
+    at least ``overlap``."""
+    if size <= tile:
+        return [(0, size)]
+    count = math.ceil((size - overlap) / (tile - overlap))
+    starts = [round(i * (size - tile) / (count - 1)) for i in range(count)]
+    return [(start, start + tile) for start in starts]
+
+
+def feather(length: int, start: int, stop: int, size: int, overlap: int) -> torch.Tensor:
+    """Blending weights along one axis of a tile: linear ramps over the overlap, except at the
+    frame's edges."""
+    ramp = torch.ones(length)
+    rise = torch.linspace(0, 1, overlap + 2)[1:-1]
+    if start > 0:
+        ramp[:overlap] = rise
+    if stop < size:
+        ramp[-overlap:] = torch.minimum(ramp[-overlap:], rise.flip(0))
+    return ramp
+
+
 class HdrPredictor:
     """Run a registered model on windows of frames.
 
@@ -40,16 +96,29 @@ class HdrPredictor:
         gamma 2.2 once, in `prepare`.
     weights : a weight file (or folder, for models whose official weights are several files);
         default: the weights shipped for the model, if any.
+    precision : ``auto`` (bf16 on CPUs that have it, fp16 on CUDA), ``fp32``, ``bf16``,
+        ``fp16``: the autocast dtype of the network; the models keep their numerically
+        sensitive parts (FFTs, warps, output layers) in fp32.
+    tile : run frames larger than ``tile``×``tile`` pixels as overlapping tiles blended
+        together (bounded memory; models with global operations give slightly different
+        results); None: whole frames.
     """
 
     def __init__(self, model: str = "merge", period: int = 2, device: str = "auto",
-                 response: Response | None = None, weights: str | Path | None = None):
+                 response: Response | None = None, weights: str | Path | None = None,
+                 precision: str = "auto", tile: int | None = None):
         self.spec: ModelSpec = get_spec(model)
         self.period = period
         self.window = self.spec.window(period)
         self.device = resolve_device(device)
         self.response = response or Response()
+        self.warnings: list[str] = []
+        self.dtype = resolve_precision(precision, self.device, self.warnings) \
+            if self.spec.trained else None  # the weight-free models have nothing to cast
+        self.tile = tile
         self.model = self._load(self.spec.build(period), weights).to(self.device).eval()
+        if self.dtype is not None and self.device.type == "cpu":
+            self.model.to(memory_format=torch.channels_last)  # oneDNN's fast bf16 layout
 
     def _load(self, net: torch.nn.Module, weights: str | Path | None) -> torch.nn.Module:
         what = f"{self.spec.name} {self.period}-exposure"
@@ -69,6 +138,27 @@ class HdrPredictor:
         ldr = self.response.to_gamma22(rgb)
         return torch.from_numpy(np.ascontiguousarray(ldr)).to(self.device).permute(2, 0, 1)
 
+    def check_memory(self, height: int, width: int, batch: int) -> int:
+        """The batch size that fits the device's free memory (a warning when it is less than
+        ``batch``); ModelError, before any work, when not even one window fits."""
+        per_window = self.spec.bytes_per_pixel * min(height, self.tile or height) * \
+            min(width, self.tile or width)
+        if not per_window:
+            return batch
+        free = free_memory(self.device)
+        if per_window > free:
+            raise ModelError(
+                f"{self.spec.name} needs about {per_window / GIB:.1f} GiB for one {width}×{height} "
+                f"window and {self.device} has {free / GIB:.1f} GiB free; use --tile 512, "
+                "another --device, or a lighter --model (hdrflow, merge)")
+        fits = int(free // per_window)
+        if batch > fits:
+            self.warnings.append(f"--batch-size {batch} needs about {batch * per_window / GIB:.1f}"
+                                 f" GiB at {width}×{height} but {self.device} has "
+                                 f"{free / GIB:.1f} GiB free; using --batch-size {fits}")
+            return fits
+        return batch
+
     @torch.inference_mode()
     def predict_torch(self, ldr: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
         """Windows (B, n, 3, H, W) gamma-2.2 in [0, 1] and exposures (B, n) -> HDR (B, 3, H, W).
@@ -78,9 +168,31 @@ class HdrPredictor:
         """
         if ldr.shape[1] != self.window:
             raise ValueError(f"{self.spec.name} reads {self.window} frames, got {ldr.shape[1]}")
+        times = times.to(self.device, torch.float32)
+        height, width = ldr.shape[-2:]
+        if self.tile is None or (height <= self.tile and width <= self.tile):
+            return self._run(ldr, times)
+        return self._run_tiled(ldr, times)
+
+    def _run(self, ldr: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
         padder = InputPadder(ldr.shape[-2], ldr.shape[-1], self.spec.pad_multiple)
-        hdr = self.spec.forward(self.model, padder.pad(ldr), times.to(self.device, torch.float32))
+        ldr = padder.pad(ldr)
+        with torch.autocast(self.device.type, self.dtype, enabled=self.dtype is not None):
+            hdr = self.spec.forward(self.model, ldr, times)
         return padder.unpad(hdr).float().clamp_min(0)
+
+    def _run_tiled(self, ldr: torch.Tensor, times: torch.Tensor, overlap: int = 32) -> torch.Tensor:
+        height, width = ldr.shape[-2:]
+        out = torch.zeros(ldr.shape[0], 3, height, width, device=ldr.device)
+        total = torch.zeros(1, 1, height, width, device=ldr.device)
+        for top, bottom in tiles(height, self.tile, overlap):
+            for left, right in tiles(width, self.tile, overlap):
+                weight = (feather(bottom - top, top, bottom, height, overlap)[:, None] *
+                          feather(right - left, left, right, width, overlap)).to(ldr.device)
+                hdr = self._run(ldr[..., top:bottom, left:right], times)
+                out[..., top:bottom, left:right] += hdr * weight
+                total[..., top:bottom, left:right] += weight
+        return out / total
 
     def predict(self, frames: Sequence[np.ndarray], times: Sequence[float]) -> np.ndarray:
         """One window of R'G'B' float32 (H, W, 3) frames and their exposures -> HDR (H, W, 3)."""

@@ -41,6 +41,7 @@ class ModelSpec:
     weights: dict[int, tuple[WeightFile, ...]] = field(default_factory=dict)
     checkpoint: CheckpointFormat | None = None
     weights_hint: str = ""
+    bytes_per_pixel: float = 0  # peak memory of one window (measured, fp32); 0: not checked
     license: str = "MIT (hdrvid)"
     trained: bool = False
 
@@ -83,6 +84,7 @@ MODELS: dict[str, ModelSpec] = {
         checkpoint=CheckpointFormat(key="g"),
         weights_hint="official: exps/model_2E_test/checkpoints/ckpt.pt or model_3E_test of "
                      "github.com/haesoochung/LAN-HDR",
+        bytes_per_pixel=4000,  # 3.8 kB measured at 640×360 (benchmarks/models.py)
         license="unstated (official weights: no LICENSE; do not redistribute)",
         trained=True,
     ),

@@ -1,0 +1,77 @@
+"""HdrPredictor: precision, tiling and the early memory check, on small models."""
+
+import itertools
+
+import pytest
+import torch
+from conftest import render_clip, save_official
+
+from hdrvid import predictor as predictor_module
+from hdrvid.errors import ModelError
+from hdrvid.models.lan_hdr import LanHdr
+from hdrvid.pipeline import ConvertOptions, convert
+from hdrvid.predictor import HdrPredictor, feather, resolve_precision, tiles
+
+
+@pytest.mark.parametrize("size, tile, overlap", [(100, 40, 8), (1080, 512, 32), (64, 64, 32),
+                                                 (513, 512, 32)])
+def test_tiles_cover_the_frame_with_the_overlap(size, tile, overlap):
+    spans = tiles(size, tile, overlap)
+    assert spans[0][0] == 0 and spans[-1][1] == size
+    assert all(stop - start == min(tile, size) for start, stop in spans)
+    assert all(a[1] - b[0] >= overlap for a, b in itertools.pairwise(spans))
+
+
+def test_feather_ramps_only_inside_the_frame():
+    assert torch.equal(feather(10, 0, 10, 10, 4), torch.ones(10))
+    inner = feather(10, 5, 15, 30, 4)
+    assert inner[0] > 0 and inner[3] < 1 and inner[4] == 1 and inner[-1] > 0
+
+
+def test_tiled_prediction_of_a_pixelwise_model_equals_the_whole_frame():
+    whole = HdrPredictor("reference", 2, "cpu")
+    tiled = HdrPredictor("reference", 2, "cpu", tile=64)
+    ldr, times = torch.rand(2, 1, 3, 150, 170), torch.tensor([[8.0], [1.0]])
+    torch.testing.assert_close(tiled.predict_torch(ldr, times), whole.predict_torch(ldr, times))
+
+
+def test_precision_auto_uses_bf16_where_the_cpu_has_it():
+    warnings = []
+    native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    cpu = torch.device("cpu")
+    assert resolve_precision("auto", cpu, warnings) == (torch.bfloat16 if native else None)
+    assert resolve_precision("fp32", cpu, warnings) is None
+    assert resolve_precision("fp16", cpu, warnings) is None
+    assert warnings == ["--precision fp16 is not supported on the CPU; running fp32 (bf16 is)"]
+
+
+def test_bf16_stays_close_to_fp32_on_lan_hdr(tmp_path):
+    torch.manual_seed(0)
+    path = save_official(LanHdr(5).state_dict(), tmp_path / "ckpt.pt", key="g")
+    ldr, times = torch.rand(1, 5, 3, 48, 64), torch.tensor([[1.0, 8.0, 1.0, 8.0, 1.0]])
+    fp32 = HdrPredictor("lan-hdr", 2, "cpu", weights=path, precision="fp32")
+    bf16 = HdrPredictor("lan-hdr", 2, "cpu", weights=path, precision="bf16")
+    reference = fp32.predict_torch(ldr, times)
+    assert (bf16.predict_torch(ldr, times) - reference).abs().max() < 0.02
+
+
+def test_a_frame_too_large_for_memory_fails_before_any_work(monkeypatch, tmp_path):
+    monkeypatch.setattr(predictor_module, "free_memory", lambda device: 2 << 30)
+    path = save_official(LanHdr(5).state_dict(), tmp_path / "ckpt.pt", key="g")
+    predictor = HdrPredictor("lan-hdr", 2, "cpu", weights=path)
+    with pytest.raises(ModelError, match=r"lan-hdr needs about 7.7 GiB for one 1920×1080 window "
+                                         r"and cpu has 2.0 GiB free; use --tile 512"):
+        predictor.check_memory(1080, 1920, 1)
+    assert predictor.check_memory(360, 640, 4) == 2
+    assert "using --batch-size 2" in predictor.warnings[-1]
+    assert HdrPredictor("lan-hdr", 2, "cpu", weights=path, tile=512).check_memory(1080, 1920, 1) == 1
+
+
+def test_convert_lowers_the_batch_to_what_fits(monkeypatch, tmp_path):
+    clip = render_clip(tmp_path / "clip.mp4", (1, 8), 6, width=96, height=64)
+    path = save_official(LanHdr(5).state_dict(), tmp_path / "ckpt.pt", key="g")
+    monkeypatch.setattr(predictor_module, "free_memory", lambda device: 96 * 64 * 4000 * 2.5)
+    report = convert(clip.path, tmp_path / "out", ConvertOptions(
+        model="lan-hdr", weights=str(path), batch_size=8, device="cpu", max_frames=3))
+    assert report.frames == 3
+    assert any("using --batch-size 2" in w for w in report.warnings)
