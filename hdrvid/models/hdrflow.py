@@ -46,11 +46,16 @@ class HDRFlow(nn.Module):
         self.fusion_net = FusionNet(fusion_in, fusion_out, fusion_mid)
         self.official_warp = False
         self.tone_perturb = False
+        self.channels_last = True
 
     def warp(self, image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
         """The model's warp (B, C, H, W), flow (B, 2, H, W) -> fp32 (B, C, H, W); training losses
         that warp with the predicted flows (HALoss) must use this one."""
         return warp(image, flow, self.official_warp)
+
+    def layout(self, x: torch.Tensor) -> torch.Tensor:
+        """Both networks run in ``channels_last`` when set (benchmarks/hdrflow_kernels.py)."""
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def perturb(self, ref: torch.Tensor) -> torch.Tensor:
         """Tone perturbation of the reference (B, 3, H, W) in training, else the reference."""
@@ -74,7 +79,7 @@ class HDRFlow(nn.Module):
 
         # flow net: each neighbour pair with the reference re-exposed to their level between them
         stack = [(frames[a], reexpose(pt, t[a] / t[c]), frames[b]) for a, b in PAIRS[self.exposures]]
-        flows = self.flow_net(torch.cat([x for triplet in stack for x in triplet], dim=1))
+        flows = self.flow_net(self.layout(torch.cat([x for triplet in stack for x in triplet], 1)))
         flows = flows.split(2, dim=1)
 
         # warp each neighbour's LDR onto the reference; linearise with its own exposure
@@ -87,7 +92,7 @@ class HDRFlow(nn.Module):
             items = [*hdrs, *ldrs]
         else:
             items = [x for pair in zip(ldrs, hdrs) for x in pair]
-        weights = self.fusion_net(torch.cat(items, dim=1))
+        weights = self.fusion_net(self.layout(torch.cat(items, dim=1)))
 
         # merge the candidates, the unperturbed reference first, in fp32
         candidates = [linearize(ref, t[c]), *hdrs[1:]]

@@ -92,7 +92,8 @@ class FlowNet(nn.Module):
     max_flow: clamp at 1/4 resolution (±100 in 2E, ±64 in 3E).
     """
 
-    channels_last_mlk = False  # measured in benchmarks/hdrflow_kernels.py: see its docstring
+    # memory layout of the large kernels: None = that of the input (benchmarks/hdrflow_kernels.py)
+    mlk_format: torch.memory_format | None = None
 
     def __init__(self, c_in: int, head: int, n_flows: int, max_flow: float):
         super().__init__()
@@ -123,9 +124,9 @@ class FlowNet(nn.Module):
 
     def large_kernel(self, x: torch.Tensor) -> torch.Tensor:
         """Multi-size large kernel (MLK): ReLU(x + merge([dw7(x), dw9(x), dw11(x)]))."""
-        y = x.contiguous(memory_format=torch.channels_last) if self.channels_last_mlk else x
+        y = x if self.mlk_format is None else x.contiguous(memory_format=self.mlk_format)
         y = torch.cat([self.conv7x7(y), self.conv9x9(y), self.conv11x11(y)], dim=1)
-        return F.relu(x + self.merge_features(y).contiguous())
+        return F.relu(x + self.merge_features(y))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """(B, c_in, H, W) exposure-matched LDR stack -> flows (B, 2·n_flows, H, W), fp32 px"""
