@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 
 from hdrvid import __version__
+from hdrvid.cli_weights import train, weights
 from hdrvid.errors import HdrvidError
 from hdrvid.tonemap import OPERATORS
 from hdrvid.writers import COMPRESSIONS
@@ -342,6 +343,10 @@ def models(as_json: bool) -> None:
                       f"{row['parameters']:,}", row["weights"], row["description"])
     table.columns[-1].overflow = "fold"
     _stdout_console().print(table)
+
+
+main.add_command(weights)
+main.add_command(train)
 
 
 def _parse_metrics_option(ctx, param, value: str | None):

@@ -170,6 +170,12 @@ def get_spec(name: str) -> ModelSpec:
     return MODELS[name]
 
 
+def shipped_files() -> list[tuple[str, int, WeightFile]]:
+    """(model, exposures, file) of every weight file the registry names."""
+    return [(spec.name, period, f) for spec in MODELS.values()
+            for period, files in spec.weights.items() for f in files]
+
+
 def count_parameters(module: nn.Module) -> int:
     """Number of parameter elements; buffers excluded, shared parameters counted once."""
     return sum(p.numel() for p in module.parameters())  # parameters() already deduplicates

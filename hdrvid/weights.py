@@ -21,17 +21,21 @@ from torch import nn
 
 from hdrvid.errors import WeightsError
 
+METADATA_KEY = "hdrvid"
 # weights/ at the top of a source checkout; $HDRVID_WEIGHTS overrides it
 WEIGHTS_DIR = Path(os.environ.get("HDRVID_WEIGHTS", Path(__file__).resolve().parents[1] / "weights"))
 
 
 @dataclass(frozen=True)
 class WeightFile:
-    """A weight file we ship: file name, sha256, and the Hugging Face repo it can be fetched from."""
+    """A weight file we ship: name, sha256, size, and the Hugging Face repo and revision it can
+    be fetched from."""
 
     filename: str
     sha256: str
+    size: int = 0
     repo_id: str | None = None
+    revision: str = "main"
 
 
 @dataclass(frozen=True)
@@ -80,24 +84,32 @@ def torch_load(path: Path) -> object:
                            f"{str(exc).splitlines()[0][:120]}); check the download") from exc
 
 
-def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """A safetensors state dict (tensors stored once under several names restored to each) and
+    our metadata (`save_safetensors`)."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file, safe_open
 
     try:
         with safe_open(str(path), "pt") as f:
             metadata = f.metadata() or {}
-        return load_file(str(path)), metadata
+        state = load_file(str(path))
+        ours = json.loads(metadata.pop(METADATA_KEY, "{}"))
     except (SafetensorError, OSError, ValueError) as exc:
         raise WeightsError(f"{path}: not a readable safetensors file ({exc}); check the "
                            "download") from exc
+    # save_model keeps one copy of shared tensors and records the other names as name -> kept
+    state.update({name: state[kept] for name, kept in metadata.items()
+                  if kept in state and name not in state})
+    return state, ours
 
 
 def save_safetensors(module: nn.Module, path: Path, metadata: Mapping[str, object]) -> None:
-    """Our weight format: the state dict (shared tensors once) plus JSON-encoded metadata."""
+    """Our weight format: the state dict (shared tensors once) plus JSON metadata (model,
+    period, attributes, provenance) under one key."""
     from safetensors.torch import save_model
 
-    save_model(module, str(path), metadata={k: json.dumps(v) for k, v in metadata.items()})
+    save_model(module, str(path), metadata={METADATA_KEY: json.dumps(dict(metadata))})
 
 
 def read_official(path: Path, fmt: CheckpointFormat) -> dict[str, torch.Tensor]:
@@ -162,8 +174,7 @@ def load_weights(module: nn.Module, path: Path, fmt: CheckpointFormat | None, wh
         verify(path, sha256)
     attributes: Mapping[str, object] = {}
     if path.suffix == ".safetensors":
-        state, metadata = read_safetensors(path)
-        meta = {k: json.loads(v) for k, v in metadata.items()}
+        state, meta = read_safetensors(path)
         made_for = f"{meta.get('model')} {meta.get('period')}-exposure"
         if "model" in meta and made_for != what:
             raise WeightsError(f"{path}: weights for {made_for}, not {what}; pass --model "
@@ -182,6 +193,46 @@ def load_weights(module: nn.Module, path: Path, fmt: CheckpointFormat | None, wh
     return module
 
 
+def import_official(checkpoint: Path, build, fmt: CheckpointFormat | None, model: str,
+                    periods: tuple[int, ...], output: Path) -> int:
+    """Convert an official checkpoint to our safetensors; returns the exposure count it fits
+    (the first of ``periods`` whose network it loads into strictly)."""
+    if fmt is None:
+        raise WeightsError(f"{model} has no official checkpoint format to import")
+    errors = []
+    for period in periods:
+        try:
+            net = load_weights(build(period), Path(checkpoint), fmt, f"{model} {period}-exposure")
+        except WeightsError as exc:
+            errors.append(str(exc))
+            continue
+        output.parent.mkdir(parents=True, exist_ok=True)
+        tmp = output.with_name(output.name + ".tmp")
+        save_safetensors(net, tmp, {"model": model, "period": period,
+                                    "attributes": dict(fmt.attributes),
+                                    "source": Path(checkpoint).name})
+        tmp.replace(output)
+        return period
+    raise WeightsError(errors[-1] if len(errors) == 1 else
+                       f"{checkpoint}: fits no {model} variant ({'; '.join(errors)})")
+
+
+def locate(shipped: WeightFile) -> tuple[str, Path | None]:
+    """Where a shipped file is: ("bundled", path) in weights/, ("cached", path) in the Hugging
+    Face cache, or ("remote", None)."""
+    local = WEIGHTS_DIR / shipped.filename
+    if local.is_file():
+        return "bundled", local
+    if shipped.repo_id:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(shipped.repo_id, shipped.filename,
+                                        revision=shipped.revision)
+        if isinstance(cached, str):
+            return "cached", Path(cached)
+    return "remote", None
+
+
 def resolve(weights: str | Path | None, files: tuple[WeightFile, ...], what: str) -> Path | None:
     """The weights to load: ``--weights`` if given, else the shipped file (verified) from
     weights/ or the Hugging Face cache (downloaded unless HF_HUB_OFFLINE=1). None if the model
@@ -195,21 +246,26 @@ def resolve(weights: str | Path | None, files: tuple[WeightFile, ...], what: str
     if local.is_file():
         verify(local, shipped.sha256)
         return local
+    return fetch(shipped)
+
+
+def fetch(shipped: WeightFile) -> Path:
+    """The shipped file from the Hugging Face cache, downloading it at its pinned revision unless
+    HF_HUB_OFFLINE=1; verified against its sha256."""
     if shipped.repo_id is None:
-        raise WeightsError(f"{what} weights {shipped.filename} are not in {WEIGHTS_DIR}; pass "
-                           "--weights PATH")
-    return _from_hub(shipped, what)
-
-
-def _from_hub(shipped: WeightFile, what: str) -> Path:
+        raise WeightsError(f"{shipped.filename} is not in {WEIGHTS_DIR} and has no download "
+                           "location; pass --weights PATH")
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
+    url = (f"https://huggingface.co/{shipped.repo_id}/resolve/{shipped.revision}/"
+           f"{shipped.filename}")
     try:
-        path = Path(hf_hub_download(shipped.repo_id, shipped.filename))
-    except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as exc:
-        raise WeightsError(f"{what} weights {shipped.filename} could not be fetched from "
-                           f"huggingface.co/{shipped.repo_id} ({exc.__class__.__name__}); put "
-                           f"the file in {WEIGHTS_DIR} or pass --weights PATH") from exc
+        path = Path(hf_hub_download(shipped.repo_id, shipped.filename,
+                                    revision=shipped.revision))
+    except (LocalEntryNotFoundError, HfHubHTTPError, OSError, ValueError) as exc:
+        raise WeightsError(f"{shipped.filename} could not be fetched ({exc.__class__.__name__}: "
+                           "no network, or HF_HUB_OFFLINE=1); download it by hand from "
+                           f"{url} into {WEIGHTS_DIR}, or pass --weights PATH") from exc
     verify(path, shipped.sha256)
     return path

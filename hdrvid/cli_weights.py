@@ -1,0 +1,137 @@
+"""`hdrvid weights list|pull|import` and `hdrvid train`: the weights side of the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from hdrvid.errors import HdrvidError
+
+
+@click.group()
+def weights() -> None:
+    """Weights we ship: where they are, fetch them, convert official checkpoints."""
+
+
+@weights.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def list_weights(as_json: bool) -> None:
+    """Name, size, sha256 and where each weight file is: bundled, cached or remote."""
+    from hdrvid.registry import shipped_files
+    from hdrvid.weights import locate
+
+    rows = [{"model": model, "exposures": period, "file": f.filename, "bytes": f.size,
+             "sha256": f.sha256, "repo": f.repo_id, "revision": f.revision,
+             "where": locate(f)[0], "path": str(locate(f)[1] or "")}
+            for model, period, f in shipped_files()]
+    if as_json:
+        click.echo(json.dumps(rows, indent=1))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("model", "exposures", "file", "size", "sha256", "where")
+    for row in rows:
+        table.add_row(row["model"], str(row["exposures"]), row["file"],
+                      f"{row['bytes'] / 1e6:.1f} MB", row["sha256"][:12], row["where"])
+    Console().print(table)
+
+
+@weights.command()
+@click.argument("model")
+@click.option("--exposures", type=click.IntRange(2, 3), default=None,
+              help="Only the 2- or 3-exposure file (default both).")
+def pull(model: str, exposures: int | None) -> None:
+    """Download MODEL's weights from the Hugging Face hub (pinned revision, sha256 checked)."""
+    from hdrvid.registry import shipped_files
+    from hdrvid.weights import fetch
+
+    files = [(m, p, f) for m, p, f in shipped_files() if m == model and exposures in (None, p)]
+    if not files:
+        raise click.ClickException(f"{model}: no weights ship for it; see `hdrvid weights list`")
+    for _, _, shipped in files:
+        try:
+            click.echo(fetch(shipped))
+        except HdrvidError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+@weights.command("import")
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.option("-m", "--model", required=True, help="The model the checkpoint is for.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The .safetensors file to write.")
+@click.option("--exposures", type=click.IntRange(2, 3), default=None,
+              help="2 or 3 (default: whichever the checkpoint fits).")
+def import_checkpoint(checkpoint: Path, model: str, output: Path, exposures: int | None) -> None:
+    """Convert an official CHECKPOINT (file or folder) to hdrvid safetensors."""
+    from hdrvid.registry import get_spec
+    from hdrvid.weights import import_official
+
+    try:
+        spec = get_spec(model)
+        periods = (exposures,) if exposures else spec.periods
+        period = import_official(checkpoint, spec.build, spec.checkpoint, model, periods, output)
+    except HdrvidError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{checkpoint} -> {output} ({model}, {period} exposures)")
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("-m", "--model", default=None, help="Model to train (default hdrflow).")
+@click.option("--exposures", type=click.IntRange(2, 3), default=None,
+              help="Exposures per cycle (default 2).")
+@click.option("--steps", type=click.IntRange(1), default=None, help="Optimiser steps.")
+@click.option("--batch-size", type=click.IntRange(1), default=None, help="Windows per step.")
+@click.option("--crop", type=click.IntRange(32), default=None, help="Training crop in pixels.")
+@click.option("--lr", type=float, default=None, help="AdamW learning rate (default 1e-4).")
+@click.option("--device", default=None, help="auto (default), cpu, cuda or cuda:N.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default=None,
+              help="Autocast dtype (auto: bf16 where native).")
+@click.option("--val-every", type=click.IntRange(1), default=None,
+              help="Validate and checkpoint every N steps.")
+@click.option("--workers", type=click.IntRange(0), default=None,
+              help="Data synthesis processes (default 1).")
+@click.option("--data", default=None, help="The shared data folder (default ../shared/data).")
+@click.option("--resume", is_flag=True, default=None, help="Continue RUN_DIR/last.pt.")
+@click.option("--json", "as_json", is_flag=True, help="JSON lines of validation records.")
+def train(run_dir: Path, as_json: bool, **kwargs) -> None:
+    """Train a model into RUN_DIR (last.pt, best.safetensors, log.jsonl)."""
+    from hdrvid.train import TrainOptions
+    from hdrvid.train import train as run_train
+
+    options = TrainOptions(**{k: v for k, v in kwargs.items() if v is not None})
+    try:
+        if as_json:
+            last = run_train(run_dir, options, progress=_json_records())
+        else:
+            last = _train_with_progress(run_dir, options, run_train)
+    except (HdrvidError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(json.dumps(last) if as_json else f"{run_dir}: {last}", err=not as_json)
+
+
+def _json_records():
+    def emit(event: dict) -> None:
+        if "val_psnr_t" in event:  # one line per validation
+            click.echo(json.dumps(event))
+    return emit
+
+
+def _train_with_progress(run_dir: Path, options, run_train) -> dict:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/"
+               "{task.total}"), TimeRemainingColumn(), TextColumn("{task.fields[status]}"))
+    with Progress(*columns, transient=False) as bar:
+        task = bar.add_task(f"train {options.model}", total=options.steps, status="")
+        def update(event: dict) -> None:
+            status = f"loss {event['loss']:.4f}"
+            if "val_psnr_t" in event:
+                status += (f"  val PSNR-T {event['val_psnr_t']:.2f} dB (merge "
+                           f"{event['merge_psnr_t']:.2f})")
+            bar.update(task, completed=event["step"], status=status)
+        return run_train(run_dir, options, progress=update)

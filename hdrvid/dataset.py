@@ -1,0 +1,180 @@
+"""Training windows synthesised on the fly from ../shared/data (conventions.md §9).
+
+Two sources, both re-exposed with the §9.2 recipe (sensor-like noise, gamma 2.2, 8-bit):
+  * DAVIS LDR video made pseudo-HDR by Chen21's inverse-CRF recipe: real motion;
+  * real HDR photographs under a seeded camera path (pan, zoom, rotation, jitter) with a moving
+    patch: real highlights and shadows, synthetic motion.
+Radiance is scaled per window as HDRFlow's recipe does (hdrflow.md §7.2) and clipped to [0, 1]:
+the ground truth of every frame, 1.0 = the clipping point of the shortest exposure.
+
+The sources of benchmarks/quality.py are never used for training, and `VALIDATION` ones only
+for validation. Every window is a pure function of (seed, index).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from hdrvid.synth import expose
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+# held aside for benchmarks/quality.py
+BENCHMARK_STILLS = ("StillLife", "CandleGlass", "Desk", "GoldenGate", "Tree", "Bonita")
+BENCHMARK_VIDEOS = ("blackswan", "car-roundabout", "dance-twirl", "soapbox")
+TRAIN_STILLS = ("MtTamWest", "Adjuster", "Cannon", "Carrots", "StageEnvLatLong",
+                "KernerEnvLatLong")
+TRAIN_VIDEOS = ("breakdance", "camel", "cows", "dog", "drift-chicane", "drift-straight",
+                "libby", "motocross-jump", "paragliding-launch", "scooter-black")
+VALIDATION = (("Rec709",), ("goat",))
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How windows are drawn: size, exposure count and the training range of the stops."""
+
+    period: int = 2
+    window: int = 3
+    crop: int = 128
+    stops_2e: tuple[float, float] = (2.0, 3.0)
+    stops_3e: tuple[float, float] = (1.7, 2.3)
+    still_fraction: float = 0.4
+
+
+@cache
+def _load_still(path: Path) -> np.ndarray:
+    from hdrvid.writers import read_exr
+
+    return np.ascontiguousarray(read_exr(path)[0], dtype=np.float32)
+
+
+def _read_rgb(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path))
+    if image is None:
+        raise FileNotFoundError(f"{path}: cannot read the image")
+    return image[..., ::-1].astype(np.float32) / 255
+
+
+class WindowSynth:
+    """``synth[i]`` -> {"ldr": (n, 3, c, c) gamma 2.2, "times": (n,), "gt": (n, 3, c, c) linear}."""
+
+    def __init__(self, recipe: Recipe, stills=TRAIN_STILLS, videos=TRAIN_VIDEOS,
+                 data: Path = DATA, seed: int = 0):
+        self.recipe, self.seed, self.data = recipe, seed, Path(data)
+        self.stills = [self.data / "hdr" / f"{name}.exr" for name in stills]
+        self.videos = [sorted((self.data / "ldr-video" / name).glob("*.jpg")) for name in videos]
+        missing = [p for p in self.stills if not p.is_file()] + \
+            [name for name, frames in zip(videos, self.videos) if not frames]
+        if missing:
+            raise FileNotFoundError(f"training data missing in {self.data}: {missing[:3]}")
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        rng = np.random.default_rng((self.seed, index))
+        r = self.recipe
+        if self.stills and (not self.videos or rng.random() < r.still_fraction):
+            frames = self._still_window(rng)
+        else:
+            frames = self._video_window(rng)
+        if rng.random() < 0.5:
+            frames = frames[::-1]
+        permutation = rng.permutation(3)
+        frames = [np.ascontiguousarray(f[..., permutation]) for f in frames]
+        times = self._times(rng)
+        truth = self._scale(frames, times, rng)
+        noise = (rng.uniform(1e-5, 1e-3), rng.uniform(1e-7, 1e-5))
+        ldr = [np.round(expose(h, t, rng, noise) * 255) / 255 for h, t in zip(truth, times)]
+        as_tensor = lambda xs: torch.from_numpy(np.stack(xs)).permute(0, 3, 1, 2).float()
+        return {"ldr": as_tensor(ldr), "gt": as_tensor(truth),
+                "times": torch.tensor(times, dtype=torch.float32)}
+
+    def _times(self, rng: np.random.Generator) -> list[float]:
+        """Relative exposures of the window; the reference's level is drawn at random."""
+        r = self.recipe
+        stops = rng.uniform(*(r.stops_2e if r.period == 2 else r.stops_3e))
+        cycle = [2.0 ** (stops * k) for k in range(r.period)]
+        start = int(rng.integers(r.period))
+        return [cycle[(start + i) % r.period] for i in range(r.window)]
+
+    def _scale(self, frames: list[np.ndarray], times: list[float],
+               rng: np.random.Generator) -> list[np.ndarray]:
+        """HDRFlow's radiance scaling from the reference, then clipping to [0, 1]."""
+        c = len(frames) // 2
+        ref = frames[c]
+        if times[c] == min(times):
+            anchor = float(ref.max())
+            target = anchor * rng.uniform(0.1, 0.8)
+        else:
+            anchor = float(np.percentile(ref, rng.uniform(98, 100)))
+            target = rng.uniform(anchor, 1.0) if anchor < 1 else anchor
+        gain = target / (anchor + 1e-8)
+        return [np.clip(f * gain, 0, 1).astype(np.float32) for f in frames]
+
+    def _video_window(self, rng: np.random.Generator) -> list[np.ndarray]:
+        """Consecutive DAVIS frames (stride 1 or 2), rescaled and cropped, made pseudo-HDR."""
+        r = self.recipe
+        files = self.videos[rng.integers(len(self.videos))]
+        stride = int(rng.integers(1, 3))
+        start = int(rng.integers(0, len(files) - stride * (r.window - 1)))
+        images = [_read_rgb(files[start + stride * i]) for i in range(r.window)]
+        h, w = images[0].shape[:2]
+        scale = rng.uniform(max(r.crop / h, 0.5), 1.0)
+        size = (max(r.crop, round(w * scale)), max(r.crop, round(h * scale)))
+        y0, x0 = rng.integers(0, size[1] - r.crop + 1), rng.integers(0, size[0] - r.crop + 1)
+        flip = rng.random() < 0.5
+        n = float(np.clip(rng.normal(0.65, 0.1), 0.4, 0.9))
+        sigma = float(np.clip(rng.normal(0.6, 0.1), 0.4, 0.8))
+        out = []
+        for image in images:
+            y = cv2.resize(image, size, interpolation=cv2.INTER_AREA)[y0:y0 + r.crop,
+                                                                     x0:x0 + r.crop]
+            y = np.clip(y[:, ::-1] if flip else y, 0, 1)
+            out.append(((sigma * y / (1 + sigma - y)) ** (1 / n)).astype(np.float32))
+        return out
+
+    def _still_window(self, rng: np.random.Generator) -> list[np.ndarray]:
+        """A seeded camera path over a real HDR photograph, plus a moving patch."""
+        r = self.recipe
+        image = _load_still(self.stills[rng.integers(len(self.stills))])
+        scale = rng.uniform(0.35, 1.0)
+        image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        h, w = image.shape[:2]
+        centre = np.array([rng.uniform(r.crop, max(r.crop + 1, w - r.crop)),
+                           rng.uniform(r.crop, max(r.crop + 1, h - r.crop))])
+        speed = rng.uniform(0, 30 if rng.random() < 0.2 else 8)
+        direction = rng.uniform(0, 2 * np.pi)
+        velocity = speed * np.array([np.cos(direction), np.sin(direction)])
+        spin, zoom = rng.uniform(-0.3, 0.3), 1 + rng.uniform(-0.01, 0.01)
+        patch = None
+        if rng.random() < 0.5:
+            ph, pw = rng.integers(r.crop // 6, r.crop // 2, size=2)
+            py, px = rng.integers(0, h - ph), rng.integers(0, w - pw)
+            patch = image[py:py + ph, px:px + pw]
+            # its radiance 0.05-20× the background's (conventions.md §9.3): some of it clips
+            patch = patch * (rng.uniform(0.05, 20) * float(np.median(image)) /
+                             max(float(np.median(patch)), 1e-6))
+            patch_start = rng.uniform(0, r.crop - max(ph, pw), size=2)
+            patch_velocity = rng.uniform(-6, 6, size=2)
+        c = r.window // 2
+        frames = []
+        for i in range(r.window):
+            k = i - c
+            at = centre + velocity * k + rng.normal(0, 0.5, 2)
+            m = cv2.getRotationMatrix2D((float(at[0]), float(at[1])), spin * k, zoom ** k)
+            m[:, 2] += np.array([r.crop / 2, r.crop / 2]) - at
+            frame = cv2.warpAffine(image, m, (r.crop, r.crop), flags=cv2.INTER_LINEAR,
+                                   borderMode=cv2.BORDER_REFLECT)
+            if patch is not None:
+                x, y = np.clip(patch_start + patch_velocity * k, 0,
+                               [r.crop - patch.shape[1], r.crop - patch.shape[0]]).astype(int)
+                frame[y:y + patch.shape[0], x:x + patch.shape[1]] = patch
+            frames.append(frame)
+        return frames
+
+
+def collate(samples: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    return {key: torch.stack([s[key] for s in samples]) for key in samples[0]}

@@ -1,0 +1,218 @@
+"""`hdrvid train`: train a registered model on windows synthesised from ../shared/data.
+
+AdamW on the μ-law L1 of the reference frame (conventions.md §8), plus the model's own terms
+where its docs give them (HDRFlow: the HDR-domain alignment loss, hdrflow.md §6). bf16 autocast
+with channels_last on CPUs that have native bf16, bf16 autocast on CUDA. A run folder holds
+``last.pt`` (model, optimiser, step: ``--resume`` continues from it), ``best.safetensors`` (fp16,
+the best validation PSNR-T so far) and ``log.jsonl``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hdrvid.dataset import DATA, VALIDATION, Recipe, WindowSynth, collate
+from hdrvid.errors import HdrvidError
+from hdrvid.models.common import luma
+from hdrvid.predictor import resolve_device, resolve_precision
+from hdrvid.registry import get_spec
+from hdrvid.weights import save_safetensors
+
+MU = 5000.0
+
+
+def mu_law(x: torch.Tensor) -> torch.Tensor:
+    """T(x) = log(1 + μx) / log(1 + μ), μ = 5000, on [0, 1]."""
+    return torch.log1p(MU * x.clamp(0, 1)) / math.log1p(MU)
+
+
+def psnr_t(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """PSNR of the μ-law images, per sample (B,)."""
+    mse = (mu_law(pred) - mu_law(truth)).pow(2).flatten(1).mean(1)
+    return -10 * torch.log10(mse.clamp_min(1e-10))
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """Options of `train`; field names equal the CLI's option names."""
+
+    model: str = "hdrflow"
+    exposures: int = 2
+    steps: int = 20000
+    batch_size: int = 8
+    crop: int = 128
+    lr: float = 1e-4
+    weight_decay: float = 1e-4
+    device: str = "auto"
+    precision: str = "auto"
+    val_every: int = 250
+    val_windows: int = 24
+    workers: int = 1
+    seed: int = 0
+    data: str | None = None
+    resume: bool = False
+
+
+def hdrflow_step(net: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """HDRFlow's raw output and its alignment loss (HALoss): each neighbour's ground truth warped
+    with the predicted flow must match the reference's where the reference is clipped or dark."""
+    ldr, times, gt = batch["ldr"], batch["times"], batch["gt"]
+    hdr, flows = net(ldr, times, return_flows=True)
+    n, c = ldr.shape[1], ldr.shape[1] // 2
+    y = luma(ldr[:, c].float())
+    mask = ((y > 0.8) | (y < 0.2)).expand(-1, 3, -1, -1)
+    order = [k for k in range(n) if k != c]
+    weight = 0.5 if net.exposures == 2 else 0.2
+    alignment = hdr.new_zeros(())
+    if mask.any():
+        target = mu_law(gt[:, c])[mask]
+        for k, flow in zip(order, flows):
+            warped = mu_law(net.warp(gt[:, k], flow))
+            alignment = alignment + weight * (warped[mask] - target).abs().mean()
+    return hdr, alignment
+
+
+STEPS: dict[str, Callable] = {"hdrflow": hdrflow_step}
+
+
+def default_step(net: nn.Module, batch: dict[str, torch.Tensor], model: str):
+    return get_spec(model).forward(net, batch["ldr"], batch["times"]), None
+
+
+class Validation:
+    """A fixed set of windows from the validation sources; `merge`'s PSNR-T on them is the bar."""
+
+    def __init__(self, recipe: Recipe, count: int, data: Path, device: torch.device):
+        synth = WindowSynth(recipe, *VALIDATION, data=data, seed=12345)
+        self.batches = [collate([synth[i]]) for i in range(count)]
+        self.device = device
+        merge = get_spec("merge")
+        self.merge_psnr = self.score(merge.build(recipe.period), merge.forward, window=3)
+
+    @torch.no_grad()
+    def score(self, net: nn.Module, forward: Callable, window: int | None = None) -> float:
+        values = []
+        for batch in self.batches:
+            ldr, times, gt = (batch[k].to(self.device) for k in ("ldr", "times", "gt"))
+            c = ldr.shape[1] // 2
+            if window is not None:  # a model with a shorter window reads the centre frames
+                ldr, times = ldr[:, c - window // 2: c + window // 2 + 1], \
+                    times[:, c - window // 2: c + window // 2 + 1]
+            values.append(psnr_t(forward(net, ldr, times).float(), gt[:, c]).mean().item())
+        return sum(values) / len(values)
+
+
+def batches(synth: WindowSynth, options: TrainOptions, start: int) -> Iterator[dict]:
+    """Endless batches, sample indices continuing from ``start`` so a resumed run sees new data."""
+    sampler = range(start * options.batch_size, 1 << 62)
+    loader = torch.utils.data.DataLoader(synth, batch_size=options.batch_size, sampler=sampler,
+                                         collate_fn=collate, num_workers=options.workers,
+                                         persistent_workers=options.workers > 0)
+    return iter(loader)
+
+
+def train(run_dir: str | Path, options: TrainOptions = TrainOptions(),
+          progress: Callable[[dict], None] | None = None) -> dict:
+    """Train ``options.model`` into ``run_dir``; returns the last log record."""
+    run_dir = Path(run_dir)
+    spec = get_spec(options.model)
+    if not spec.trained:
+        raise HdrvidError(f"--model {options.model} has no weights to train; choose one of "
+                          f"{', '.join(n for n in ('hdrflow', 'lan-hdr', 'chen21'))}")
+    period = options.exposures
+    recipe = Recipe(period=period, window=spec.window(period), crop=options.crop)
+    data = Path(options.data) if options.data else DATA
+    device = resolve_device(options.device)
+    dtype = resolve_precision(options.precision, device, [])
+    torch.manual_seed(options.seed)
+    net = spec.build(period).to(device)
+    if hasattr(net, "tone_perturb"):
+        net.tone_perturb = True
+    if device.type == "cpu" and dtype is not None:
+        net.to(memory_format=torch.channels_last)
+    optimiser = torch.optim.AdamW(net.parameters(), options.lr, weight_decay=options.weight_decay)
+    schedule = torch.optim.lr_scheduler.MultiStepLR(
+        optimiser, [options.steps // 2, options.steps * 3 // 4], gamma=0.5)
+    step, best = 0, -math.inf
+    checkpoint = run_dir / "last.pt"
+    if options.resume and checkpoint.is_file():
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        net.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimiser"])
+        schedule.load_state_dict(state["schedule"])
+        step, best = state["step"], state["best"]
+    elif run_dir.exists() and any(run_dir.iterdir()) and not options.resume:
+        raise HdrvidError(f"{run_dir}: holds an earlier run; pass --resume to continue it or "
+                          "choose another folder")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    validation = Validation(recipe, options.val_windows, data, device)
+    step_fn = STEPS.get(options.model, lambda n, b: default_step(n, b, options.model))
+    loader = batches(WindowSynth(recipe, data=data, seed=options.seed), options, step)
+    record: dict = {}
+    tick, seen = time.perf_counter(), 0
+    while step < options.steps:
+        batch = {k: v.to(device, non_blocking=True) for k, v in next(loader).items()}
+        net.train()
+        with torch.autocast(device.type, dtype or torch.float32, enabled=dtype is not None):
+            hdr, extra = step_fn(net, batch)
+        c = batch["ldr"].shape[1] // 2
+        loss = F.l1_loss(mu_law(hdr.float()), mu_law(batch["gt"][:, c]))
+        total = loss if extra is None else loss + extra.float()
+        optimiser.zero_grad(set_to_none=True)
+        total.backward()
+        optimiser.step()
+        schedule.step()
+        step, seen = step + 1, seen + 1
+        event = {"step": step, "steps": options.steps, "loss": loss.item()}
+        if step % options.val_every == 0 or step == options.steps:
+            record = _validate(net, validation, spec, device, dtype, step, loss, total, schedule,
+                               (time.perf_counter() - tick) / seen)
+            tick, seen = time.perf_counter(), 0
+            if record["val_psnr_t"] > best:
+                best = record["val_psnr_t"]
+                export(net, run_dir / "best.safetensors", options, record)
+            record["best_psnr_t"] = best
+            _save(checkpoint, net, optimiser, schedule, step, best)
+            with open(run_dir / "log.jsonl", "a") as log:
+                log.write(json.dumps(record) + "\n")
+            event.update(record)
+        if progress:
+            progress(event)
+    return record
+
+
+def _validate(net, validation: Validation, spec, device, dtype, step: int, loss, total,
+              schedule, seconds_per_step: float) -> dict:
+    net.eval()
+    with torch.autocast(device.type, dtype or torch.float32, enabled=dtype is not None):
+        score = validation.score(net, spec.forward)
+    return {"step": step, "loss": loss.item(), "total": total.item(), "val_psnr_t": score,
+            "merge_psnr_t": validation.merge_psnr, "lr": schedule.get_last_lr()[0],
+            "s_per_step": seconds_per_step}
+
+
+def export(net: nn.Module, path: Path, options: TrainOptions, record: dict) -> None:
+    """fp16 safetensors with what they are for and how they were made."""
+    half = get_spec(options.model).build(options.exposures)
+    half.load_state_dict(net.state_dict())
+    half.half()
+    tmp = path.with_suffix(".tmp")
+    save_safetensors(half, tmp, {"model": options.model, "period": options.exposures,
+                                 "recipe": asdict(options), "validation": record})
+    tmp.replace(path)
+
+
+def _save(path: Path, net, optimiser, schedule, step: int, best: float) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save({"model": net.state_dict(), "optimiser": optimiser.state_dict(),
+                "schedule": schedule.state_dict(), "step": step, "best": best}, tmp)
+    tmp.replace(path)
