@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 
 from hdrvid import __version__
-from hdrvid.cli_weights import train, weights
+from hdrvid.cli_weights import simulate, train, weights
 from hdrvid.errors import HdrvidError
 from hdrvid.tonemap import OPERATORS
 from hdrvid.writers import COMPRESSIONS
@@ -347,6 +347,7 @@ def models(as_json: bool) -> None:
 
 main.add_command(weights)
 main.add_command(train)
+main.add_command(simulate)
 
 
 def _parse_metrics_option(ctx, param, value: str | None):

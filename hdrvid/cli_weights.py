@@ -135,3 +135,49 @@ def _train_with_progress(run_dir: Path, options, run_train) -> dict:
                            f"{event['merge_psnr_t']:.2f})")
             bar.update(task, completed=event["step"], status=status)
         return run_train(run_dir, options, progress=update)
+
+
+@click.command()
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for input.mp4, exposures.txt and gt/.")
+@click.option("--cycle", type=click.IntRange(2, 3), default=2, show_default=True,
+              help="Exposures per cycle.")
+@click.option("--stops", type=click.FloatRange(0.5, 6), default=None,
+              help="Stops between neighbouring exposures (default 3 for 2, 2 for 3).")
+@click.option("--phase", type=click.IntRange(0, 2), default=0, show_default=True,
+              help="Level of frame 0 (0 = shortest).")
+@click.option("--frames", type=click.IntRange(1), default=48, show_default=True)
+@click.option("--size", default="640x360", show_default=True, metavar="WxH")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--noise", type=(float, float), default=(2e-4, 2e-6), show_default=True,
+              metavar="A B", help="Sensor noise variance a·x + b on the linear exposure x.")
+@click.option("--bits", type=click.Choice(["8", "10"]), default="8", show_default=True,
+              help="8: H.264; 10: HEVC Main 10.")
+@click.option("--crf", type=click.IntRange(0, 51), default=12, show_default=True)
+@click.option("--fps", type=click.IntRange(1, 240), default=24, show_default=True)
+@click.option("--overwrite", is_flag=True, help="Replace an earlier simulation in OUTPUT.")
+def simulate(source: Path, output: Path, cycle: int, stops: float | None, phase: int,
+             frames: int, size: str, seed: int, noise, bits: str, crf: int, fps: int,
+             overwrite: bool) -> None:
+    """Render an alternating-exposure clip with ground truth from SOURCE: an EXR sequence
+    folder, an HDR still (.exr, under a seeded camera path) or an LDR video / image folder
+    (made pseudo-HDR)."""
+    from hdrvid.exposure import pattern_from_stops
+    from hdrvid.synth import simulate as run_simulate
+
+    try:
+        width, height = (int(v) for v in size.lower().split("x"))
+    except ValueError:
+        raise click.BadParameter(f"{size!r}: give WIDTHxHEIGHT, e.g. 640x360",
+                                 param_hint="--size") from None
+    if (output / "input.mp4").exists() and not overwrite:
+        raise click.ClickException(f"{output}: holds a simulation; pass --overwrite to replace it")
+    stops = stops if stops is not None else (3.0 if cycle == 2 else 2.0)
+    try:
+        pattern = pattern_from_stops(stops, cycle, phase % cycle)
+        run_simulate(source, output, pattern, frames, width, height, seed, tuple(noise), crf,
+                     int(bits), fps)
+    except HdrvidError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{source} -> {output}/input.mp4, exposures.txt, gt/ ({frames} frames)", err=True)

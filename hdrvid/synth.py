@@ -196,3 +196,62 @@ def ldr_video_clip(folder: str | Path, n_frames: int, width: int, height: int,
                       interpolation=cv2.INTER_AREA).astype(np.float32) / 255
            for f in files[:n_frames])
     return list(pseudo_hdr(ldr, seed=seed))
+
+
+# --- hdrvid simulate ---------------------------------------------------------------------------
+
+def source_frames(source: str | Path, n_frames: int, width: int, height: int,
+                  seed: int = 0) -> list[np.ndarray]:
+    """Linear HDR frames from ``source``: a folder of EXRs (a sequence, used as it is after
+    resizing), one EXR (a still under a seeded camera path), or an LDR video file or folder of
+    images (made pseudo-HDR by Chen21's recipe). Scaled so that the 99.5th luminance percentile of
+    the first frame sits at 1.0 (the shortest exposure's clipping point)."""
+    from hdrvid.errors import InputError
+    from hdrvid.writers import read_exr
+
+    source = Path(source)
+    if not source.exists():
+        raise InputError(f"{source}: no such file or folder; pass an EXR, a folder of EXRs, a "
+                         "video or a folder of images")
+    resize = lambda f: cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA)  # noqa: E731
+    if source.is_dir() and (exrs := sorted(source.glob("*.exr"))):
+        frames = [resize(read_exr(p)[0].astype(np.float32)) for p in exrs[:n_frames]]
+    elif source.suffix.lower() == ".exr":
+        image, _ = read_exr(source)
+        frames = list(camera_motion(image.astype(np.float32), n_frames, width, height, seed=seed))
+    elif source.is_dir():
+        frames = ldr_video_clip(source, n_frames, width, height, seed=seed)
+    else:
+        from hdrvid.video import read_frames
+
+        ldr = (resize(frame.rgb) for frame in read_frames(source, max_frames=n_frames))
+        frames = list(pseudo_hdr(ldr, seed=seed))
+    if not frames:
+        raise InputError(f"{source}: no frames found")
+    return normalise_to_shortest(frames)
+
+
+def simulate(source: str | Path, output: str | Path, pattern: ExposurePattern,
+             n_frames: int = 48, width: int = 640, height: int = 360, seed: int = 0,
+             noise: tuple[float, float] = (2e-4, 2e-6), crf: int = 12, bits: int = 8,
+             fps: int = 24) -> Path:
+    """Render an alternating-exposure clip with its ground truth into ``output``:
+    ``input.mp4`` (H.264 8-bit, or HEVC 10-bit), ``exposures.txt`` (stops per frame, as
+    `hdrvid convert --exposure-file` reads it) and ``gt/frame_NNNNNN.exr`` (linear, half float,
+    1.0 = the clipping point of the shortest exposure). Deterministic for a seed."""
+    from hdrvid.writers import ExrSequenceWriter
+
+    output = Path(output)
+    truth = source_frames(source, n_frames, width, height, seed)
+    (output / "gt").mkdir(parents=True, exist_ok=True)
+    write_alternating_clip(output / "input.mp4", truth, pattern, fps=fps, seed=seed, crf=crf,
+                           bits=bits, noise=noise)
+    lines = [f"frame_{i:06d} {np.log2(pattern.time(i)):.4f}" for i in range(len(truth))]
+    (output / "exposures.txt").write_text("# stops relative to the shortest exposure\n" +
+                                          "\n".join(lines) + "\n")
+    writer = ExrSequenceWriter(output / "gt", fps=fractions.Fraction(fps),
+                               attributes={"hdrvid:scale": 1.0})
+    for i, frame in enumerate(truth):
+        writer.write(i, frame)
+    writer.close()
+    return output
