@@ -213,7 +213,7 @@ def source_frames(source: str | Path, n_frames: int, width: int, height: int,
     if not source.exists():
         raise InputError(f"{source}: no such file or folder; pass an EXR, a folder of EXRs, a "
                          "video or a folder of images")
-    resize = lambda f: cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA)  # noqa: E731
+    resize = lambda f: cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA)
     if source.is_dir() and (exrs := sorted(source.glob("*.exr"))):
         frames = [resize(read_exr(p)[0].astype(np.float32)) for p in exrs[:n_frames]]
     elif source.suffix.lower() == ".exr":
