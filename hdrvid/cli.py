@@ -66,8 +66,9 @@ def main() -> None:
 @click.option("-m", "--model", default=None, help="Reconstruction model (see `hdrvid models`). "
               "Default: merge.")
 @click.option("--weights", default=None, metavar="PATH",
-              help="Model weights: an official checkpoint (a folder for chen21) or hdrvid "
-                   ".safetensors. Default: the weights shipped for the model.")
+              help="Model weights: hdrvid .safetensors, or an official checkpoint (a folder of "
+                   ".pth files for chen21, chen21-coarse, kalantari19). Default: the weights "
+                   "shipped for the model.")
 @click.option("--exposures", default=None, metavar="T0,T1[,T2]",
               help="Relative exposure times of frames 0, 1[, 2], e.g. 1,8 (or 8,1 if frame 0 is "
                    "the long one).")
