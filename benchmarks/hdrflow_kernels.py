@@ -8,7 +8,18 @@
    `hdrvid.synth`.
 
     python benchmarks/hdrflow_kernels.py [--sizes 640x360,1280x720] [--threads 2] [--repeats 5]
-                                         [--device cpu] [--convert-frames 12] [--skip-convert]
+                                         [--device cpu] [--convert-frames 12] [--skip mlk]
+                                         [--precisions fp32,bf16] [--layouts "channels_last"]
+
+Findings on the 2-core development machine (Xeon with avx512_bf16, torch 2.13 CPU, 2 threads;
+the machine was shared with other jobs, so absolute times are inflated and noisy):
+- MLK alone: the three depthwise convs are ~1-2 ms at 640×368 and ~12-30 ms at 1280×720; the
+  1×1 merge dominates. channels_last and NCHW were within noise in fp32; in bf16 channels_last
+  was 1.5-2× faster. A fused 11×11 grouped conv was 3-5× slower: not used.
+- Whole model: channels_last for both networks was as fast as NCHW at 640×368 and faster at
+  1280×720, more so in bf16 (2E 640×368, quietest runs: fp32 NCHW 462 ms, channels_last 347 ms;
+  bf16 NCHW 305 ms, channels_last 230 ms). Switching layout for the MLK alone never helped
+  consistently. Kept: channels_last everywhere (HDRFlow.channels_last). CUDA: not measured.
 """
 
 from __future__ import annotations
@@ -21,6 +32,7 @@ import sys
 import tempfile
 import time
 from functools import partial
+from itertools import product
 from pathlib import Path
 
 import torch
@@ -106,31 +118,36 @@ LAYOUTS = {  # (networks in channels_last, MLK layout: None = as the networks)
 }
 
 
-def bench_engine(sizes, repeats: int, device: str, weights: dict[int, Path]) -> None:
+def bench_engine(sizes, repeats: int, device: str, weights: dict[int, Path],
+                 precisions: list[str], layouts: list[str]) -> None:
     """Layouts interleaved round by round, best of the rounds (the machine may be shared)."""
     for exposures, path in weights.items():
-        predictor = HdrPredictor("hdrflow", period=exposures, device=device, weights=path)
-        model, dev = predictor.model, predictor.device
-        for w, h in sizes:
-            n = 2 * exposures - 1
-            ldr = torch.rand(1, n, 3, h, w, device=dev)
-            times = torch.tensor([[CYCLES[exposures][(k - n // 2) % exposures] for k in range(n)]])
-            for dtype in (torch.float32, torch.bfloat16):
-                best = dict.fromkeys(LAYOUTS, float("inf"))
-                with torch.autocast(dev.type, dtype=dtype, enabled=dtype != torch.float32):
-                    for _ in range(repeats):
-                        for name, (channels_last, mlk) in LAYOUTS.items():
-                            model.channels_last, model.flow_net.mlk_format = channels_last, mlk
-                            run = partial(predictor.predict_torch, ldr, times)
-                            best[name] = min(best[name], timed(run, 1, dev))
+        for precision in precisions:
+            predictor = HdrPredictor("hdrflow", period=exposures, device=device, weights=path,
+                                     precision=precision)
+            model, dev = predictor.model, predictor.device
+            for w, h in sizes:
+                n = 2 * exposures - 1
+                ldr = torch.rand(1, n, 3, h, w, device=dev)
+                times = torch.tensor([[CYCLES[exposures][(k - n // 2) % exposures]
+                                       for k in range(n)]])
+                best = dict.fromkeys(layouts, float("inf"))
+                for _ in range(repeats):
+                    for name in layouts:
+                        channels_last, mlk = LAYOUTS[name]
+                        model.channels_last, model.flow_net.mlk_format = channels_last, mlk
+                        model.to(memory_format=torch.channels_last if channels_last
+                                 else torch.contiguous_format)  # the weights as well
+                        run = partial(predictor.predict_torch, ldr, times)
+                        best[name] = min(best[name], timed(run, 1, dev))
                 for name, seconds in best.items():
-                    print(f"engine {exposures}E {w}x{h} {str(dtype)[6:]:8s} {name:24s} "
-                          f"{seconds * 1e3:8.1f} ms  {1 / seconds:6.2f} fps")
-        model.channels_last, model.flow_net.mlk_format = True, None
+                    print(f"engine {exposures}E {w}x{h} {precision:5s} {name:24s} "
+                          f"{seconds * 1e3:8.1f} ms  {1 / seconds:6.2f} fps", flush=True)
 
 
-def bench_convert(sizes, frames: int, device: str, weights: dict[int, Path], folder: Path) -> None:
-    for exposures, path in weights.items():
+def bench_convert(sizes, frames: int, device: str, weights: dict[int, Path], folder: Path,
+                  precisions: list[str]) -> None:
+    for (exposures, path), precision in product(weights.items(), precisions):
         cycle = CYCLES[exposures]
         for w, h in sizes:
             clip = folder / f"clip_{exposures}e_{w}x{h}.mp4"
@@ -139,6 +156,7 @@ def bench_convert(sizes, frames: int, device: str, weights: dict[int, Path], fol
             command = [sys.executable, "-m", "hdrvid", "convert", str(clip), "-o",
                        str(folder / f"out_{exposures}_{w}"), "--json", "--overwrite",
                        "--model", "hdrflow", "--weights", str(path), "--device", device,
+                       "--precision", precision,
                        "--exposures", ",".join(f"{t:g}" for t in cycle)]
             start = time.perf_counter()
             child = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -146,8 +164,9 @@ def bench_convert(sizes, frames: int, device: str, weights: dict[int, Path], fol
             if child.returncode:
                 raise SystemExit(f"{' '.join(command)} failed:\n{child.stderr}")
             report = json.loads(child.stdout.strip().splitlines()[-1])
-            print(f"convert {exposures}E {w}x{h} {frames} frames: {frames / wall:.2f} fps wall "
-                  f"(process incl. start-up), report: {json.dumps(report.get('stages', report))}")
+            print(f"convert {exposures}E {w}x{h} {precision} {frames} frames: "
+                  f"{frames / wall:.2f} fps wall (process incl. start-up), report: "
+                  f"{json.dumps(report.get('stages', report))}")
             print("   ", " ".join(command))
 
 
@@ -158,12 +177,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--exposures", default="2,3")
+    parser.add_argument("--precisions", default="fp32,bf16")
+    parser.add_argument("--layouts", default=";".join(LAYOUTS), help="';'-separated")
     parser.add_argument("--convert-frames", type=int, default=12)
     parser.add_argument("--skip", default="", help="comma list of mlk,engine,convert to skip")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
     skip = set(args.skip.split(","))
+    precisions = args.precisions.split(",")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")
     if "mlk" not in skip:
         bench_mlk(sizes, args.repeats, torch.device(args.device))
@@ -175,9 +197,10 @@ def main() -> None:
             weights[e] = folder / f"hdrflow_{e}e.pth"
             torch.save({"state_dict": state}, weights[e])
         if "engine" not in skip:
-            bench_engine(sizes, args.repeats, args.device, weights)
+            bench_engine(sizes, args.repeats, args.device, weights, precisions,
+                         args.layouts.split(";"))
         if "convert" not in skip:
-            bench_convert(sizes, args.convert_frames, args.device, weights, folder)
+            bench_convert(sizes, args.convert_frames, args.device, weights, folder, precisions)
 
 
 if __name__ == "__main__":

@@ -92,7 +92,8 @@ class FlowNet(nn.Module):
     max_flow: clamp at 1/4 resolution (±100 in 2E, ±64 in 3E).
     """
 
-    # memory layout of the large kernels: None = that of the input (benchmarks/hdrflow_kernels.py)
+    # layout of the large kernels; None: that of the input. Switching layout for them alone
+    # measured no faster on CPU (benchmarks/hdrflow_kernels.py), and a fused 11×11 conv slower.
     mlk_format: torch.memory_format | None = None
 
     def __init__(self, c_in: int, head: int, n_flows: int, max_flow: float):
