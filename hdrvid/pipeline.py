@@ -269,7 +269,8 @@ def _run(info: VideoInfo, predictor: HdrPredictor, pattern: ExposurePattern, out
         for batch in _batched(_windows(prepared, predictor.window, pattern.period, info.path),
                               options.batch_size):
             todo = [w for w in batch if w.center not in done]
-            images = iter(_infer(predictor, todo, pattern, stages) if todo else [])
+            images = iter(_infer(predictor, todo, pattern, stages, report.warnings)
+                          if todo else [])
             for window in batch:
                 entry = _frame_entry(window, pattern)
                 if window.center not in done:
@@ -328,9 +329,10 @@ def _windows(frames: Iterable[tuple[Frame, torch.Tensor]], size: int, period: in
 
 
 def _infer(predictor: HdrPredictor, windows: list[Window], pattern: ExposurePattern,
-           stages: dict[str, float]) -> np.ndarray:
-    """HDR frames (B, H, W, 3) float32 of a batch of windows; a batch that runs out of GPU
-    memory is split in halves (the results do not depend on the batch size)."""
+           stages: dict[str, float], warnings: list[str]) -> np.ndarray:
+    """HDR frames (B, H, W, 3) float32 of a batch of windows. A batch that runs out of memory
+    is split in halves (the results do not depend on the batch size); one window that does not
+    fit is run in tiles, halving their size down to 64 pixels, before giving up."""
     try:
         return _infer_batch(predictor, windows, pattern, stages)
     except torch.OutOfMemoryError as exc:
@@ -338,12 +340,20 @@ def _infer(predictor: HdrPredictor, windows: list[Window], pattern: ExposurePatt
             torch.cuda.empty_cache()
         if len(windows) == 1:
             height, width = windows[0].items[0][1].shape[-2:]
-            raise ModelError(f"out of {predictor.device.type.upper()} memory on one {width}×{height} "
-                             f"window of model {predictor.spec.name}; use --device cpu, a "
-                             "smaller input, or a device with more memory") from exc
+            tile = min(512, (predictor.tile or max(height, width)) // 2)
+            if tile < 64:
+                raise ModelError(
+                    f"out of {predictor.device.type.upper()} memory on one {width}×{height} "
+                    f"window of model {predictor.spec.name}, even in 64×64 tiles; use --device "
+                    "cpu, a smaller input, or a device with more memory") from exc
+            predictor.tile = tile
+            warnings.append(f"out of memory on one {width}×{height} window: frames from "
+                            f"{windows[0].center} on run in {tile}×{tile} tiles (results "
+                            "differ slightly at tile seams)")
+            return _infer(predictor, windows, pattern, stages, warnings)
     half = len(windows) // 2
-    return np.concatenate([_infer(predictor, windows[:half], pattern, stages),
-                           _infer(predictor, windows[half:], pattern, stages)])
+    return np.concatenate([_infer(predictor, windows[:half], pattern, stages, warnings),
+                           _infer(predictor, windows[half:], pattern, stages, warnings)])
 
 
 def _infer_batch(predictor: HdrPredictor, windows: list[Window], pattern: ExposurePattern,

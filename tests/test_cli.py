@@ -346,7 +346,28 @@ def test_out_of_memory_splits_the_batch_then_says_so(clip2, tmp_path, monkeypatc
 
     monkeypatch.setattr(HdrPredictor, "predict_torch", lambda self, ldr, times: _raise_oom())
     result = run(*args, "-o", tmp_path / "none")
-    assert_one_line_error(result, "out of CPU memory on one 256×144 window", "--device cpu")
+    assert_one_line_error(result, "out of CPU memory on one 256×144 window", "even in 64×64 tiles",
+                          "--device cpu")
+
+
+def test_a_window_out_of_memory_runs_in_tiles(clip2, tmp_path, monkeypatch):
+    """One window too large for memory: the rest of the clip runs in tiles, with a warning."""
+    from hdrvid.predictor import HdrPredictor
+
+    real = HdrPredictor._run
+    monkeypatch.setattr(HdrPredictor, "_run", lambda self, ldr, times: (
+        _raise_oom() if max(ldr.shape[-2:]) > 128 else real(self, ldr, times)))
+    result = run("convert", clip2.path, "--model", "reference", "--frames", "4", "--json",
+                 "-o", tmp_path / "tiled")
+    assert result.exit_code == 0, result.output
+    done = json.loads(result.stdout.splitlines()[-1])
+    assert any("frames from 0 on run in 128×128 tiles" in w for w in done["warnings"])
+    monkeypatch.setattr(HdrPredictor, "_run", real)
+    assert run("convert", clip2.path, "--model", "reference", "--frames", "4", "-q",
+               "-o", tmp_path / "whole").exit_code == 0
+    for i in range(4):  # a pixelwise model: tiles give the same frames (to half-float rounding)
+        np.testing.assert_allclose(read_exr(tmp_path / "tiled" / frame_name(i))[0],
+                                   read_exr(tmp_path / "whole" / frame_name(i))[0], rtol=1e-3)
 
 
 def _raise_oom():

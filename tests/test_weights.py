@@ -64,13 +64,24 @@ def test_shipped_weights_are_used_by_default_from_weights_dir(shipped):
         ("hdrflow", "bundled", entry.sha256)]
 
 
-def test_a_damaged_shipped_file_is_refused(shipped):
+def test_a_damaged_shipped_file_is_refused(shipped, clip2, tmp_path):
     path, _ = shipped
     damaged = bytearray(path.read_bytes())
     damaged[-1] ^= 0xFF
     (weights_module.WEIGHTS_DIR / path.name).write_bytes(bytes(damaged))
     with pytest.raises(WeightsError, match="is not the shipped .*delete it and fetch it again"):
         HdrPredictor("hdrflow", 2, "cpu")
+    result = run("convert", clip2.path, "-o", tmp_path / "out", "-m", "hdrflow")
+    assert_one_line_error(result, "hdrflow-2e.safetensors: sha256", "delete it and fetch it again")
+    assert not list((tmp_path / "out").glob("*.exr"))
+
+
+def test_a_truncated_weights_file_is_a_one_line_error(clip2, tmp_path):
+    ckpt = save_official(HDRFlow(2).state_dict(), tmp_path / "checkpoint.pth", key="state_dict")
+    ckpt.write_bytes(ckpt.read_bytes()[:5000])
+    result = run("convert", clip2.path, "-o", tmp_path / "out", "-m", "hdrflow", "--weights", ckpt)
+    assert_one_line_error(result, "checkpoint.pth: not a readable PyTorch checkpoint",
+                          "check the download")
 
 
 def test_weights_come_from_an_offline_hub_cache(shipped, tmp_path, monkeypatch):
