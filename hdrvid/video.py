@@ -58,6 +58,7 @@ class VideoInfo:
     audio_streams: int = 0
     container: str = ""
     color_tags: dict = field(default_factory=dict)
+    rotation: int = 0  # display rotation, degrees clockwise; width and height are as displayed
 
     def as_dict(self) -> dict:
         return {
@@ -68,7 +69,7 @@ class VideoInfo:
             "fps": float(self.fps) if self.fps else None,
             "time_base": str(self.time_base), "frame_count": self.frame_count,
             "duration": self.duration, "audio_streams": self.audio_streams,
-            "container": self.container,
+            "container": self.container, "rotation": self.rotation,
         }
 
 
@@ -132,8 +133,10 @@ def probe(path: str | Path) -> VideoInfo:
             duration = container.duration / av.time_base
         fps = stream.average_rate or stream.guessed_rate
         count = stream.frames or (round(duration * float(fps)) if duration and fps else None)
+        rotation = _display_rotation(container, stream)
+        width, height = (cc.height, cc.width) if rotation % 180 else (cc.width, cc.height)
         return VideoInfo(
-            path=path, width=cc.width, height=cc.height, codec=cc.name, pix_fmt=pix_fmt,
+            path=path, width=width, height=height, codec=cc.name, pix_fmt=pix_fmt,
             bit_depth=max(c.bits for c in fmt.components),
             color=_color_info(stream, pix_fmt, cc.height),
             time_base=stream.time_base or fractions.Fraction(1, 1000),
@@ -142,7 +145,23 @@ def probe(path: str | Path) -> VideoInfo:
             container=container.format.name,
             color_tags={"colorspace": int(cc.colorspace or 0), "range": int(cc.color_range or 0),
                         "primaries": int(cc.color_primaries or 0), "trc": int(cc.color_trc or 0)},
+            rotation=rotation,
         )
+
+
+def _display_rotation(container, stream) -> int:
+    """Clockwise rotation (0, 90, 180, 270) a player applies to show the video upright, from the
+    first frame's display matrix (phones and cameras store portrait video this way)."""
+    try:
+        frame = next(container.decode(stream), None)
+    except av.error.FFmpegError:
+        return 0  # undecodable streams are reported by read_frames, with the frame
+    return _clockwise(frame.rotation) if frame is not None else 0
+
+
+def _clockwise(rotation: float) -> int:
+    """FFmpeg's display-matrix angle (counter-clockwise) as a clockwise multiple of 90°."""
+    return round(-rotation / 90) % 4 * 90
 
 
 def read_frames(path: str | Path, color: ColorInfo | None = None,
@@ -175,7 +194,10 @@ def read_frames(path: str | Path, color: ColorInfo | None = None,
                                      "the size changes")
                 pts = frame.pts
                 time = float(pts * time_base) if pts is not None else index / float(fps)
-                yield Frame(index, pts, time, frame_to_rgb(frame, color))
+                rgb = frame_to_rgb(frame, color)
+                if turns := _clockwise(frame.rotation) // 90:  # shown upright, as players do
+                    rgb = np.ascontiguousarray(np.rot90(rgb, k=-turns))
+                yield Frame(index, pts, time, rgb)
                 index += 1
         except av.error.FFmpegError as exc:
             raise InputError(f"{path}: decoding failed at frame {index} ({_reason(exc)}); "

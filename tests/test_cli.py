@@ -372,3 +372,37 @@ def test_a_window_out_of_memory_runs_in_tiles(clip2, tmp_path, monkeypatch):
 
 def _raise_oom():
     raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+
+def _rotate_in_container(source, target, clockwise: int = 90) -> None:
+    """Copy an mp4, setting its video track's display matrix (tkhd) to a clockwise rotation, as
+    phones store portrait video (PyAV cannot write one)."""
+    import struct
+
+    data = bytearray(source.read_bytes())
+    at = data.find(b"tkhd") + 44  # the 3×3 matrix after version/flags, times, ids, layer, volume
+    one, minus_one = 0x00010000, 0xFFFF0000
+    matrix = {90: (0, one, 0, minus_one, 0, 0), 270: (0, minus_one, 0, one, 0, 0),
+              180: (minus_one, 0, 0, 0, minus_one, 0)}[clockwise]
+    data[at:at + 36] = struct.pack(">9I", *matrix, 0, 0, 0x40000000)
+    target.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("clockwise", [90, 180, 270])
+def test_rotation_metadata_is_applied(tmp_path, clockwise):
+    """A video with a display rotation converts upright, as players show it."""
+    from conftest import render_clip
+
+    clip = render_clip(tmp_path / "upright.mp4", (1, 8), 4, width=96, height=64)
+    _rotate_in_container(clip.path, tmp_path / "rotated.mp4", clockwise)
+    info = json.loads(run("info", tmp_path / "rotated.mp4", "--json").stdout)
+    assert (info["width"], info["height"], info["rotation"]) == (
+        (64, 96) if clockwise != 180 else (96, 64)) + (clockwise,)
+    for name in ("upright", "rotated"):
+        result = run("convert", tmp_path / f"{name}.mp4", "-o", tmp_path / f"out-{name}",
+                     "--model", "reference", "--exposures", "1,8", "-q")
+        assert result.exit_code == 0, result.output
+    for i in range(4):
+        upright = read_exr(tmp_path / "out-upright" / frame_name(i))[0]
+        rotated = read_exr(tmp_path / "out-rotated" / frame_name(i))[0]
+        np.testing.assert_array_equal(rotated, np.rot90(upright, k=-clockwise // 90))

@@ -6,8 +6,11 @@ from fractions import Fraction
 import numpy as np
 import OpenEXR
 import pytest
+from click.testing import CliRunner
+from conftest import assert_one_line_error
 
 from hdrvid import ConvertOptions, HdrPredictor, convert
+from hdrvid.cli import main
 from hdrvid.errors import InputError, OutputError
 from hdrvid.metrics import psnr_t
 from hdrvid.video import probe, read_frames
@@ -116,11 +119,17 @@ def test_vfr_timestamps_are_carried_into_sidecar_and_exr(vfr_clip, convert_cache
     assert len(set(np.round(steps / steps[0], 2))) > 2  # the irregular spacing survived
 
 
+def cli(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
 def test_clip_shorter_than_one_cycle_is_an_error(clip3, tmp_path):
     out = tmp_path / "out"
     with pytest.raises(InputError, match="too few frames"):
         convert(clip3.path, out, ConvertOptions(model="reference", max_frames=2))
     assert _sidecar(out)["status"] == "failed"
+    result = cli("convert", clip3.path, "-o", tmp_path / "cli", "-m", "reference", "--frames", "2", "-q")
+    assert_one_line_error(result, clip3.path.name, "too few frames")
 
 
 # --- overwrite ---------------------------------------------------------------------------------
@@ -336,6 +345,8 @@ def test_a_cycle_that_changes_mid_video_is_an_error(tmp_path):
         convert(path, tmp_path / "out", ConvertOptions(model="reference"))
     sidecar = json.loads((tmp_path / "out" / "hdrvid.json").read_text())
     assert sidecar["status"] == "failed" and "frame 30" in sidecar["error"]
+    result = cli("convert", path, "-o", tmp_path / "cli", "-m", "reference", "-q")
+    assert_one_line_error(result, "dropped.mp4: the exposure cycle changes at frame 30")
 
 
 def test_a_full_disk_keeps_what_was_written(clip2, tmp_path, monkeypatch):
@@ -354,8 +365,9 @@ def test_a_full_disk_keeps_what_was_written(clip2, tmp_path, monkeypatch):
 
     monkeypatch.setattr(writers, "write_exr", write_until_full)
     out = tmp_path / "out"
-    with pytest.raises(OutputError, match=r"No space left on device.*complete frames are in"):
-        convert(clip2.path, out, ConvertOptions(model="reference", workers=1))
+    result = cli("convert", clip2.path, "-o", out, "-m", "reference", "--workers", "1", "-q")
+    assert_one_line_error(result, "No space left on device", f"5 complete frames are in {out}",
+                          "--resume")
     kept = sorted(out.glob("frame_*.exr"))
     assert len(kept) == 5
     for path in kept:
