@@ -406,3 +406,32 @@ def test_rotation_metadata_is_applied(tmp_path, clockwise):
         upright = read_exr(tmp_path / "out-upright" / frame_name(i))[0]
         rotated = read_exr(tmp_path / "out-rotated" / frame_name(i))[0]
         np.testing.assert_array_equal(rotated, np.rot90(upright, k=-clockwise // 90))
+
+
+def test_a_size_change_mid_stream_stops_with_the_frame(tmp_path):
+    from hdrvid.video import VideoWriter
+
+    parts = []
+    for name, (w, h) in [("a", (128, 96)), ("b", (160, 96))]:
+        with VideoWriter(tmp_path / f"{name}.ts", w, h) as writer:
+            for i in range(6):
+                writer.write(np.full((h, w, 3), 0.1 + 0.6 * (i % 2), np.float32))
+        parts.append((tmp_path / f"{name}.ts").read_bytes())
+    mixed = tmp_path / "mixed.ts"
+    mixed.write_bytes(b"".join(parts))
+    result = run("convert", mixed, "-o", tmp_path / "out", "-m", "reference", "--exposures",
+                 "1,8", "-q")
+    assert_one_line_error(result, "mixed.ts: frame 6 is 160×96 but the video starts at 128×96",
+                          "split it where the size changes")
+
+
+def test_a_read_only_output_is_a_one_line_error(clip2, tmp_path, monkeypatch):
+    """Writes refused by the file system (a read-only mount; as root chmod cannot show it)."""
+    from hdrvid import writers
+
+    def refuse(path, rgb, header):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(writers, "write_exr", refuse)
+    result = run("convert", clip2.path, "-o", tmp_path / "out", "-m", "reference", "-q")
+    assert_one_line_error(result, "Permission denied", "0 complete frames are in")
