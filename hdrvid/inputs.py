@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from hdrvid.models.common import GAMMA, linearize, luma, reexpose
+from hdrvid.models.hdrflow import replace_reference
 
 
 def direct(net: nn.Module, ldr: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
@@ -45,8 +46,6 @@ def hdrflow(net: nn.Module, ldr: torch.Tensor, times: torch.Tensor,
     itself); then, as the official test scripts do and their published metrics include, the
     well-exposed pixels of the reference replace the network's (§5; ``replace=False``: the raw
     network). The output is already on the shortest-exposure scale, in [0, 1]."""
-    from hdrvid.models.hdrflow import replace_reference
-
     hdr = net(ldr, times)
     return replace_reference(hdr, ldr, times) if replace else hdr
 

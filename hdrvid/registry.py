@@ -64,6 +64,14 @@ class ModelSpec:
         return "--weights (official checkpoint)" if self.checkpoint else "--weights (train one)"
 
 
+def pth_folder(*networks: str) -> CheckpointFormat:
+    """The DeepHDRVideo code base's format: one ``<network>.pth`` per sub-network in a folder,
+    each a dict whose ``state_dict`` entry is that network's."""
+    return CheckpointFormat(key="state_dict", files={f"{n}.": f"{n}.pth" for n in networks})
+
+
+CHEN21_LICENSE = "CC BY-NC-SA 4.0 (official weights, guanyingc/DeepHDRVideo; non-commercial)"
+
 MODELS: dict[str, ModelSpec] = {
     "merge": ModelSpec(
         name="merge",
@@ -111,13 +119,11 @@ MODELS: dict[str, ModelSpec] = {
         build=lambda period: Chen21(period),
         windows={2: 5, 3: 7},
         forward=inputs.flow_family,
-        checkpoint=CheckpointFormat(key="state_dict", files={
-            "flow_net.": "flow_net.pth", "weight_net.": "weight_net.pth",
-            "refine_net.": "refine_net.pth"}),
+        checkpoint=pth_folder("flow_net", "weight_net", "refine_net"),
         weights_hint="official: the folder Models/CoarseToFine_2Exp or CoarseToFine_3Exp "
                      "(flow_net.pth, weight_net.pth, refine_net.pth) from the BaiduYun link in "
                      "github.com/guanyingc/DeepHDRVideo's README; pass the folder",
-        license="CC BY-NC-SA 4.0 (official weights, guanyingc/DeepHDRVideo; non-commercial)",
+        license=CHEN21_LICENSE,
         bytes_per_pixel=9000,  # about 8.6 kB measured at 640×360, fp32
         trained=True,
     ),
@@ -127,12 +133,11 @@ MODELS: dict[str, ModelSpec] = {
         build=lambda period: Chen21Coarse(period),
         windows={2: 3, 3: 5},
         forward=inputs.flow_family,
-        checkpoint=CheckpointFormat(key="state_dict", files={
-            "flow_net.": "flow_net.pth", "weight_net.": "weight_net.pth"}),
+        checkpoint=pth_folder("flow_net", "weight_net"),
         weights_hint="official: the Chen21 folder Models/CoarseToFine_2Exp or CoarseToFine_3Exp "
                      "(flow_net.pth and weight_net.pth are read) from the BaiduYun link in "
                      "github.com/guanyingc/DeepHDRVideo's README; pass the folder",
-        license="CC BY-NC-SA 4.0 (official weights, guanyingc/DeepHDRVideo; non-commercial)",
+        license=CHEN21_LICENSE,
         bytes_per_pixel=2800,  # about 2.7 kB measured at 640×360, fp32
         trained=True,
     ),
@@ -142,8 +147,7 @@ MODELS: dict[str, ModelSpec] = {
         build=lambda period: Kalantari19(period),
         windows={2: 3, 3: 5},
         forward=inputs.flow_family,
-        checkpoint=CheckpointFormat(key="state_dict", files={
-            "flow_net.": "flow_net.pth", "merge_net.": "merge_net.pth"}),
+        checkpoint=pth_folder("flow_net", "merge_net"),
         weights_hint="no official weights exist (Chen21's re-implementation was never "
                      "released): train one and pass hdrvid .safetensors, or a folder with "
                      "flow_net.pth and merge_net.pth saved by DeepHDRVideo's code",

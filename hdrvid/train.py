@@ -9,6 +9,7 @@ the best validation PSNR-T so far) and ``log.jsonl``.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
@@ -24,7 +25,7 @@ from hdrvid.dataset import DATA, VALIDATION, Recipe, WindowSynth, collate
 from hdrvid.errors import HdrvidError
 from hdrvid.models.common import luma
 from hdrvid.predictor import resolve_device, resolve_precision
-from hdrvid.registry import get_spec
+from hdrvid.registry import MODELS, ModelSpec, get_spec
 from hdrvid.weights import save_safetensors
 
 MU = 5000.0
@@ -84,8 +85,9 @@ def hdrflow_step(net: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.
 STEPS: dict[str, Callable] = {"hdrflow": hdrflow_step}
 
 
-def default_step(net: nn.Module, batch: dict[str, torch.Tensor], model: str):
-    return get_spec(model).forward(net, batch["ldr"], batch["times"]), None
+def default_step(net: nn.Module, batch: dict[str, torch.Tensor], spec: ModelSpec):
+    """Models without extra terms: the output the registry's forward gives, no extra loss."""
+    return spec.forward(net, batch["ldr"], batch["times"]), None
 
 
 class Validation:
@@ -127,7 +129,7 @@ def train(run_dir: str | Path, options: TrainOptions = TrainOptions(),
     spec = get_spec(options.model)
     if not spec.trained:
         raise HdrvidError(f"--model {options.model} has no weights to train; choose one of "
-                          f"{', '.join(n for n in ('hdrflow', 'lan-hdr', 'chen21'))}")
+                          f"{', '.join(n for n, s in MODELS.items() if s.trained)}")
     period = options.exposures
     recipe = Recipe(period=period, window=spec.window(period), crop=options.crop)
     data = Path(options.data) if options.data else DATA
@@ -155,7 +157,7 @@ def train(run_dir: str | Path, options: TrainOptions = TrainOptions(),
                           "choose another folder")
     run_dir.mkdir(parents=True, exist_ok=True)
     validation = Validation(recipe, options.val_windows, data, device)
-    step_fn = STEPS.get(options.model, lambda n, b: default_step(n, b, options.model))
+    step_fn = STEPS.get(options.model) or functools.partial(default_step, spec=spec)
     loader = batches(WindowSynth(recipe, data=data, seed=options.seed), options, step)
     record: dict = {}
     tick, seen = time.perf_counter(), 0

@@ -30,19 +30,37 @@ def pixel_grid(batch: int, height: int, width: int, device: torch.device) -> tor
     return torch.stack([xs, ys])[None].expand(batch, -1, -1, -1)
 
 
+def flow_coords(flow: torch.Tensor) -> torch.Tensor:
+    """Where a backward warp by ``flow`` (B, 2, H, W) samples: x + flow(x), fp32 pixels."""
+    b, _, h, w = flow.shape
+    return pixel_grid(b, h, w, flow.device) + flow.float()
+
+
+def sample_at(image: torch.Tensor, coords: torch.Tensor, padding_mode: str = "zeros",
+              align_corners: bool = True) -> torch.Tensor:
+    """Bilinear samples of ``image`` (B, C, H, W) at pixel ``coords`` (B, 2, H, W) -> fp32.
+
+    The grid is normalised by (W − 1, H − 1), so with ``align_corners=True`` zero offsets are the
+    exact identity (``False`` reproduces HDRFlow's official warp). Always fp32, outside
+    autocast: a half-precision grid is off by up to 0.5 px at HD.
+    """
+    h, w = image.shape[-2:]
+    with torch.autocast(image.device.type, enabled=False):
+        grid = torch.stack([2 * coords[:, 0] / max(w - 1, 1) - 1,
+                            2 * coords[:, 1] / max(h - 1, 1) - 1], dim=-1)
+        return F.grid_sample(image.float(), grid, mode="bilinear", padding_mode=padding_mode,
+                             align_corners=align_corners)
+
+
 def backward_warp(image: torch.Tensor, flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Sample ``image`` (B, C, H, W) at x + flow(x), flow (B, 2, H, W) in pixels.
 
-    A zero flow is the exact identity (``align_corners=True``). Returns the warped image (border
-    values outside) and a (B, 1, H, W) mask of samples that fell inside the image. Sampling is
-    done in fp32 whatever the image's dtype: a half-precision grid is off by up to 0.5 px at HD.
+    A zero flow is the exact identity. Returns the warped image (border values outside) and a
+    (B, 1, H, W) mask of samples that fell inside the image, in the image's dtype.
     """
-    b, _, h, w = image.shape
-    coords = pixel_grid(b, h, w, image.device) + flow.float()
-    grid = torch.stack([2 * coords[:, 0] / max(w - 1, 1) - 1,
-                        2 * coords[:, 1] / max(h - 1, 1) - 1], dim=-1)
-    warped = F.grid_sample(image.float(), grid, mode="bilinear", padding_mode="border",
-                           align_corners=True)
+    h, w = image.shape[-2:]
+    coords = flow_coords(flow)
+    warped = sample_at(image, coords, padding_mode="border")
     inside = ((coords[:, 0] >= 0) & (coords[:, 0] <= w - 1) &
               (coords[:, 1] >= 0) & (coords[:, 1] <= h - 1))
     return warped.to(image.dtype), inside[:, None].to(image.dtype)
@@ -76,10 +94,4 @@ def backward_warp_zeros(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor
     (PyTorch 1.1), so a zero flow is the exact identity and samples straddling the border blend
     with black. Sampled in fp32 whatever the image's dtype.
     """
-    b, _, h, w = image.shape
-    coords = pixel_grid(b, h, w, image.device) + flow.float()
-    grid = torch.stack([2 * coords[:, 0] / max(w - 1, 1) - 1,
-                        2 * coords[:, 1] / max(h - 1, 1) - 1], dim=-1)
-    warped = F.grid_sample(image.float(), grid, mode="bilinear", padding_mode="zeros",
-                           align_corners=True)
-    return warped.to(image.dtype)
+    return sample_at(image, flow_coords(flow)).to(image.dtype)

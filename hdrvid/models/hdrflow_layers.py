@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hdrvid.models.common import pixel_grid
+from hdrvid.models.common import flow_coords, sample_at
 
 
 def in_float32(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -28,13 +28,7 @@ def warp(image: torch.Tensor, flow: torch.Tensor, official: bool = False) -> tor
     flow then zooms out by (W - 1)/W about the centre and halves the border rows and columns.
     The official weights were trained with that warp.
     """
-    b, _, h, w = image.shape
-    with torch.autocast(image.device.type, enabled=False):
-        coords = pixel_grid(b, h, w, image.device) + flow.float()
-        grid = torch.stack([2 * coords[:, 0] / max(w - 1, 1) - 1,
-                            2 * coords[:, 1] / max(h - 1, 1) - 1], dim=-1)
-        return F.grid_sample(image.float(), grid, mode="bilinear", padding_mode="zeros",
-                             align_corners=not official)
+    return sample_at(image, flow_coords(flow), "zeros", align_corners=not official)
 
 
 def conv_bn(c_in: int, c_out: int, kernel: int, stride: int = 1, act: nn.Module | None = None,
