@@ -97,6 +97,8 @@ def import_checkpoint(checkpoint: Path, model: str, output: Path, exposures: int
               help="Data synthesis processes (default 1).")
 @click.option("--data", default=None, help="The shared data folder (default ../shared/data).")
 @click.option("--resume", is_flag=True, default=None, help="Continue RUN_DIR/last.pt.")
+@click.option("--init", default=None, metavar="WEIGHTS",
+              help="Start a new run from these weights (fine-tuning) instead of from scratch.")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines of validation records.")
 def train(run_dir: Path, as_json: bool, **kwargs) -> None:
     """Train a model into RUN_DIR (last.pt, best.safetensors, log.jsonl)."""

@@ -26,7 +26,7 @@ from hdrvid.errors import HdrvidError
 from hdrvid.models.common import luma
 from hdrvid.predictor import resolve_device, resolve_precision
 from hdrvid.registry import MODELS, ModelSpec, get_spec
-from hdrvid.weights import save_safetensors
+from hdrvid.weights import load_weights, save_safetensors
 
 MU = 5000.0
 
@@ -61,6 +61,7 @@ class TrainOptions:
     seed: int = 0
     data: str | None = None
     resume: bool = False
+    init: str | None = None  # weights to start from (a fresh run only): fine-tuning
 
 
 def hdrflow_step(net: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -152,6 +153,8 @@ def train(run_dir: str | Path, options: TrainOptions = TrainOptions(),
         optimiser.load_state_dict(state["optimiser"])
         schedule.load_state_dict(state["schedule"])
         step, best = state["step"], state["best"]
+    elif options.init and not (run_dir.exists() and any(run_dir.iterdir())):
+        load_weights(net, options.init, spec.checkpoint, f"{options.model} {period}-exposure")
     elif run_dir.exists() and any(run_dir.iterdir()) and not options.resume:
         raise HdrvidError(f"{run_dir}: holds an earlier run; pass --resume to continue it or "
                           "choose another folder")

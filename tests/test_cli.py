@@ -435,3 +435,61 @@ def test_a_read_only_output_is_a_one_line_error(clip2, tmp_path, monkeypatch):
     monkeypatch.setattr(writers, "write_exr", refuse)
     result = run("convert", clip2.path, "-o", tmp_path / "out", "-m", "reference", "-q")
     assert_one_line_error(result, "Permission denied", "0 complete frames are in")
+
+
+def _write_odd_sized_clip(path, width: int, height: int, frames: int) -> list[np.ndarray]:
+    """4:4:4 H.264 keeps odd sizes (4:2:0, which VideoWriter writes, needs even ones)."""
+    import av
+
+    scene = list(procedural_scene(frames, width, height, seed=5))
+    pattern = pattern_from_cycle([1, 8])
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=24, options={"crf": "10"})
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv444p"
+        stream.codec_context.colorspace = 1  # bt709, so decoding needs no guess
+        stream.codec_context.color_range = 1
+        for i, hdr in enumerate(scene):
+            ldr = np.clip(hdr * pattern.time(i), 0, 1) ** (1 / 2.2)
+            image = (ldr * 255 + 0.5).astype(np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return scene
+
+
+@pytest.mark.parametrize("model", ["reference", "merge"])
+def test_odd_frame_sizes_convert_at_their_own_size(tmp_path, model):
+    """161×91 (as 1919×1079 is): outputs keep the odd size, no padding row or column."""
+    clip = tmp_path / "odd.mp4"
+    truth = _write_odd_sized_clip(clip, 161, 91, 6)
+    info = json.loads(run("info", clip, "--json").stdout)
+    assert (info["width"], info["height"]) == (161, 91)
+    result = run("convert", clip, "-o", tmp_path / "out", "-m", model, "--exposures", "1,8",
+                 "-q")
+    assert result.exit_code == 0, result.output
+    for i in range(6):
+        pixels = read_exr(tmp_path / "out" / frame_name(i))[0]
+        assert pixels.shape == (91, 161, 3)
+        # the last row and column are real picture, not padding: compare where they are unclipped
+        edge = np.concatenate([pixels[-1], pixels[:, -1]])
+        truth_edge = np.concatenate([truth[i][-1], truth[i][:, -1]])
+        unclipped = truth_edge * (1 if i % 2 == 0 else 8) < 0.9
+        np.testing.assert_allclose(edge[unclipped].mean(), truth_edge[unclipped].mean(), rtol=0.1)
+
+
+def test_ten_bit_input_through_the_cli(tmp_path):
+    """10-bit HEVC decodes at 10 bits (no 8-bit banding) and is detected without help."""
+    clip = tmp_path / "ten_bit.mp4"
+    truth = write_alternating_clip(clip, procedural_scene(6, 128, 96, seed=8),
+                                   pattern_from_cycle([8, 1]), bits=10, seed=8)
+    info = json.loads(run("info", clip, "--json").stdout)
+    assert info["bit_depth"] == 10 and info["exposures"]["times"] == [1.0, 8.0]
+    result = run("convert", clip, "-o", tmp_path / "out", "-m", "reference", "-q")
+    assert result.exit_code == 0, result.output
+    dark = read_exr(tmp_path / "out" / frame_name(0))[0]  # frame 0 is the long exposure
+    # back to code values: a 10-bit decode uses far more than the 256 levels 8 bits could hold
+    codes = np.round((dark.astype(np.float32) * 8) ** (1 / 2.2) * 1023)
+    assert len(np.unique(codes)) > 400
+    np.testing.assert_allclose(np.median(dark), np.median(np.clip(truth[0] * 8, 0, 1) / 8),
+                               rtol=0.05)
