@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import signal
 import sys
 import time
@@ -111,11 +112,21 @@ def main() -> None:
 @_video_options
 @click.option("--workers", type=click.IntRange(1), default=None,
               help="EXR writer threads (default: one per core).")
+@click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None,
+              metavar="[ADDRESS]", callback=lambda ctx, param, value: _ray_address(value),
+              help="Run on Ray: alone, start or join Ray on this machine; --ray=auto or "
+                   "--ray=ray://HEAD:10001 joins a cluster (outputs must be on shared storage). "
+                   "Needs pip install 'hdrvid[ray]'.")
+@click.option("--ray-workers", type=click.IntRange(1), default=None,
+              help="Ray actors (default: one per GPU of the cluster, else one per CPU).")
+@click.option("--chunk-frames", type=click.IntRange(1), default=48, show_default=True,
+              help="Output frames per Ray chunk (rounded down to whole exposure cycles).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print JSON lines on stdout: progress events and one result per input.")
 def convert(inputs: tuple[Path, ...], output: Path, quiet: bool, as_json: bool,
-            continue_on_error: bool, **kwargs) -> None:
+            continue_on_error: bool, ray_address: str | None, ray_workers: int | None,
+            chunk_frames: int, **kwargs) -> None:
     """Convert alternating-exposure videos to linear HDR EXR sequences.
 
     Writes OUTPUT/frame_000000.exr, ... (half float, linear Rec.709, 1.0 = the clipping point of
@@ -126,18 +137,49 @@ def convert(inputs: tuple[Path, ...], output: Path, quiet: bool, as_json: bool,
     Exit codes: 0 every input converted; 1 an input failed (with --continue-on-error: some
     inputs failed, the others were converted); 2 usage error; 130 / 143 interrupted.
     """
-    from hdrvid.pipeline import ConvertOptions
-    from hdrvid.pipeline import convert as run_convert
+    from hdrvid.pipeline import ConvertOptions, LocalEngine
 
     # options left at None are dropped, so the library's defaults are the only defaults
     options = ConvertOptions(**{k: v for k, v in kwargs.items() if v is not None})
     signal.signal(signal.SIGTERM, _raise_terminated)
+    if ray_address is None:
+        engine = LocalEngine()  # one model load for every input of a batch
+    else:
+        from hdrvid.cluster import RayEngine
+
+        try:
+            engine = RayEngine(None if ray_address == "local" else ray_address, ray_workers,
+                               chunk_frames)
+        except HdrvidError as exc:
+            raise click.ClickException(str(exc)) from exc
+    try:
+        _convert_all(inputs, output, options, engine, quiet, as_json, continue_on_error)
+    finally:
+        if ray_address is not None:
+            engine.close()
+
+
+def _ray_address(value: str | None) -> str | None:
+    """--ray's value: it must look like an address, so that an input after a bare --ray is not
+    taken for one."""
+    if value is None or value in ("local", "auto") or value.startswith("ray://") or \
+            re.fullmatch(r"[\w.-]+:\d+", value):
+        return value
+    raise click.BadParameter(f"{value!r} is not a Ray address (auto, ray://HEAD:PORT or "
+                             "HOST:PORT); write --ray=ADDRESS, or put a bare --ray after the "
+                             "inputs", param_hint="--ray")
+
+
+def _convert_all(inputs: tuple[Path, ...], output: Path, options, engine, quiet: bool,
+                 as_json: bool, continue_on_error: bool) -> None:
+    from hdrvid.pipeline import convert as run_convert
+
     outcomes: list[tuple[Path, object]] = []  # (input, Report or the error message)
     for path in inputs:
         out_dir = output / path.stem if len(inputs) > 1 else output
         try:
             with _progress_reporter(path, quiet or as_json, as_json) as progress:
-                report = run_convert(path, out_dir, options, progress=progress)
+                report = run_convert(path, out_dir, options, progress=progress, engine=engine)
         except KeyboardInterrupt as exc:
             click.echo(f"Interrupted: {path}: the frames in {out_dir} are complete; its "
                        "hdrvid.json says the run is incomplete (finish it with --resume)", err=True)
@@ -157,6 +199,8 @@ def convert(inputs: tuple[Path, ...], output: Path, quiet: bool, as_json: bool,
             for warning in report.warnings:
                 click.echo(f"warning: {warning}", err=True)
             click.echo(str(report), err=True)
+            if report.workers:
+                _print_workers(report.workers)
     if len(inputs) > 1 and not (quiet or as_json):
         _print_summary(outcomes)
     if any(isinstance(outcome, str) for _, outcome in outcomes):
@@ -172,6 +216,16 @@ def _print_summary(outcomes: list[tuple[Path, object]]) -> None:
             table.add_row(str(path), f"[red]failed[/]: {outcome}", "-", "-")
         else:
             table.add_row(str(path), "converted", str(outcome.frames), f"{outcome.fps:.2f}")
+    _stderr_console().print(table)
+
+
+def _print_workers(workers: dict[str, dict]) -> None:
+    from rich.table import Table
+
+    table = Table("worker", "frames", "busy s", "frames/s", title="Ray workers")
+    for name, row in sorted(workers.items()):
+        fps = row["frames"] / row["seconds"] if row["seconds"] else 0.0
+        table.add_row(name, str(row["frames"]), f"{row['seconds']:.1f}", f"{fps:.2f}")
     _stderr_console().print(table)
 
 

@@ -3,6 +3,10 @@
 A decode thread feeds a bounded queue, the model runs in the calling thread on batches of
 windows, and a pool of writer threads compresses EXRs behind another bounded queue, so memory
 stays flat on long videos.
+
+`convert` owns the output folder (checks, resume, ``hdrvid.json``, video outputs); an engine
+owns the frames: `LocalEngine` runs the model here, `hdrvid.cluster.RayEngine` runs chunks of
+the video on Ray actors through the same `run_frames`.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import shutil
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,10 +41,11 @@ from hdrvid.exposure import (
     trained_range_warning,
 )
 from hdrvid.predictor import HdrPredictor
+from hdrvid.registry import get_spec
 from hdrvid.render import RenderOptions, render
 from hdrvid.response import Response, load_response
 from hdrvid.video import Frame, VideoInfo, probe, read_frames
-from hdrvid.windows import Window, sliding_windows
+from hdrvid.windows import Chunk, Window, sliding_windows
 from hdrvid.writers import (
     BT2020_CHROMATICITIES,
     ExrSequenceWriter,
@@ -118,6 +123,7 @@ class Report:
     host_peak_bytes: int | None = None
     videos: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    workers: dict[str, dict] = field(default_factory=dict)  # distributed runs: frames, seconds
 
     @property
     def fps(self) -> float:
@@ -132,7 +138,7 @@ class Report:
                 "stages": {name: round(s, 3) for name, s in self.stages.items()},
                 "gpu_peak_bytes": self.gpu_peak_bytes, "host_peak_bytes": self.host_peak_bytes,
                 "videos": [str(v) for v in self.videos],
-                "warnings": self.warnings}
+                "warnings": self.warnings, "workers": self.workers}
 
     def __str__(self) -> str:
         return (f"{self.input}: {self.frames} frames -> {self.output} in {self.seconds:.1f} s "
@@ -170,30 +176,71 @@ def resolve_exposures(info: VideoInfo, options: ConvertOptions, response: Respon
     return pattern
 
 
+@dataclass
+class Job:
+    """One input's frames to convert, as an engine sees them."""
+
+    info: VideoInfo
+    pattern: ExposurePattern
+    frames_dir: Path
+    options: ConvertOptions
+    done: set[int] = field(default_factory=set)  # frames complete on disk (--resume)
+    frame_times: Sequence[int] | None = None  # the video's `frame_timestamps` (for seeking)
+
+
+Progress = Callable[[ProgressEvent], None]
+
+
+class LocalEngine:
+    """Runs the model in this process: the default engine of `convert`."""
+
+    def __init__(self) -> None:
+        self.predictor: HdrPredictor | None = None
+        self._loaded: tuple | None = None
+
+    def prepare(self, info: VideoInfo, pattern: ExposurePattern, options: ConvertOptions,
+                warnings: list[str]) -> ConvertOptions:
+        """Load the model for this input (kept for the next input of a batch when model and
+        cycle stay the same); the batch size is lowered where memory is short."""
+        wanted = (options.model, pattern.period, options.device, options.input_transfer,
+                  options.weights, options.precision, options.tile)
+        if wanted != self._loaded:
+            self.predictor = HdrPredictor(options.model, pattern.period, options.device,
+                                          load_response(options.input_transfer), options.weights,
+                                          options.precision, options.tile)
+            self._loaded = wanted
+        batch_size = self.predictor.check_memory(info.height, info.width, options.batch_size)
+        warnings += self.predictor.warnings
+        return dataclasses.replace(options, batch_size=batch_size)
+
+    def run(self, job: Job, report: Report, entries: list[dict], progress: Progress | None,
+            started: float) -> None:
+        run_frames(job, self.predictor, report, entries, progress, started)
+        check_complete(job, report.frames)
+
+
 def convert(input: str | Path, output: str | Path, options: ConvertOptions = ConvertOptions(),
-            progress: Callable[[ProgressEvent], None] | None = None) -> Report:
+            progress: Progress | None = None, engine=None) -> Report:
     """Convert an alternating-exposure video to an EXR sequence and/or videos in ``output``.
 
     Writes ``output/frame_NNNNNN.exr`` (one per input frame: linear HDR, 1.0 = the clipping point
     of the shortest exposure) and ``output/hdrvid.json`` (input, model, exposures, per-frame
     timestamps, options). ``options.format`` sdr / hdr10 / all adds ``output/<stem>-sdr.mp4``
     and / or ``output/<stem>-hdr10.mp4``, rendered from the EXRs (kept only for exr and all).
+    ``engine`` runs the frames: `LocalEngine` (default) or `hdrvid.cluster.RayEngine`.
     Raises HdrvidError subclasses with a message for the user.
     """
     started = time.perf_counter()
+    engine = engine or LocalEngine()
     info = probe(input)
     output = Path(output)
     report = Report(Path(input), output, options.model)
     response = load_response(options.input_transfer)
     pattern = resolve_exposures(info, options, response, report.warnings)
     report.pattern = pattern
-    predictor = HdrPredictor(options.model, pattern.period, options.device, response,
-                             options.weights, options.precision, options.tile)
-    if predictor.spec.trained and (warning := trained_range_warning(pattern)):
+    if get_spec(options.model).trained and (warning := trained_range_warning(pattern)):
         report.warnings.append(warning)
-    batch_size = predictor.check_memory(info.height, info.width, options.batch_size)
-    options = dataclasses.replace(options, batch_size=batch_size)
-    report.warnings += predictor.warnings
+    options = engine.prepare(info, pattern, options, report.warnings)
     if options.format not in FORMATS:
         raise OutputError(f"--format {options.format}: choose one of {', '.join(FORMATS)}")
     kinds = FORMATS[options.format]
@@ -207,8 +254,8 @@ def convert(input: str | Path, output: str | Path, options: ConvertOptions = Con
     write_json_atomic(frames_dir / "hdrvid.json", {**sidecar, "status": "running"})
     timestamps: list[dict] = []
     try:
-        _run(info, predictor, pattern, frames_dir, options, report, timestamps, progress, started,
-             done)
+        engine.run(Job(info, pattern, frames_dir, options, done), report, timestamps, progress,
+                   started)
         _remove_stale_frames(frames_dir, report.frames)
         write_json_atomic(frames_dir / "hdrvid.json", {**sidecar, "status": "rendering",
                                                        "frames": timestamps})
@@ -250,37 +297,49 @@ def _render_video(frames_dir: Path, path: Path, kind: str, options: ConvertOptio
     report.videos.append(path)
 
 
-def _run(info: VideoInfo, predictor: HdrPredictor, pattern: ExposurePattern, output: Path,
-         options: ConvertOptions, report: Report, timestamps: list[dict],
-         progress: Callable[[ProgressEvent], None] | None, started: float,
-         done: set[int]) -> None:
-    """Decode, run the model on the windows of frames not in ``done``, write them."""
-    writer = ExrSequenceWriter(
-        output, options.compression, half=not options.float32, fps=info.fps,
-        workers=options.workers, attributes=_exr_attributes(info, options))
-    total = info.frame_count
+def frame_total(info: VideoInfo, options: ConvertOptions) -> int | None:
+    """Frames the conversion should produce: the container's count, or --frames if fewer."""
     if options.max_frames:
-        total = min(total or options.max_frames, options.max_frames)
-    decoded = _Prefetch(read_frames(info.path, info.color, options.max_frames), maxsize=8)
+        return min(info.frame_count or options.max_frames, options.max_frames)
+    return info.frame_count
+
+
+def run_frames(job: Job, predictor: HdrPredictor, report: Report, timestamps: list[dict],
+               progress: Progress | None = None, started: float | None = None,
+               chunk: Chunk | None = None) -> None:
+    """Decode, run the model on the windows of frames not in ``job.done``, write them; only
+    ``chunk``'s frames when given (decoded with its halo)."""
+    info, pattern, options = job.info, job.pattern, job.options
+    started = time.perf_counter() if started is None else started
+    writer = ExrSequenceWriter(
+        job.frames_dir, options.compression, half=not options.float32, fps=info.fps,
+        workers=options.workers, attributes=_exr_attributes(info, options))
+    total, start, stop = frame_total(info, options), 0, options.max_frames
+    if chunk is not None:
+        total, start = chunk.last - chunk.first, chunk.decode_start
+        stop = min(stop or chunk.decode_stop, chunk.decode_stop)
+    decoded = _Prefetch(read_frames(info.path, info.color, stop, start, job.frame_times),
+                        maxsize=8)
     stages = dict.fromkeys(("prepare", "model", "fetch"), 0.0)
     monitor = CycleMonitor(pattern)
     try:
         prepared = _prepared(decoded, predictor, monitor, info.path, stages)
-        for batch in _batched(_windows(prepared, predictor.window, pattern.period, info.path),
-                              options.batch_size):
-            todo = [w for w in batch if w.center not in done]
+        windows = _windows(prepared, predictor.window, pattern.period, info.path)
+        if chunk is not None:
+            windows = chunk.windows(windows)
+        for batch in _batched(windows, options.batch_size):
+            todo = [w for w in batch if w.center not in job.done]
             images = iter(_infer(predictor, todo, pattern, stages, report.warnings)
                           if todo else [])
             for window in batch:
                 entry = _frame_entry(window, pattern)
-                if window.center not in done:
+                if window.center not in job.done:
                     _write_frame(writer, entry, next(images))
                 timestamps.append(entry)
             report.frames += len(batch)
             report.resumed += len(batch) - len(todo)
             if progress:
                 progress(ProgressEvent(report.frames, total, time.perf_counter() - started))
-        _check_complete(info, report.frames, total, output)
     finally:
         decoded.close()
         writer.close()
@@ -290,13 +349,14 @@ def _run(info: VideoInfo, predictor: HdrPredictor, pattern: ExposurePattern, out
             report.gpu_peak_bytes = torch.cuda.max_memory_allocated(predictor.device)
 
 
-def _check_complete(info: VideoInfo, decoded: int, expected: int | None, output: Path) -> None:
+def check_complete(job: Job, decoded: int) -> None:
     """Decoders stop quietly at a truncated end: compare with the length the container states
     (the duration times the frame rate where it states no count: allow 2 frames or 2 %)."""
+    expected = frame_total(job.info, job.options)
     if expected and decoded + max(2, 0.02 * expected) < expected:
-        raise InputError(f"{info.path}: decoding stopped at frame {decoded} of about {expected} "
-                         f"(the file looks truncated or corrupt); the {decoded} frames before "
-                         f"are converted in {output}")
+        raise InputError(f"{job.info.path}: decoding stopped at frame {decoded} of about "
+                         f"{expected} (the file looks truncated or corrupt); the {decoded} frames "
+                         f"before are converted in {job.frames_dir}")
 
 
 def _prepared(decoded: Iterable[Frame], predictor: HdrPredictor, monitor: CycleMonitor,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import fractions
 import functools
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -165,13 +165,29 @@ def _clockwise(rotation: float) -> int:
 
 
 def read_frames(path: str | Path, color: ColorInfo | None = None,
-                max_frames: int | None = None) -> Iterator[Frame]:
+                max_frames: int | None = None, start: int = 0,
+                timestamps: Sequence[int] | None = None) -> Iterator[Frame]:
     """Decode frames one at a time, in order, as R'G'B' float32 (H, W, 3) in [0, 1].
 
     Frames are streamed: memory does not grow with the video's length. ``color`` overrides the
-    matrix and range found by `probe`. A decoding error raises InputError naming the frame.
+    matrix and range found by `probe`. Frames ``start`` to ``max_frames`` (exclusive) are
+    yielded, with their indices in the whole video; given the video's `frame_timestamps`, the
+    decoder seeks to the keyframe before ``start`` instead of decoding every frame before it.
+    A decoding error raises InputError naming the frame.
     """
     path = Path(path)
+    try:
+        yield from _read_frames(path, color, max_frames, start, timestamps)
+    except _SeekMissed:  # the container's index did not lead to the frame: decode from the start
+        yield from _read_frames(path, color, max_frames, start, None)
+
+
+class _SeekMissed(Exception):
+    pass
+
+
+def _read_frames(path: Path, color: ColorInfo | None, max_frames: int | None, start: int,
+                 timestamps: Sequence[int] | None) -> Iterator[Frame]:
     container = _open(path)
     with container:
         stream = container.streams.video[0]
@@ -181,12 +197,14 @@ def read_frames(path: str | Path, color: ColorInfo | None = None,
                                 stream.codec_context.height)
         time_base = stream.time_base or fractions.Fraction(1, 1000)
         fps = stream.average_rate or stream.guessed_rate or 25
-        index = 0
+        index = start
         size = None
         try:
-            for frame in container.decode(stream):
+            for index, frame in _indexed(container, stream, start, timestamps):
                 if max_frames is not None and index >= max_frames:
                     break
+                if index < start:
+                    continue
                 size = size or (frame.width, frame.height)
                 if (frame.width, frame.height) != size:
                     raise InputError(f"{path}: frame {index} is {frame.width}×{frame.height} but "
@@ -202,6 +220,41 @@ def read_frames(path: str | Path, color: ColorInfo | None = None,
         except av.error.FFmpegError as exc:
             raise InputError(f"{path}: decoding failed at frame {index} ({_reason(exc)}); "
                              "the file may be truncated or corrupt") from exc
+
+
+def _indexed(container, stream, start: int, timestamps: Sequence[int] | None
+             ) -> Iterator[tuple[int, av.VideoFrame]]:
+    """(index in the video, frame) in display order, from the keyframe before ``start`` when
+    ``timestamps`` allow a seek, else from the first frame."""
+    if not (start and timestamps and start < len(timestamps)):
+        yield from enumerate(container.decode(stream))
+        return
+    index_of = {pts: i for i, pts in enumerate(timestamps)}
+    container.seek(timestamps[start], stream=stream, backward=True)
+    first = True
+    for frame in container.decode(stream):
+        index = index_of.get(frame.pts)
+        if index is None or (first and index > start):
+            raise _SeekMissed
+        first = False
+        yield index, frame
+
+
+def frame_timestamps(path: str | Path) -> list[int] | None:
+    """Presentation timestamps of the video's frames in display order, read from the packets
+    without decoding (a few ms per thousand frames); None when the packets carry none.
+    Their count is the exact frame count, and `read_frames` seeks with them."""
+    path = Path(path)
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        try:
+            stamps = [packet.pts for packet in container.demux(stream) if packet.size]
+        except av.error.FFmpegError as exc:
+            raise InputError(f"{path}: cannot read the video's packets ({_reason(exc)}); the "
+                             "file may be truncated or corrupt") from exc
+    if not stamps or None in stamps or len(set(stamps)) != len(stamps):
+        return None
+    return sorted(stamps)
 
 
 def frame_to_rgb(frame: av.VideoFrame, color: ColorInfo) -> np.ndarray:

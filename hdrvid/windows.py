@@ -88,3 +88,49 @@ def _window(ring: dict[int, T], center: int, size: int, count: int, period: int,
     n_total = count if known_end else max(count, center + size + period)
     indices = window_indices(center, size, n_total, period)
     return Window(center, indices, [ring[i] for i in indices])
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Output frames ``first`` to ``last`` (exclusive) of one input: a unit of distributed work.
+
+    It decodes ``halo`` frames on either side that it reads but does not emit, so each of its
+    windows is the one a single run over the whole video builds.
+    """
+
+    input: str
+    first: int
+    last: int
+    halo: int
+
+    @property
+    def decode_start(self) -> int:
+        return max(0, self.first - self.halo)
+
+    @property
+    def decode_stop(self) -> int:
+        return self.last + self.halo
+
+    def windows(self, windows: Iterable[Window[T]]) -> Iterator[Window[T]]:
+        """The chunk's own windows, numbered as in the whole video, from `sliding_windows`
+        over its decoded frames (which start at ``decode_start``).
+
+        Only the clip's own edges shift slots: a window at most ``halo`` frames from a chunk
+        edge that is not a clip edge reads halo frames, never a shifted slot.
+        """
+        offset = self.decode_start
+        for window in windows:
+            center = window.center + offset
+            if self.first <= center < self.last:
+                yield Window(center, [i + offset for i in window.indices], window.items)
+
+
+def plan_chunks(input: str, frame_count: int, period: int, window: int,
+                frames_per_chunk: int) -> list[Chunk]:
+    """Split ``frame_count`` frames into chunks whose length is a multiple of the exposure
+    cycle, so each starts at the video's phase; the halo is the window's radius."""
+    if frame_count < 1:
+        return []
+    length = max(period, frames_per_chunk // period * period)
+    return [Chunk(str(input), first, min(first + length, frame_count), window // 2)
+            for first in range(0, frame_count, length)]
