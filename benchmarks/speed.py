@@ -40,18 +40,6 @@ def run_convert(clip: Path, out: Path, model: str, cycle: tuple, device: str) ->
     return json.loads(child.stdout.strip().splitlines()[-1])
 
 
-def bottleneck(report: dict, workers: int) -> tuple[str, dict[str, float]]:
-    """Frames per second each concurrent part could sustain, and the slowest of them."""
-    stages, frames = report["stages"], report["frames"]
-    capacity = {
-        "decode": stages["decode"],  # its own thread
-        "compute": stages["prepare"] + stages["model"] + stages["fetch"],  # the main thread
-        "write": stages["write"] / workers,  # a pool of `workers` threads
-    }
-    fps = {name: frames / s if s else float("inf") for name, s in capacity.items()}
-    return min(fps, key=fps.get), fps
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--frames", type=int, default=12)
@@ -76,11 +64,11 @@ def main() -> None:
                 for model in args.models.split(","):
                     report = run_convert(clip, Path(tmp) / "out", model, cycle, args.device)
                     rss = report.get("host_peak_bytes") or 0
-                    slowest, fps = bottleneck(report, workers)
+                    fps = {k: v or float("inf") for k, v in report["throughput"].items()}
                     gpu = report.get("gpu_peak_bytes")
                     table.add_row(model, key, size, f"{report['fps']:.2f}",
                                   f"{report['frames'] / report['stages']['model']:.2f}",
-                                  f"{fps['decode']:.0f}", f"{fps['write']:.0f}", slowest,
+                                  f"{fps['decode']:.0f}", f"{fps['write']:.0f}", report["bottleneck"],
                                   f"{rss / 2**20:.0f} MB",
                                   f"{gpu / 2**20:.0f} MB" if gpu else "-")
                     print(f"{model} {key} {size}: {report['fps']:.2f} fps", file=sys.stderr)

@@ -121,12 +121,14 @@ def main() -> None:
               help="Ray actors (default: one per GPU of the cluster, else one per CPU).")
 @click.option("--chunk-frames", type=click.IntRange(1), default=48, show_default=True,
               help="Output frames per Ray chunk (rounded down to whole exposure cycles).")
+@click.option("--profile", is_flag=True,
+              help="Print the time of each stage (decode, model, write, ...) and the bottleneck.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print JSON lines on stdout: progress events and one result per input.")
 def convert(inputs: tuple[Path, ...], output: Path, quiet: bool, as_json: bool,
             continue_on_error: bool, ray_address: str | None, ray_workers: int | None,
-            chunk_frames: int, **kwargs) -> None:
+            chunk_frames: int, profile: bool, **kwargs) -> None:
     """Convert alternating-exposure videos to linear HDR EXR sequences.
 
     Writes OUTPUT/frame_000000.exr, ... (half float, linear Rec.709, 1.0 = the clipping point of
@@ -153,7 +155,7 @@ def convert(inputs: tuple[Path, ...], output: Path, quiet: bool, as_json: bool,
         except HdrvidError as exc:
             raise click.ClickException(str(exc)) from exc
     try:
-        _convert_all(inputs, output, options, engine, quiet, as_json, continue_on_error)
+        _convert_all(inputs, output, options, engine, quiet, as_json, continue_on_error, profile)
     finally:
         if ray_address is not None:
             engine.close()
@@ -171,7 +173,7 @@ def _ray_address(value: str | None) -> str | None:
 
 
 def _convert_all(inputs: tuple[Path, ...], output: Path, options, engine, quiet: bool,
-                 as_json: bool, continue_on_error: bool) -> None:
+                 as_json: bool, continue_on_error: bool, profile: bool) -> None:
     from hdrvid.pipeline import convert as run_convert
 
     outcomes: list[tuple[Path, object]] = []  # (input, Report or the error message)
@@ -201,6 +203,8 @@ def _convert_all(inputs: tuple[Path, ...], output: Path, options, engine, quiet:
             click.echo(str(report), err=True)
             if report.workers:
                 _print_workers(report.workers)
+        if profile and not as_json:
+            _print_profile(report)
     if len(inputs) > 1 and not (quiet or as_json):
         _print_summary(outcomes)
     if any(isinstance(outcome, str) for _, outcome in outcomes):
@@ -217,6 +221,34 @@ def _print_summary(outcomes: list[tuple[Path, object]]) -> None:
         else:
             table.add_row(str(path), "converted", str(outcome.frames), f"{outcome.fps:.2f}")
     _stderr_console().print(table)
+
+
+# what each stage of Report.stages measures, in the order the data flows
+STAGES = {"decode": "decoding and Y'CbCr -> R'G'B' (decode thread)",
+          "prepare": "camera response, host -> device (main thread)",
+          "model": "the model on batches of windows (main thread)",
+          "fetch": "device -> host (main thread)",
+          "write": "EXR compression and I/O, summed over the writer threads",
+          "decode_wait": "main thread waiting for decoded frames",
+          "write_wait": "main thread held back by a full writer pool",
+          "encode_sdr": "SDR video encoding", "encode_hdr10": "HDR10 video encoding"}
+
+
+def _print_profile(report) -> None:
+    """--profile: seconds and ms per frame of every stage, and what limits the run."""
+    from rich.table import Table
+
+    table = Table("stage", "seconds", "ms / frame", "what it measures",
+                  title=f"{report.input.name}: {report.frames} frames in {report.seconds:.2f} s "
+                        f"({report.fps:.2f} fps)")
+    for stage, seconds in report.stages.items():
+        per_frame = 1000 * seconds / report.frames if report.frames else 0.0
+        table.add_row(stage, f"{seconds:.2f}", f"{per_frame:.1f}", STAGES.get(stage, ""))
+    console = _stderr_console()
+    console.print(table)
+    if limit := report.bottleneck():
+        sustained = ", ".join(f"{part} {fps:.1f}" for part, fps in report.throughput().items())
+        console.print(f"bottleneck: {limit} (fps each part sustains alone: {sustained})")
 
 
 def _print_workers(workers: dict[str, dict]) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import queue
 import shutil
 import sys
@@ -124,6 +125,21 @@ class Report:
     videos: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     workers: dict[str, dict] = field(default_factory=dict)  # distributed runs: frames, seconds
+    writer_threads: int = 1
+
+    def throughput(self) -> dict[str, float]:
+        """Frames per second each concurrent part of the run could sustain alone: decode (its
+        thread), compute (response, copies and model, on the main thread) and write (the EXR
+        pool); the slowest limits the run."""
+        s = self.stages
+        busy = {"decode": s.get("decode", 0.0),
+                "compute": s.get("prepare", 0.0) + s.get("model", 0.0) + s.get("fetch", 0.0),
+                "write": s.get("write", 0.0) / max(1, self.writer_threads)}
+        return {part: self.frames / t if t else math.inf for part, t in busy.items()}
+
+    def bottleneck(self) -> str | None:
+        fps = self.throughput()
+        return min(fps, key=fps.get) if self.frames and self.stages else None
 
     @property
     def fps(self) -> float:
@@ -136,6 +152,9 @@ class Report:
                 "seconds": round(self.seconds, 3),
                 "fps": round(self.fps, 3),
                 "stages": {name: round(s, 3) for name, s in self.stages.items()},
+                "throughput": {part: round(fps, 2) if math.isfinite(fps) else None
+                               for part, fps in self.throughput().items()},
+                "bottleneck": self.bottleneck(),
                 "gpu_peak_bytes": self.gpu_peak_bytes, "host_peak_bytes": self.host_peak_bytes,
                 "videos": [str(v) for v in self.videos],
                 "warnings": self.warnings, "workers": self.workers}
@@ -345,6 +364,7 @@ def run_frames(job: Job, predictor: HdrPredictor, report: Report, timestamps: li
         writer.close()
         report.stages = {"decode": decoded.busy_seconds, **stages, "write": writer.write_seconds,
                          "decode_wait": decoded.wait_seconds, "write_wait": writer.wait_seconds}
+        report.writer_threads = writer.threads
         if predictor.device.type == "cuda":
             report.gpu_peak_bytes = torch.cuda.max_memory_allocated(predictor.device)
 

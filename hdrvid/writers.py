@@ -126,6 +126,7 @@ class ExrSequenceWriter:
         if fps:
             self.header["framesPerSecond"] = fractions.Fraction(fps)
         workers = workers or max(1, os.cpu_count() or 1)
+        self.threads = workers
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="exr")
         self._slots = threading.BoundedSemaphore(2 * workers)  # bounds frames held in memory
         self._lock = threading.Lock()

@@ -493,3 +493,18 @@ def test_ten_bit_input_through_the_cli(tmp_path):
     assert len(np.unique(codes)) > 400
     np.testing.assert_allclose(np.median(dark), np.median(np.clip(truth[0] * 8, 0, 1) / 8),
                                rtol=0.05)
+
+
+def test_profile_prints_each_stage_and_the_bottleneck(clip2, tmp_path):
+    result = run("convert", clip2.path, "-o", tmp_path / "out", "-m", "reference", "--profile")
+    assert result.exit_code == 0, result.output
+    for stage in ("decode", "prepare", "model", "write", "decode_wait", "write_wait"):
+        assert f"│ {stage} " in result.stderr
+    assert "bottleneck: " in result.stderr
+    result = run("convert", clip2.path, "-o", tmp_path / "json", "-m", "reference", "--json")
+    report = json.loads(result.stdout.splitlines()[-1])
+    assert report["bottleneck"] in ("decode", "compute", "write")
+    # the bottleneck sustains the fewest frames per second, and at least the run's own rate
+    sustained = report["throughput"]
+    assert sustained[report["bottleneck"]] == min(v for v in sustained.values() if v)
+    assert sustained[report["bottleneck"]] >= report["fps"] * 0.9
