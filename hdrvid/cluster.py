@@ -117,7 +117,7 @@ class RayEngine:
             raise HdrvidError(f"--ray {address or ''}: cannot connect to Ray ({exc}); check the "
                               "address, or leave it out to start Ray on this machine") from exc
 
-    def __enter__(self) -> RayEngine:
+    def __enter__(self) -> RayEngine:  # noqa: PYI034 - typing.Self needs Python 3.11
         return self
 
     def __exit__(self, *exc) -> None:

@@ -1,6 +1,7 @@
 """Scale-out on Ray: chunk planning, seeking decode, and conversions on a local Ray instance with
 2 CPU workers that equal a single-process run bit for bit."""
 
+import itertools
 import json
 import os
 import signal
@@ -32,16 +33,14 @@ def run(*args):
 def test_chunk_windows_are_the_whole_videos_windows(count, period, radius, per_chunk):
     """Windows built inside each chunk (from its frames and halo only) equal those of one pass
     over the whole video; chunks start on the video's phase and cover every frame once."""
-    size = 2 * radius + 1
-    if size < 2 * period - 1:  # every model's window spans at least one cycle either side
-        size = 2 * period - 1
+    size = max(2 * radius + 1, 2 * period - 1)  # every model's window spans a cycle each side
     if count < period:
         return
     whole = {w.center: (w.indices, w.items) for w in sliding_windows(range(count), size, period)}
     chunks = plan_chunks("clip.mp4", count, period, size, per_chunk)
-    assert [c.first for c in chunks][0] == 0 and chunks[-1].last == count
+    assert chunks[0].first == 0 and chunks[-1].last == count
     assert all(c.first % period == 0 and c.halo == size // 2 for c in chunks)
-    assert all(a.last == b.first for a, b in zip(chunks, chunks[1:]))
+    assert all(a.last == b.first for a, b in itertools.pairwise(chunks))
     for chunk in chunks:
         frames = range(chunk.decode_start, min(chunk.decode_stop, count))
         got = {w.center: (w.indices, w.items)
