@@ -181,3 +181,18 @@ def test_a_bare_ray_flag_does_not_swallow_an_input(clip2, tmp_path):
     result = run("convert", "--ray", clip2.path, "-o", tmp_path / "out")
     assert result.exit_code == 2
     assert "not a Ray address" in result.stderr and "--ray=ADDRESS" in result.stderr
+
+
+def test_several_inputs_with_other_cycles_on_ray(ray_local, single_run, tmp_path):
+    """A 2- then a 3-exposure input: the actors are reloaded for the new cycle, each output
+    folder equals its single-process run, and 3-exposure chunks start on whole cycles."""
+    clip2, single2 = single_run
+    clip3 = render_clip(tmp_path / "three.mp4", (1, 4, 16), FRAMES, width=96, height=64, seed=4)
+    single3 = tmp_path / "single3"
+    assert convert(clip3.path, single3, ConvertOptions(model="merge")).frames == FRAMES
+    out = tmp_path / "ray"
+    result = run("convert", clip2.path, clip3.path, "-o", out, "--ray", "--ray-workers", "2",
+                 "--chunk-frames", "7", "-q")
+    assert result.exit_code == 0, result.output
+    _assert_same_frames(out / "clip", single2)
+    _assert_same_frames(out / "three", single3)

@@ -75,3 +75,42 @@ def test_convert_lowers_the_batch_to_what_fits(monkeypatch, tmp_path):
         model="lan-hdr", weights=str(path), batch_size=8, device="cpu", max_frames=3))
     assert report.frames == 3
     assert any("using --batch-size 2" in w for w in report.warnings)
+
+
+def _seam_excess(image: torch.Tensor, whole: torch.Tensor, columns: list[int]) -> float:
+    """Largest change of the horizontal step between neighbouring pixels at ``columns``, against
+    the whole-frame result: a seam shows as a step the whole frame does not have."""
+    step = lambda x: (x[..., columns] - x[..., [c - 1 for c in columns]]).abs()
+    return (step(image) - step(whole)).abs().max().item()
+
+
+def test_tiles_of_a_convolutional_model_leave_no_seams(tmp_path, monkeypatch):
+    """hdrflow (random weights) in 128-pixel tiles: the feathered overlaps leave no step in the
+    overlaps, where tiles cut at their borders (no halo) leave a clear one."""
+    from hdrvid.models.hdrflow import HDRFlow
+    from hdrvid.weights import save_safetensors
+
+    torch.manual_seed(0)
+    path = tmp_path / "hdrflow.safetensors"
+    save_safetensors(HDRFlow(2), path, {"model": "hdrflow", "period": 2})
+    scene = torch.nn.functional.interpolate(torch.rand(1, 3, 12, 20), size=(192, 320),
+                                            mode="bicubic").clamp(0.05, 1)
+    times = torch.tensor([[1.0, 8.0, 1.0]])
+    ldr = torch.stack([scene, (scene * 8 ** (1 / 2.2)).clamp(0, 1), scene.roll(2, dims=-1)], 1)
+    run = lambda tile: HdrPredictor("hdrflow", 2, "cpu", weights=path, precision="fp32",
+                                    tile=tile).predict_torch(ldr, times)
+    whole, feathered = run(None), run(128)
+    spans = tiles(320, 128, 32)
+    overlaps = [c for a, b in itertools.pairwise(spans) for c in range(b[0], a[1] + 1)]
+
+    def no_halo(length, start, stop, size, overlap):  # a tile gives way where the next begins
+        keep = torch.ones(length)
+        following = [s for s, _ in tiles(size, 128, overlap) if start < s < stop]
+        if following:
+            keep[following[0] - start:] = 0
+        return keep
+
+    monkeypatch.setattr(predictor_module, "feather", no_halo)
+    cut = run(128)
+    assert _seam_excess(cut, whole, overlaps) > 5e-3  # the test can see a seam
+    assert _seam_excess(feathered, whole, overlaps) < 0.2 * _seam_excess(cut, whole, overlaps)
