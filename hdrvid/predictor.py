@@ -12,7 +12,7 @@ import torch
 
 from hdrvid import weights as weight_files
 from hdrvid.errors import ModelError, WeightsError
-from hdrvid.models.common import InputPadder
+from hdrvid.models.common import InputPadder, cast_convolutions
 from hdrvid.registry import ModelSpec, get_spec
 from hdrvid.response import Response
 
@@ -119,6 +119,7 @@ class HdrPredictor:
         self.model = self._load(self.spec.build(period), weights).to(self.device).eval()
         if self.dtype is not None and self.device.type == "cpu":
             self.model.to(memory_format=torch.channels_last)  # oneDNN's fast bf16 layout
+            cast_convolutions(self.model, self.dtype)
 
     def _load(self, net: torch.nn.Module, weights: str | Path | None) -> torch.nn.Module:
         what = f"{self.spec.name} {self.period}-exposure"

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hdrvid.models.common import flow_coords, sample_at
+from hdrvid.models.common import flow_coords, keep_fp32, sample_at
 
 
 def in_float32(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -110,7 +110,7 @@ class FlowNet(nn.Module):
         self.flow_head = nn.Sequential(
             nn.Conv2d(64, head, 5, padding=2), nn.ReLU(inplace=True),
             nn.Conv2d(head, head, 5, padding=2), nn.ReLU(inplace=True),
-            nn.Conv2d(head, 2 * n_flows, 5, padding=2))
+            keep_fp32(nn.Conv2d(head, 2 * n_flows, 5, padding=2)))
 
     def inject(self, feature: torch.Tensor, images: torch.Tensor, scale: int) -> torch.Tensor:
         """Input injection at 1/scale: combine(feature, imconv(avgpool(images)))."""
@@ -155,7 +155,7 @@ class FusionNet(nn.Module):
         self.conv9 = layer(m // 2, 64, transposed=True)
         self.conv10 = layer(64 + m // 4, 64)
         self.conv11 = layer(64, 64, transposed=True)
-        self.conv12 = nn.Sequential(nn.Conv2d(64, c_out, 3, padding=1))
+        self.conv12 = keep_fp32(nn.Sequential(nn.Conv2d(64, c_out, 3, padding=1)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, c_in, H, W) -> weights (B, c_out, H, W) in (0, 1), fp32"""

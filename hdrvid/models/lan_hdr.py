@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hdrvid.models.common import keep_fp32
+
 
 def conv(cin: int, cout: int, kernel: int = 3, stride: int = 1, bias: bool = True) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, kernel, stride, kernel // 2, bias=bias)
@@ -49,8 +51,9 @@ class RFFTBlock(nn.Module):
         super().__init__()
         self.main = nn.Sequential(conv(channels, channels, bias=False), nn.ReLU(),
                                   conv(channels, channels, bias=False))
-        self.main_fft = nn.Sequential(conv(2 * channels, 2 * channels, 1, bias=False), nn.ReLU(),
-                                      conv(2 * channels, 2 * channels, 1, bias=False))
+        self.main_fft = keep_fp32(nn.Sequential(conv(2 * channels, 2 * channels, 1, bias=False),
+                                                nn.ReLU(),
+                                                conv(2 * channels, 2 * channels, 1, bias=False)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, C, H, W)"""
@@ -252,7 +255,7 @@ class Merge(nn.Module):
         super().__init__()
         self.conv1_head = conv(frames * channels, channels)
         self.RB1s = nn.Sequential(*[RFFTBlock(channels) for _ in range(blocks)])
-        self.conv1_tail = conv(channels, 3)
+        self.conv1_tail = keep_fp32(conv(channels, 3))
 
     def head(self, features: Iterable[torch.Tensor]) -> torch.Tensor:
         """conv1_head of the concatenated features, summed frame by frame: the convolution is
