@@ -3,8 +3,9 @@
 Renders a procedural 2-exposure clip, converts it once in this process (the local engine) and
 then on a local Ray instance with each worker count. Each Ray engine first converts a short
 warm-up clip, so actor start-up (a Python process importing torch and loading the model) is
-not counted: the table is the steady state that a long video sees. Outputs are checked equal
-to the single-process run.
+not counted: the table is the steady state that a long video sees. Outputs are compared with
+the single-process run (merge: bit-identical; networks: within bf16 rounding, as actors run
+one thread each).
 
     python benchmarks/ray_scaling.py [--model merge] [--frames 48] [--size 640x360]
                                      [--workers 1,2] [--chunk-frames 8]
@@ -40,6 +41,13 @@ def timed(clip: Path, out: Path, options: ConvertOptions, engine=None) -> float:
     return time.perf_counter() - tick
 
 
+def relative_difference(a: Path, b: Path, index: int) -> float:
+    """Largest |a - b| / max(|b|, 1e-3) of one frame: 0 when bit-identical. Networks differ
+    slightly with the number of threads (oneDNN's accumulation order)."""
+    x, y = (read_exr(folder / frame_name(index))[0].astype(np.float32) for folder in (a, b))
+    return float((np.abs(x - y) / np.maximum(np.abs(y), 1e-3)).max())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="merge")
@@ -54,7 +62,7 @@ def main() -> None:
                              overwrite=True)
     ray = import_ray()
     ray.init(include_dashboard=False, log_to_driver=False)
-    table = Table("engine", "workers", "seconds", "fps", "speed-up", "frames equal",
+    table = Table("engine", "workers", "seconds", "fps", "speed-up", "max rel. Δ vs local",
                   title=f"hdrvid convert --ray, {args.model} 2E {args.size}, {args.frames} frames")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -67,11 +75,10 @@ def main() -> None:
             with RayEngine(workers=workers, chunk_frames=args.chunk_frames) as engine:
                 timed(warmup, tmp / "warmup", options, engine)
                 seconds = timed(clip, tmp / f"ray{workers}", options, engine)
-            equal = all(np.array_equal(read_exr(tmp / f"ray{workers}" / frame_name(i))[0],
-                                       read_exr(tmp / "single" / frame_name(i))[0])
-                        for i in range(args.frames))
+            difference = max(relative_difference(tmp / f"ray{workers}", tmp / "single", i)
+                             for i in range(args.frames))
             table.add_row("ray", str(workers), f"{seconds:.1f}", f"{args.frames / seconds:.2f}",
-                          f"{single / seconds:.2f}", "yes" if equal else "NO")
+                          f"{single / seconds:.2f}", f"{difference:.1e}")
     ray.shutdown()
     Console().print(table)
 
