@@ -69,15 +69,14 @@ def hdrflow_step(net: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.
     with the predicted flow must match the reference's where the reference is clipped or dark."""
     ldr, times, gt = batch["ldr"], batch["times"], batch["gt"]
     hdr, flows = net(ldr, times, return_flows=True)
-    n, c = ldr.shape[1], ldr.shape[1] // 2
+    c = ldr.shape[1] // 2
     y = luma(ldr[:, c].float())
     mask = ((y > 0.8) | (y < 0.2)).expand(-1, 3, -1, -1)
-    order = [k for k in range(n) if k != c]
     weight = 0.5 if net.exposures == 2 else 0.2
     alignment = hdr.new_zeros(())
     if mask.any():
         target = mu_law(gt[:, c])[mask]
-        for k, flow in zip(order, flows):
+        for k, flow in zip(net.flow_order, flows):  # 3E flows come as [p2, n1, p1, n2]
             warped = mu_law(net.warp(gt[:, k], flow))
             alignment = alignment + weight * (warped[mask] - target).abs().mean()
     return hdr, alignment

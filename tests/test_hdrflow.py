@@ -170,6 +170,29 @@ def test_output_is_on_the_shortest_exposure_scale_and_flows_are_exposed(net):
     assert white.min() >= 1 / max(times[0]) - 1e-6 and white.max() <= 1 + 1e-6
 
 
+def test_the_alignment_loss_pairs_each_flow_with_its_neighbour(net, monkeypatch):
+    """HALoss warps neighbour k's ground truth with the flow the model used for neighbour k
+    (3E flows come as [p2, n1, p1, n2], not in window order)."""
+    from hdrvid.train import hdrflow_step, mu_law
+
+    ldr, times = window(net.exposures)
+    ldr[:, ldr.shape[1] // 2] = 0.95  # a clipped reference: the loss covers every pixel
+    n, (h, w) = ldr.shape[1], ldr.shape[-2:]
+    ramp = torch.linspace(0, 1, w).expand(1, 3, h, w)
+    gt = torch.stack([ramp * (k + 1) / n for k in range(n)], 1)  # a different ramp per frame
+    shifts = [float(2 * i + 1) for i in range(n - 1)]  # a different x-shift per flow
+    flows = torch.cat([torch.tensor([s, 0.0]).view(1, 2, 1, 1).expand(1, 2, h, w)
+                       for s in shifts], 1)
+    monkeypatch.setattr(net.flow_net, "forward", lambda images: flows)
+    _, alignment = hdrflow_step(net, {"ldr": ldr, "times": times, "gt": gt})
+    weight = 0.5 if net.exposures == 2 else 0.2
+    target = mu_law(gt[:, n // 2])
+    expected = sum(weight * (mu_law(net.warp(gt[:, k], flows[:, 2 * i:2 * i + 2])) - target)
+                   .abs().mean() for i, k in enumerate(net.flow_order))
+    torch.testing.assert_close(alignment, expected)
+    assert net.flow_order == ([0, 2] if net.exposures == 2 else [0, 3, 1, 4])
+
+
 def test_flows_are_clamped_before_the_x4_upsampling(net):
     head = net.flow_net.flow_head[4]
     bias = head.bias.detach().clone()

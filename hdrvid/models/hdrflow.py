@@ -45,6 +45,8 @@ class HDRFlow(nn.Module):
             raise ValueError(f"HDRFlow exists for 2 or 3 exposures per cycle, not {exposures}")
         flow_in, head, max_flow, fusion_in, fusion_out, fusion_mid = VARIANTS[exposures]
         self.exposures = exposures
+        # window indices of the neighbours in the order of the flows (and of `forward`'s flows)
+        self.flow_order = [k for pair in PAIRS[exposures] for k in pair]
         self.flow_net = FlowNet(flow_in, head, 2 * len(PAIRS[exposures]), max_flow)
         self.fusion_net = FusionNet(fusion_in, fusion_out, fusion_mid)
         self.official_warp = False
@@ -78,7 +80,7 @@ class HDRFlow(nn.Module):
         c = n // 2
         frames, t = ldr.unbind(1), times.unbind(1)
         ref, pt = frames[c], self.perturb(frames[c])
-        order = [k for pair in PAIRS[self.exposures] for k in pair]
+        order = self.flow_order
 
         # flow net: each neighbour pair with the reference re-exposed to their level between them
         stack = [(frames[a], reexpose(pt, t[a] / t[c]), frames[b]) for a, b in PAIRS[self.exposures]]
