@@ -77,11 +77,12 @@ class WindowSynth:
         rng = np.random.default_rng((self.seed, index))
         r = self.recipe
         if self.stills and (not self.videos or rng.random() < r.still_fraction):
-            frames = self._still_window(rng)
+            frames, flows = self._still_window(rng)
         else:
             frames = self._video_window(rng)
+            flows = [np.full((2, r.crop, r.crop), np.nan, np.float32)] * r.window  # unknown
         if rng.random() < 0.5:
-            frames = frames[::-1]
+            frames, flows = frames[::-1], flows[::-1]
         permutation = rng.permutation(3)
         frames = [np.ascontiguousarray(f[..., permutation]) for f in frames]
         times = self._times(rng)
@@ -90,7 +91,8 @@ class WindowSynth:
         ldr = [np.round(expose(h, t, rng, noise) * 255) / 255 for h, t in zip(truth, times)]
         as_tensor = lambda xs: torch.from_numpy(np.stack(xs)).permute(0, 3, 1, 2).float()
         return {"ldr": as_tensor(ldr), "gt": as_tensor(truth),
-                "times": torch.tensor(times, dtype=torch.float32)}
+                "times": torch.tensor(times, dtype=torch.float32),
+                "flow": torch.from_numpy(np.stack(flows))}
 
     def _times(self, rng: np.random.Generator) -> list[float]:
         """Relative exposures of the window; the reference's level is drawn at random."""
@@ -136,8 +138,11 @@ class WindowSynth:
             out.append(((sigma * y / (1 + sigma - y)) ** (1 / n)).astype(np.float32))
         return out
 
-    def _still_window(self, rng: np.random.Generator) -> list[np.ndarray]:
-        """A seeded camera path over a real HDR photograph, plus a moving patch."""
+    def _still_window(self, rng: np.random.Generator
+                      ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """A seeded camera path over a real HDR photograph, plus a moving patch; with the exact
+        flow (2, c, c) from the reference to each frame (NaN where unknown: the patch, and
+        points that leave the crop)."""
         r = self.recipe
         image = _load_still(self.stills[rng.integers(len(self.stills))])
         scale = rng.uniform(0.35, 1.0)
@@ -160,7 +165,7 @@ class WindowSynth:
             patch_start = rng.uniform(0, r.crop - max(ph, pw), size=2)
             patch_velocity = rng.uniform(-6, 6, size=2)
         c = r.window // 2
-        frames = []
+        frames, cameras, boxes = [], [], []
         for i in range(r.window):
             k = i - c
             at = centre + velocity * k + rng.normal(0, 0.5, 2)
@@ -172,8 +177,31 @@ class WindowSynth:
                 x, y = np.clip(patch_start + patch_velocity * k, 0,
                                [r.crop - patch.shape[1], r.crop - patch.shape[0]]).astype(int)
                 frame[y:y + patch.shape[0], x:x + patch.shape[1]] = patch
+                boxes.append((x, y, x + patch.shape[1], y + patch.shape[0]))
             frames.append(frame)
-        return frames
+            cameras.append(np.vstack([m, [0, 0, 1]]))
+        return frames, [_camera_flow(cameras[c], camera, boxes[c] if boxes else None,
+                                     box if boxes else None, r.crop)
+                        for camera, box in zip(cameras, boxes or [None] * r.window)]
+
+
+def _camera_flow(reference: np.ndarray, other: np.ndarray, reference_box, other_box,
+                 size: int) -> np.ndarray:
+    """Flow (2, size, size) from the reference crop to another, both affine views (3×3, image
+    -> crop) of one photograph; NaN inside either frame's pasted patch and where the point
+    leaves the crop."""
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float64)
+    mapping = other @ np.linalg.inv(reference)
+    tx = mapping[0, 0] * xs + mapping[0, 1] * ys + mapping[0, 2]
+    ty = mapping[1, 0] * xs + mapping[1, 1] * ys + mapping[1, 2]
+    flow = np.stack([tx - xs, ty - ys]).astype(np.float32)
+    unknown = (tx < 0) | (tx > size - 1) | (ty < 0) | (ty > size - 1)
+    for box, (px, py) in ((reference_box, (xs, ys)), (other_box, (tx, ty))):
+        if box is not None:
+            unknown |= (px >= box[0] - 1) & (px < box[2] + 1) & (py >= box[1] - 1) & \
+                (py < box[3] + 1)
+    flow[:, unknown] = np.nan
+    return flow
 
 
 def collate(samples: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:

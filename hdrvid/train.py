@@ -65,21 +65,29 @@ class TrainOptions:
 
 
 def hdrflow_step(net: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """HDRFlow's raw output and its alignment loss (HALoss): each neighbour's ground truth warped
-    with the predicted flow must match the reference's where the reference is clipped or dark."""
+    """HDRFlow's raw output and its extra losses (hdrflow.md §6):
+
+    * HALoss: each neighbour's ground truth warped with the predicted flow must match the
+      reference's where the reference is clipped or dark;
+    * flow supervision where the true flow is known (``batch["flow"]``, NaN elsewhere): the
+      official recipe has it on Sintel; here the still-photograph windows, whose camera path is
+      exact, give it.
+    """
     ldr, times, gt = batch["ldr"], batch["times"], batch["gt"]
     hdr, flows = net(ldr, times, return_flows=True)
     c = ldr.shape[1] // 2
     y = luma(ldr[:, c].float())
     mask = ((y > 0.8) | (y < 0.2)).expand(-1, 3, -1, -1)
-    weight = 0.5 if net.exposures == 2 else 0.2
-    alignment = hdr.new_zeros(())
-    if mask.any():
-        target = mu_law(gt[:, c])[mask]
-        for k, flow in zip(net.flow_order, flows):  # 3E flows come as [p2, n1, p1, n2]
+    weight, flow_weight = (0.5, 0.001) if net.exposures == 2 else (0.2, 0.0005)
+    extra = hdr.new_zeros(())
+    # 3E flows come as [p2, n1, p1, n2]: `flow_order` gives each one's window index
+    for k, flow in zip(net.flow_order, flows):
+        if mask.any():
             warped = mu_law(net.warp(gt[:, k], flow))
-            alignment = alignment + weight * (warped[mask] - target).abs().mean()
-    return hdr, alignment
+            extra = extra + weight * (warped[mask] - mu_law(gt[:, c])[mask]).abs().mean()
+        if "flow" in batch and (known := ~batch["flow"][:, k].isnan()).any():
+            extra = extra + flow_weight * (flow - batch["flow"][:, k])[known].abs().mean()
+    return hdr, extra
 
 
 STEPS: dict[str, Callable] = {"hdrflow": hdrflow_step}

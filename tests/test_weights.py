@@ -56,7 +56,7 @@ def fill_hub_cache(cache, path, monkeypatch):
 def test_shipped_weights_are_used_by_default_from_weights_dir(shipped):
     path, entry = shipped
     (weights_module.WEIGHTS_DIR / path.name).write_bytes(path.read_bytes())
-    predictor = HdrPredictor("hdrflow", 2, "cpu")
+    predictor = HdrPredictor("hdrflow", 2, "cpu", precision="fp32")  # bf16 would cast weights
     expected = randomized(HDRFlow(2), seed=3).state_dict()
     assert all(torch.equal(predictor.model.state_dict()[k], v) for k, v in expected.items())
     rows = json.loads(run("weights", "list", "--json").stdout)
@@ -114,7 +114,7 @@ def test_import_lan_hdr_finds_the_exposure_count(tmp_path, period):
     result = run("weights", "import", ckpt, "--model", "lan-hdr", "-o", out)
     assert result.exit_code == 0, result.output
     assert f"(lan-hdr, {period} exposures)" in result.stdout
-    loaded = HdrPredictor("lan-hdr", period, "cpu", weights=out).model
+    loaded = HdrPredictor("lan-hdr", period, "cpu", weights=out, precision="fp32").model
     assert all(torch.equal(loaded.state_dict()[k], v) for k, v in net.state_dict().items())
 
 
