@@ -31,6 +31,8 @@ from hdrvid.pipeline import (
     Report,
     check_complete,
     frame_total,
+    learn_cycle,
+    model_key,
     run_frames,
 )
 from hdrvid.predictor import HdrPredictor
@@ -127,7 +129,7 @@ class RayEngine:
         """Stop the actors; shut Ray down if this engine started it."""
         for actor in self.actors:
             self.ray.kill(actor)
-        self.actors = []
+        self.actors, self._loaded = [], None
         if self._started and self.ray.is_initialized():
             self.ray.shutdown()
 
@@ -137,8 +139,7 @@ class RayEngine:
     def prepare(self, info: VideoInfo, pattern: ExposurePattern, options: ConvertOptions,
                 warnings: list[str]) -> ConvertOptions:
         """Start the actors for this model and cycle (kept across the inputs of a batch)."""
-        wanted = (options.model, pattern.period, options.device, options.input_transfer,
-                  options.weights, options.precision, options.tile)
+        wanted = model_key(options, pattern)
         if wanted != self._loaded:
             for actor in self.actors:
                 self.ray.kill(actor)
@@ -154,6 +155,9 @@ class RayEngine:
             started: float) -> None:
         """Convert ``job``'s chunks on the actors, gathering their records into ``entries``."""
         job.frame_times = frame_timestamps(job.info.path)
+        # chunks after the start check the cycle against the start's (a dropped frame)
+        job.cycle_signature = learn_cycle(job.info, job.pattern,
+                                          load_response(job.options.input_transfer))
         count = len(job.frame_times) if job.frame_times else frame_total(job.info, job.options)
         if job.options.max_frames:
             count = min(count or job.options.max_frames, job.options.max_frames)
@@ -166,18 +170,31 @@ class RayEngine:
         shared = self.ray.put(job)
         running: dict = {}  # result ref -> actor index
         load = [0] * len(self.actors)
-        while todo or running:
-            while todo and min(load) < IN_FLIGHT_PER_WORKER:
-                slot = load.index(min(load))
-                running[self.actors[slot].run.remote(shared, todo.pop(0))] = slot
-                load[slot] += 1
-            (ready,), _ = self.ray.wait(list(running), num_returns=1)
-            load[running.pop(ready)] -= 1
-            self._gather(self._result(ready), report, entries)
-            if progress:
-                progress(ProgressEvent(report.frames, count, time.perf_counter() - started))
+        try:
+            while todo or running:
+                while todo and min(load) < IN_FLIGHT_PER_WORKER:
+                    slot = load.index(min(load))
+                    running[self.actors[slot].run.remote(shared, todo.pop(0))] = slot
+                    load[slot] += 1
+                (ready,), _ = self.ray.wait(list(running), num_returns=1)
+                load[running.pop(ready)] -= 1
+                self._gather(self._result(ready), report, entries)
+                if progress:
+                    progress(ProgressEvent(report.frames, count, time.perf_counter() - started))
+        except BaseException:  # an error or Ctrl-C: no frame may be written after this
+            self._stop(job.frames_dir)
+            raise
         entries.sort(key=lambda entry: entry["index"])
         check_complete(job, report.frames)
+
+    def _stop(self, frames_dir) -> None:
+        """Kill the actors (the next input starts new ones) and remove the temporary files of
+        the frames they were writing; every finished frame was renamed into place whole."""
+        for actor in self.actors:
+            self.ray.kill(actor)
+        self.actors, self._loaded = [], None
+        for partial in frames_dir.glob(".frame_*.tmp"):
+            partial.unlink(missing_ok=True)
 
     def _result(self, ref) -> dict:
         """A chunk's result; an error in the actor is raised here as it was raised there."""

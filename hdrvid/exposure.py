@@ -301,11 +301,13 @@ class CycleMonitor:
     nor reset.
     """
 
-    def __init__(self, pattern: ExposurePattern, learn: int = 4, persist: int = 4):
+    def __init__(self, pattern: ExposurePattern, learn: int = 4, persist: int = 4,
+                 signature: np.ndarray | None = None):
         self.pattern, self.persist = pattern, persist
         self._learning: list[list[float]] = [[] for _ in range(pattern.period)]
         self._learn = learn
-        self._signature: np.ndarray | None = None
+        # given: the steps learned at the start of the clip, for a part that starts later
+        self._signature: np.ndarray | None = signature
         self._previous: np.ndarray | None = None
         self._first_bad: int | None = None
         self._bad = 0
@@ -333,6 +335,11 @@ class CycleMonitor:
                 f"before is {step:+.1f} stops where the clip began with "
                 f"{self._signature[position]:+.1f} (a dropped frame or a new cycle); cut the clip "
                 "there, or convert the two parts separately")
+
+    @property
+    def signature(self) -> np.ndarray | None:
+        """The learned step per cycle position (None while learning, or if it barely alternates)."""
+        return self._signature
 
     def _learn_step(self, position: int, step: float) -> None:
         self._learning[position].append(step)

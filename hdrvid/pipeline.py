@@ -205,9 +205,17 @@ class Job:
     options: ConvertOptions
     done: set[int] = field(default_factory=set)  # frames complete on disk (--resume)
     frame_times: Sequence[int] | None = None  # the video's `frame_timestamps` (for seeking)
+    # the exposure steps learned at the clip's start (`learn_cycle`): chunks check against them
+    cycle_signature: np.ndarray | None = None
 
 
 Progress = Callable[[ProgressEvent], None]
+
+
+def model_key(options: ConvertOptions, pattern: ExposurePattern) -> tuple:
+    """What a loaded model depends on: engines reload only when it changes."""
+    return (options.model, pattern.period, options.device, options.input_transfer,
+            options.weights, options.precision, options.tile)
 
 
 class LocalEngine:
@@ -221,8 +229,7 @@ class LocalEngine:
                 warnings: list[str]) -> ConvertOptions:
         """Load the model for this input (kept for the next input of a batch when model and
         cycle stay the same); the batch size is lowered where memory is short."""
-        wanted = (options.model, pattern.period, options.device, options.input_transfer,
-                  options.weights, options.precision, options.tile)
+        wanted = model_key(options, pattern)
         if wanted != self._loaded:
             self.predictor = HdrPredictor(options.model, pattern.period, options.device,
                                           load_response(options.input_transfer), options.weights,
@@ -340,7 +347,7 @@ def run_frames(job: Job, predictor: HdrPredictor, report: Report, timestamps: li
     decoded = _Prefetch(read_frames(info.path, info.color, stop, start, job.frame_times),
                         maxsize=8)
     stages = dict.fromkeys(("prepare", "model", "fetch"), 0.0)
-    monitor = CycleMonitor(pattern)
+    monitor = CycleMonitor(pattern, signature=job.cycle_signature)
     try:
         prepared = _prepared(decoded, predictor, monitor, info.path, stages)
         windows = _windows(prepared, predictor.window, pattern.period, info.path)
@@ -379,16 +386,32 @@ def check_complete(job: Job, decoded: int) -> None:
                          f"before are converted in {job.frames_dir}")
 
 
+def learn_cycle(info: VideoInfo, pattern: ExposurePattern, response: Response,
+                frames: int = 48) -> np.ndarray | None:
+    """The exposure steps of the clip's first cycles, as `CycleMonitor` learns them, for parts
+    of the clip converted separately (chunks), which start later."""
+    monitor = CycleMonitor(pattern)
+    for frame in read_frames(info.path, info.color, frames):
+        _check_cycle(monitor, frame, response, info.path)
+        if monitor.signature is not None:
+            break
+    return monitor.signature
+
+
+def _check_cycle(monitor: CycleMonitor, frame: Frame, response: Response, path: Path) -> None:
+    step = max(1, min(frame.rgb.shape[:2]) // 180)  # brightness quantiles need few pixels
+    try:
+        monitor.check(frame.index, response.to_gamma22(frame.rgb[::step, ::step]))
+    except ExposureError as exc:
+        raise ExposureError(f"{path}: {exc}") from exc
+
+
 def _prepared(decoded: Iterable[Frame], predictor: HdrPredictor, monitor: CycleMonitor,
               path: Path, stages: dict[str, float]) -> Iterator[tuple[Frame, torch.Tensor]]:
     """Each frame as the model's input, after checking it keeps the exposure cycle."""
     for frame in decoded:
         tick = time.perf_counter()
-        step = max(1, min(frame.rgb.shape[:2]) // 180)
-        try:
-            monitor.check(frame.index, predictor.response.to_gamma22(frame.rgb[::step, ::step]))
-        except ExposureError as exc:
-            raise ExposureError(f"{path}: {exc}") from exc
+        _check_cycle(monitor, frame, predictor.response, path)
         tensor = predictor.prepare(frame.rgb)
         stages["prepare"] += time.perf_counter() - tick
         yield frame, tensor

@@ -196,3 +196,24 @@ def test_several_inputs_with_other_cycles_on_ray(ray_local, single_run, tmp_path
     assert result.exit_code == 0, result.output
     _assert_same_frames(out / "clip", single2)
     _assert_same_frames(out / "three", single3)
+
+
+def test_a_dropped_frame_is_caught_by_the_chunk_it_falls_in(ray_local, tmp_path):
+    """Chunks check the exposure cycle against the one learned at the clip's start: a dropped
+    frame at 30 stops the run with the local run's one-line error (the chunk that sees it
+    reports where its own check began to fail), and no temporary file is left."""
+    from hdrvid.synth import expose, procedural_scene
+    from hdrvid.video import VideoWriter
+
+    scene = list(procedural_scene(40, 128, 96, seed=9))
+    times = [1, 8] * 15 + [8, 1] * 5  # frames 0-29 low/high, then high/low
+    path = tmp_path / "dropped.mp4"
+    with VideoWriter(path, 128, 96) as writer:
+        for hdr, t in zip(scene, times):
+            writer.write(expose(hdr, t))
+    out = tmp_path / "out"
+    result = run("convert", path, "-o", out, "-m", "reference", "--ray", "--ray-workers", "2",
+                 "--chunk-frames", "8", "-q")
+    assert_one_line_error(result, "dropped.mp4: the exposure cycle changes at frame 3")
+    assert json.loads((out / "hdrvid.json").read_text())["status"] == "failed"
+    assert not list(out.glob(".*.tmp"))
