@@ -45,20 +45,24 @@ def random_weights(model: str, period: int, folder: Path) -> Path | None:
 
 def measure(model: str, period: int, width: int, height: int, precision: str, device: str,
             runs: int, weights: Path | None) -> dict:
-    """Seconds per window (best of ``runs`` after a warm-up), peak memory, output."""
+    """Seconds per window (best of ``runs`` after a warm-up), peak memory, output.
+
+    The windows slide over a sequence of frames, one frame per run, as in a video (LAN-HDR
+    keeps each frame's encoding for the next windows)."""
     predictor = HdrPredictor(model, period, device, weights=weights, precision=precision)
     torch.manual_seed(1)
-    ldr = torch.rand(1, predictor.window, 3, height, width, device=predictor.device)
+    n = predictor.window
+    frames = torch.rand(1, n + runs, 3, height, width, device=predictor.device)
     cycle = CYCLES[period]
-    times = torch.tensor([[cycle[i % period] for i in range(predictor.window)]])
+    times = torch.tensor([[cycle[i % period] for i in range(n + runs)]])
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    hdr = predictor.predict_torch(ldr, times)  # warm-up
+    hdr = predictor.predict_torch(frames[:, :n], times[:, :n])  # warm-up
     seconds = []
-    for _ in range(runs):
+    for start in range(1, runs + 1):
         if predictor.device.type == "cuda":
             torch.cuda.synchronize()
         tick = time.perf_counter()
-        hdr = predictor.predict_torch(ldr, times)
+        hdr = predictor.predict_torch(frames[:, start:start + n], times[:, start:start + n])
         if predictor.device.type == "cuda":
             torch.cuda.synchronize()
         seconds.append(time.perf_counter() - tick)

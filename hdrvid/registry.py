@@ -94,7 +94,7 @@ MODELS: dict[str, ModelSpec] = {
         checkpoint=CheckpointFormat(key="g"),
         weights_hint="official: exps/model_2E_test/checkpoints/ckpt.pt or model_3E_test of "
                      "github.com/haesoochung/LAN-HDR",
-        bytes_per_pixel=4000,  # 3.8 kB measured at 640×360 (benchmarks/models.py)
+        bytes_per_pixel=4800,  # 4.7 kB measured at 640×360 in fp32 with the frame cache
         license="unstated (official weights: no LICENSE; do not redistribute)",
         trained=True,
     ),

@@ -1,5 +1,6 @@
 """LAN-HDR: the official layout, checkpoint loading, its inputs, and runs through the engine."""
 
+import copy
 import json
 
 import numpy as np
@@ -124,6 +125,32 @@ def test_merge_head_summed_per_frame_equals_the_concatenation():
     features = [torch.randn(1, 8, 11, 7) for _ in range(3)]
     direct = merge.conv1_head(torch.cat(features, 1))
     torch.testing.assert_close(merge.head(iter(features)), direct, rtol=1e-5, atol=1e-5)
+
+
+
+
+def test_sliding_windows_encode_each_frame_once_with_the_same_result():
+    """The frame cache: 8 frames in 5-frame sliding windows are encoded 8 times, not 20, and
+    every output equals the uncached network's exactly; gradients and batches bypass it."""
+    net = randomized(LanHdr(5), seed=5).eval()
+    plain = copy.deepcopy(net)
+    plain.cache = None
+    frames = torch.rand(1, 8, 3, 32, 48, generator=torch.Generator().manual_seed(1))
+    exposures = torch.tensor([[1.0, 8.0] * 4])
+    calls = []
+    encode = net.align.encode
+    net.align.encode = lambda *a: calls.append(1) or encode(*a)
+    with torch.no_grad():
+        for start in range(4):
+            window = (slice(None), slice(start, start + 5))
+            assert torch.equal(inputs.lan_hdr(net, frames[window], exposures[window]),
+                               inputs.lan_hdr(plain, frames[window], exposures[window]))
+    assert len(calls) == 8
+    calls.clear()
+    with torch.no_grad():  # a batch of two windows
+        inputs.lan_hdr(net, frames[:, :5].repeat(2, 1, 1, 1, 1), exposures[:, :5].repeat(2, 1))
+    inputs.lan_hdr(net, frames[:, :5], exposures[:, :5])  # gradients on
+    assert len(calls) == 10
 
 
 @pytest.mark.parametrize("period", [2, 3])

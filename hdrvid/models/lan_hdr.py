@@ -15,7 +15,10 @@ checkpoints keep the state dict under ``"g"``); ``../shared/docs/lan-hdr.md`` do
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from collections.abc import Iterable
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -221,6 +224,12 @@ class Fuser(nn.Module):
         return x, gate
 
 
+class Encoding(NamedTuple):
+    moving: list[torch.Tensor]
+    values: list[torch.Tensor]
+    keys: torch.Tensor
+
+
 class Align(nn.Module):
     """Luminance-based alignment of one frame to the reference (`Align_sup_00`), shared by all
     frames of the window, the reference included."""
@@ -235,15 +244,23 @@ class Align(nn.Module):
         self.ref_extractor = PyramidEncoder(7, gated=True)
         self.Fuser = Fuser()
 
-    def forward(self, frame: torch.Tensor, key: torch.Tensor, query: torch.Tensor,
-                reference: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """frame (B, 7, H, W) [L, H, Y], key and query (B, 4, H, W) [Y, H], the reference's
-        gated pyramid -> feature (B, 64, H, W), blend gate (B, 1, H/4, W/4)"""
+    def encode(self, frame: torch.Tensor, key: torch.Tensor) -> Encoding:
+        """What depends on the moving frame alone: its gated pyramid, its value pyramid and its
+        key features, at 1/4 resolution where the alignment runs."""
         moving = self.mov_extractor(frame)
-        size = moving[1].shape[-2:]  # alignment runs at 1/4 resolution
-        values = self.FE_V(resize(frame[:, :6], size))
-        similarity, index = self.Transformer(self.FE_KQ(resize(query, size))[0],
-                                             self.FE_KQ(resize(key, size))[0])
+        size = moving[1].shape[-2:]
+        return Encoding(moving, self.FE_V(resize(frame[:, :6], size)),
+                        self.FE_KQ(resize(key, size))[0])
+
+    def forward(self, frame: torch.Tensor, key: torch.Tensor, query: torch.Tensor,
+                reference: list[torch.Tensor], encoded: Encoding | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """frame (B, 7, H, W) [L, H, Y], key and query (B, 4, H, W) [Y, H], the reference's
+        gated pyramid [, the frame's `encode` if known] -> feature (B, 64, H, W), blend gate
+        (B, 1, H/4, W/4)"""
+        moving, values, keys = encoded or self.encode(frame, key)
+        size = moving[1].shape[-2:]
+        similarity, index = self.Transformer(self.FE_KQ(resize(query, size))[0], keys)
         aligned = self.Recon(swap_patches(values[0], index), similarity, values)
         return self.Fuser(moving, reference, aligned)
 
@@ -276,17 +293,42 @@ class Merge(nn.Module):
 
 
 class LanHdr(nn.Module):
-    """LAN-HDR for windows of ``frames`` frames (5 for 2 exposures, 7 for 3)."""
+    """LAN-HDR for windows of ``frames`` frames (5 for 2 exposures, 7 for 3).
+
+    In eval mode, on one window at a time, each frame's `Align.encode` is kept for the next
+    windows: sliding windows share all frames but one, so a video encodes each frame once
+    instead of ``frames`` times (a quarter of the time at 640×360). Entries are keyed by the
+    frame's content (its exposure is part of it) and the autocast state; ``cache = None``
+    turns this off.
+    """
 
     def __init__(self, frames: int = 5):
         super().__init__()
         self.align = Align()
         self.merge = Merge(frames)
+        self.cache: OrderedDict | None = OrderedDict()
+        self.frames = frames
 
     def forward(self, frames: torch.Tensor, keys: torch.Tensor, queries: torch.Tensor,
                 reference: int) -> torch.Tensor:
         """frames (B, n, 7, H, W), keys and queries (B, n, 4, H, W) -> HDR (B, 3, H, W) in (0, 1)"""
         ref_pyramid = self.align.ref_extractor(frames[:, reference])
-        features = (self.align(frames[:, i], keys[:, i], queries[:, i], ref_pyramid)[0]
+        features = (self.align(frames[:, i], keys[:, i], queries[:, i], ref_pyramid,
+                               self.encoded(frames[:, i], keys[:, i]))[0]
                     for i in range(frames.shape[1]))
         return self.merge(features)
+
+    def encoded(self, frame: torch.Tensor, key: torch.Tensor) -> Encoding:
+        """`Align.encode` of one frame, from the cache when an earlier window computed it."""
+        if self.cache is None or self.training or torch.is_grad_enabled() or frame.shape[0] != 1:
+            return self.align.encode(frame, key)
+        digest = hashlib.blake2b(frame.detach().float().cpu().numpy().tobytes(), digest_size=16)
+        entry = (digest.digest(), torch.is_autocast_enabled(frame.device.type),
+                 torch.get_autocast_dtype(frame.device.type))
+        if entry in self.cache:
+            self.cache.move_to_end(entry)
+        else:
+            self.cache[entry] = self.align.encode(frame, key)
+            while len(self.cache) > self.frames:  # the frames the next window can still use
+                self.cache.popitem(last=False)
+        return self.cache[entry]
