@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -218,12 +219,24 @@ def model_key(options: ConvertOptions, pattern: ExposurePattern) -> tuple:
             options.weights, options.precision, options.tile)
 
 
+class Engine(Protocol):
+    """What `convert` needs from an engine: load the model for an input, then convert its
+    frames (writing EXRs into ``job.frames_dir`` and a record per frame into ``entries``)."""
+
+    def prepare(self, info: VideoInfo, pattern: ExposurePattern, options: ConvertOptions,
+                warnings: list[str]) -> ConvertOptions: ...
+
+    def run(self, job: Job, report: Report, entries: list[dict], progress: Progress | None,
+            started: float) -> None: ...
+
+
 class LocalEngine:
     """Runs the model in this process: the default engine of `convert`."""
 
     def __init__(self) -> None:
         self.predictor: HdrPredictor | None = None
         self._loaded: tuple | None = None
+        self._load_warnings: list[str] = []
 
     def prepare(self, info: VideoInfo, pattern: ExposurePattern, options: ConvertOptions,
                 warnings: list[str]) -> ConvertOptions:
@@ -234,7 +247,8 @@ class LocalEngine:
             self.predictor = HdrPredictor(options.model, pattern.period, options.device,
                                           load_response(options.input_transfer), options.weights,
                                           options.precision, options.tile)
-            self._loaded = wanted
+            self._loaded, self._load_warnings = wanted, list(self.predictor.warnings)
+        self.predictor.warnings = list(self._load_warnings)  # not the last input's batch warning
         batch_size = self.predictor.check_memory(info.height, info.width, options.batch_size)
         warnings += self.predictor.warnings
         return dataclasses.replace(options, batch_size=batch_size)
@@ -246,7 +260,7 @@ class LocalEngine:
 
 
 def convert(input: str | Path, output: str | Path, options: ConvertOptions = ConvertOptions(),
-            progress: Progress | None = None, engine=None) -> Report:
+            progress: Progress | None = None, engine: Engine | None = None) -> Report:
     """Convert an alternating-exposure video to an EXR sequence and/or videos in ``output``.
 
     Writes ``output/frame_NNNNNN.exr`` (one per input frame: linear HDR, 1.0 = the clipping point

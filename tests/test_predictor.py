@@ -59,10 +59,10 @@ def test_a_frame_too_large_for_memory_fails_before_any_work(monkeypatch, tmp_pat
     monkeypatch.setattr(predictor_module, "free_memory", lambda device: 2 << 30)
     path = save_official(LanHdr(5).state_dict(), tmp_path / "ckpt.pt", key="g")
     predictor = HdrPredictor("lan-hdr", 2, "cpu", weights=path)
-    with pytest.raises(ModelError, match=r"lan-hdr needs about 7.7 GiB for one 1920×1080 window "
+    with pytest.raises(ModelError, match=r"lan-hdr needs about 9.3 GiB for one 1920×1080 window "
                                          r"and cpu has 2.0 GiB free; use --tile 512"):
         predictor.check_memory(1080, 1920, 1)
-    assert predictor.check_memory(360, 640, 4) == 2
+    assert predictor.check_memory(360, 480, 4) == 2
     assert "using --batch-size 2" in predictor.warnings[-1]
     assert HdrPredictor("lan-hdr", 2, "cpu", weights=path, tile=512).check_memory(1080, 1920, 1) == 1
 
@@ -70,7 +70,7 @@ def test_a_frame_too_large_for_memory_fails_before_any_work(monkeypatch, tmp_pat
 def test_convert_lowers_the_batch_to_what_fits(monkeypatch, tmp_path):
     clip = render_clip(tmp_path / "clip.mp4", (1, 8), 6, width=96, height=64)
     path = save_official(LanHdr(5).state_dict(), tmp_path / "ckpt.pt", key="g")
-    monkeypatch.setattr(predictor_module, "free_memory", lambda device: 96 * 64 * 4000 * 2.5)
+    monkeypatch.setattr(predictor_module, "free_memory", lambda device: 96 * 64 * 4800 * 2.5)
     report = convert(clip.path, tmp_path / "out", ConvertOptions(
         model="lan-hdr", weights=str(path), batch_size=8, device="cpu", max_frames=3))
     assert report.frames == 3
