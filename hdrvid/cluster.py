@@ -127,9 +127,7 @@ class RayEngine:
 
     def close(self) -> None:
         """Stop the actors; shut Ray down if this engine started it."""
-        for actor in self.actors:
-            self.ray.kill(actor)
-        self.actors, self._loaded = [], None
+        self._kill_actors()
         if self._started and self.ray.is_initialized():
             self.ray.shutdown()
 
@@ -141,8 +139,7 @@ class RayEngine:
         """Start the actors for this model and cycle (kept across the inputs of a batch)."""
         wanted = model_key(options, pattern)
         if wanted != self._loaded:
-            for actor in self.actors:
-                self.ray.kill(actor)
+            self._kill_actors()
             remote = self.ray.remote(ChunkWorker).options(
                 num_cpus=self.threads, num_gpus=1 if self.gpus else 0,
                 max_restarts=RETRIES, max_task_retries=RETRIES)
@@ -158,9 +155,7 @@ class RayEngine:
         # chunks after the start check the cycle against the start's (a dropped frame)
         job.cycle_signature = learn_cycle(job.info, job.pattern,
                                           load_response(job.options.input_transfer))
-        count = len(job.frame_times) if job.frame_times else frame_total(job.info, job.options)
-        if job.options.max_frames:
-            count = min(count or job.options.max_frames, job.options.max_frames)
+        count = frame_total(job.info, job.options, len(job.frame_times or ()))
         if not count:
             raise HdrvidError(f"{job.info.path}: the container states no frame count, which "
                               "chunking needs; convert it without --ray")
@@ -190,11 +185,14 @@ class RayEngine:
     def _stop(self, frames_dir) -> None:
         """Kill the actors (the next input starts new ones) and remove the temporary files of
         the frames they were writing; every finished frame was renamed into place whole."""
+        self._kill_actors()
+        for partial in frames_dir.glob(".frame_*.tmp"):
+            partial.unlink(missing_ok=True)
+
+    def _kill_actors(self) -> None:
         for actor in self.actors:
             self.ray.kill(actor)
         self.actors, self._loaded = [], None
-        for partial in frames_dir.glob(".frame_*.tmp"):
-            partial.unlink(missing_ok=True)
 
     def _result(self, ref) -> dict:
         """A chunk's result; an error in the actor is raised here as it was raised there."""

@@ -180,9 +180,9 @@ class WindowSynth:
                 boxes.append((x, y, x + patch.shape[1], y + patch.shape[0]))
             frames.append(frame)
             cameras.append(np.vstack([m, [0, 0, 1]]))
-        return frames, [_camera_flow(cameras[c], camera, boxes[c] if boxes else None,
-                                     box if boxes else None, r.crop)
-                        for camera, box in zip(cameras, boxes or [None] * r.window)]
+        boxes = boxes or [None] * r.window
+        return frames, [_camera_flow(cameras[c], camera, boxes[c], box, r.crop)
+                        for camera, box in zip(cameras, boxes)]
 
 
 def _camera_flow(reference: np.ndarray, other: np.ndarray, reference_box, other_box,

@@ -337,11 +337,14 @@ def _render_video(frames_dir: Path, path: Path, kind: str, options: ConvertOptio
     report.videos.append(path)
 
 
-def frame_total(info: VideoInfo, options: ConvertOptions) -> int | None:
-    """Frames the conversion should produce: the container's count, or --frames if fewer."""
+def frame_total(info: VideoInfo, options: ConvertOptions, count: int | None = None
+                ) -> int | None:
+    """Frames the conversion should produce: ``count`` (an exact count, e.g. of the packets)
+    or else the container's, or --frames if fewer."""
+    count = count or info.frame_count
     if options.max_frames:
-        return min(info.frame_count or options.max_frames, options.max_frames)
-    return info.frame_count
+        return min(count or options.max_frames, options.max_frames)
+    return count
 
 
 def run_frames(job: Job, predictor: HdrPredictor, report: Report, timestamps: list[dict],

@@ -154,9 +154,11 @@ class HdrPredictor:
                 "another --device, or a lighter --model (hdrflow, merge)")
         fits = int(free // per_window)
         if batch > fits:
-            self.warnings.append(f"--batch-size {batch} needs about {batch * per_window / GIB:.1f}"
-                                 f" GiB at {width}×{height} but {self.device} has "
-                                 f"{free / GIB:.1f} GiB free; using --batch-size {fits}")
+            warning = (f"--batch-size {batch} needs about {batch * per_window / GIB:.1f} GiB at "
+                       f"{width}×{height} but {self.device} has {free / GIB:.1f} GiB free; using "
+                       f"--batch-size {fits}")
+            if warning not in self.warnings:  # asked once per chunk on Ray: said once
+                self.warnings.append(warning)
             return fits
         return batch
 

@@ -80,11 +80,12 @@ def hdrflow_step(net: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.
     mask = ((y > 0.8) | (y < 0.2)).expand(-1, 3, -1, -1)
     weight, flow_weight = (0.5, 0.001) if net.exposures == 2 else (0.2, 0.0005)
     extra = hdr.new_zeros(())
+    target = mu_law(gt[:, c])[mask] if mask.any() else None
     # 3E flows come as [p2, n1, p1, n2]: `flow_order` gives each one's window index
     for k, flow in zip(net.flow_order, flows):
-        if mask.any():
+        if target is not None:
             warped = mu_law(net.warp(gt[:, k], flow))
-            extra = extra + weight * (warped[mask] - mu_law(gt[:, c])[mask]).abs().mean()
+            extra = extra + weight * (warped[mask] - target).abs().mean()
         if "flow" in batch and (known := ~batch["flow"][:, k].isnan()).any():
             extra = extra + flow_weight * (flow - batch["flow"][:, k])[known].abs().mean()
     return hdr, extra
