@@ -225,7 +225,7 @@ def _print_summary(outcomes: list[tuple[Path, object]]) -> None:
 
 # what each stage of Report.stages measures, in the order the data flows
 STAGES = {"decode": "decoding and Y'CbCr -> R'G'B' (decode thread)",
-          "prepare": "camera response, host -> device (main thread)",
+          "prepare": "camera response, host -> device (decode thread)",
           "model": "the model on batches of windows (main thread)",
           "fetch": "device -> host (main thread)",
           "write": "EXR compression and I/O, summed over the writer threads",

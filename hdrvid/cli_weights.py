@@ -99,6 +99,9 @@ def import_checkpoint(checkpoint: Path, model: str, output: Path, exposures: int
 @click.option("--resume", is_flag=True, default=None, help="Continue RUN_DIR/last.pt.")
 @click.option("--init", default=None, metavar="WEIGHTS",
               help="Start a new run from these weights (fine-tuning) instead of from scratch.")
+@click.option("--flow-weight", type=click.FloatRange(0), default=None,
+              help="Weight of the flow supervision on windows with exact flow (HDRFlow; "
+                   "default the official 0.001 for 2 exposures, 0.0005 for 3).")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines of validation records.")
 def train(run_dir: Path, as_json: bool, **kwargs) -> None:
     """Train a model into RUN_DIR (last.pt, best.safetensors, log.jsonl)."""

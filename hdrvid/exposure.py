@@ -177,7 +177,14 @@ def _brightness_quantiles(frame: np.ndarray) -> np.ndarray:
     ratio even when the scene moves between them.
     """
     step = max(1, min(frame.shape[:2]) // 180)
-    return np.quantile(frame[::step, ::step].max(axis=-1), _QUANTILES)
+    sub = frame[::step, ::step]
+    # numpy's "linear" quantiles from one sort: np.quantile took 7.6 ms per 640×360 frame for
+    # these 189 quantiles (and .max(axis=-1) on the strided view 2 ms), this 2.4 ms
+    values = np.sort(np.maximum(np.maximum(sub[..., 0], sub[..., 1]), sub[..., 2]), axis=None)
+    position = _QUANTILES * (values.size - 1)
+    below = np.floor(position).astype(np.intp)
+    above = np.minimum(below + 1, values.size - 1)
+    return values[below] + (position - below) * (values[above] - values[below])
 
 
 def _log2_ratio(qa: np.ndarray, qb: np.ndarray) -> float:

@@ -116,8 +116,8 @@ class Report:
     frames: int = 0
     resumed: int = 0  # frames found complete on disk and kept (--resume)
     seconds: float = 0.0
-    # seconds per stage: decode (its thread: decoding and Y'CbCr -> R'G'B'), prepare (camera
-    # response, host -> device), model, fetch (device -> host), write (EXR compression, summed
+    # seconds per stage: decode and prepare (the decode thread: decoding and Y'CbCr -> R'G'B';
+    # camera response, host -> device), model, fetch (device -> host), write (EXR compression, summed
     # over the writer threads), decode_wait / write_wait (the main thread starved / held back),
     # encode_sdr / encode_hdr10 (video outputs)
     stages: dict[str, float] = field(default_factory=dict)
@@ -130,11 +130,11 @@ class Report:
 
     def throughput(self) -> dict[str, float]:
         """Frames per second each concurrent part of the run could sustain alone: decode (its
-        thread), compute (response, copies and model, on the main thread) and write (the EXR
-        pool); the slowest limits the run."""
+        thread: decoding, camera response, host -> device), compute (the model and device ->
+        host, on the main thread) and write (the EXR pool); the slowest limits the run."""
         s = self.stages
-        busy = {"decode": s.get("decode", 0.0),
-                "compute": s.get("prepare", 0.0) + s.get("model", 0.0) + s.get("fetch", 0.0),
+        busy = {"decode": s.get("decode", 0.0) + s.get("prepare", 0.0),
+                "compute": s.get("model", 0.0) + s.get("fetch", 0.0),
                 "write": s.get("write", 0.0) / max(1, self.writer_threads)}
         return {part: self.frames / t if t else math.inf for part, t in busy.items()}
 
@@ -361,13 +361,15 @@ def run_frames(job: Job, predictor: HdrPredictor, report: Report, timestamps: li
     if chunk is not None:
         total, start = chunk.last - chunk.first, chunk.decode_start
         stop = min(stop or chunk.decode_stop, chunk.decode_stop)
-    decoded = _Prefetch(read_frames(info.path, info.color, stop, start, job.frame_times),
-                        maxsize=8)
     stages = dict.fromkeys(("prepare", "model", "fetch"), 0.0)
     monitor = CycleMonitor(pattern, signature=job.cycle_signature)
+    # the cycle check and the model's input conversion run in the decode thread, which has time
+    # to spare: the main thread is left to the model (on a GPU, the thread that feeds it)
+    decoded = _Prefetch(_prepared(read_frames(info.path, info.color, stop, start,
+                                              job.frame_times),
+                                  predictor, monitor, info.path, stages), maxsize=8)
     try:
-        prepared = _prepared(decoded, predictor, monitor, info.path, stages)
-        windows = _windows(prepared, predictor.window, pattern.period, info.path)
+        windows = _windows(decoded, predictor.window, pattern.period, info.path)
         if chunk is not None:
             windows = chunk.windows(windows)
         for batch in _batched(windows, options.batch_size):
@@ -386,7 +388,8 @@ def run_frames(job: Job, predictor: HdrPredictor, report: Report, timestamps: li
     finally:
         decoded.close()
         writer.close()
-        report.stages = {"decode": decoded.busy_seconds, **stages, "write": writer.write_seconds,
+        report.stages = {"decode": decoded.busy_seconds - stages["prepare"], **stages,
+                         "write": writer.write_seconds,
                          "decode_wait": decoded.wait_seconds, "write_wait": writer.wait_seconds}
         report.writer_threads = writer.threads
         if predictor.device.type == "cuda":

@@ -4,7 +4,8 @@ ExposureMerge, per neighbour j of the reference c:
   1. bring both frames to the longer of their two exposures and clip them alike, so that the
      same scene points are clipped in both (matching a short frame to a long one, or the other
      way round, leaves one side clipped and fools the flow);
-  2. DIS optical flow (OpenCV) from the reference to the neighbour on their luma;
+  2. DIS optical flow (OpenCV) from the reference to the neighbour on their luma (all the
+     neighbours of a batch at once, a thread per core);
   3. warp the neighbour onto the reference, linearise it with its own exposure;
   4. weight it by exposure time (longer = less noise and quantisation in linear light), by how
      far it is from clipping, and by how well it agrees with the reference where the reference
@@ -13,13 +14,18 @@ ExposureMerge, per neighbour j of the reference c:
 
 from __future__ import annotations
 
+import functools
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hdrvid.models.common import backward_warp, linearize, luma, reexpose
+from hdrvid.models.common import GAMMA, backward_warp, linearize, luma, reexpose
 
 DIS_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
                "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
@@ -29,7 +35,7 @@ DIS_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
 def saturation_weight(ldr: torch.Tensor, knee: float = 0.85, clip: float = 0.97) -> torch.Tensor:
     """1 where max(R', G', B') is below ``knee``, falling linearly to 0 at ``clip``: (B, 1, H, W)."""
     peak = ldr.amax(dim=1, keepdim=True)
-    return ((clip - peak) / (clip - knee)).clamp(0, 1)
+    return peak.sub_(clip).div_(knee - clip).clamp_(0, 1)
 
 
 def box_blur(image: torch.Tensor, size: int) -> torch.Tensor:
@@ -39,6 +45,19 @@ def box_blur(image: torch.Tensor, size: int) -> torch.Tensor:
                    for plane in image[:, 0].contiguous().numpy()]
         return torch.from_numpy(np.stack(blurred))[:, None]
     return F.avg_pool2d(image, size, stride=1, padding=size // 2, count_include_pad=False)
+
+
+def _to_u8(gray: torch.Tensor) -> np.ndarray:
+    """(B, 1, H, W) in [0, 1] -> (B, H, W) uint8 on the host, as DIS reads it."""
+    return (gray[:, 0] * 255 + 0.5).clamp(0, 255).to(torch.uint8).cpu().numpy()
+
+
+_THREAD = threading.local()  # each DIS thread's own instances, by preset
+
+
+@functools.cache
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="hdrvid-dis")
 
 
 class ReferenceFrame(nn.Module):
@@ -62,48 +81,65 @@ class ExposureMerge(nn.Module):
         super().__init__()
         self.preset = preset
         self.ghost_low, self.ghost_high, self.floor = ghost_low, ghost_high, floor
-        self._dis = None
 
     def forward(self, ldr: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
         """(B, n, 3, H, W), (B, n) -> (B, 3, H, W)"""
         c = ldr.shape[1] // 2
         ref, t_ref = ldr[:, c].float(), times[:, c].float()
+        neighbours = [j for j in range(ldr.shape[1]) if j != c]
+        flows = self.flows(ref, t_ref, [(ldr[:, j].float(), times[:, j].float())
+                                        for j in neighbours])
         numerator = torch.zeros_like(ref)
         denominator = torch.zeros_like(ref[:, :1])
+        # in place where it is safe (merge never trains): at 640×360 each fresh tensor cost as
+        # much as the arithmetic on it
         for j in range(ldr.shape[1]):
             t = times[:, j].float()
             if j == c:
                 frame, weight = ref, self.exposedness(ref, t)
             else:
-                frame, inside = self.align(ref, t_ref, ldr[:, j].float(), t)
-                weight = self.exposedness(frame, t) * self.agreement(frame, t, ref, t_ref) * inside
-            numerator += weight * linearize(frame, t)
+                frame, inside = backward_warp(ldr[:, j].float(), flows[neighbours.index(j)])
+                weight = self.exposedness(frame, t).mul_(self.agreement(frame, t, ref, t_ref))
+                weight.mul_(inside)
+            numerator.addcmul_(weight / t[:, None, None, None], frame.clamp(0, 1).pow_(GAMMA))
             denominator += weight
-        return numerator / denominator
+        return numerator.div_(denominator)
 
-    def align(self, ref: torch.Tensor, t_ref: torch.Tensor, other: torch.Tensor,
-              t_other: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Warp ``other`` onto ``ref``: the warped frame and a (B, 1, H, W) mask of valid samples."""
-        t_common = torch.maximum(t_ref, t_other)
-        # clip per channel, then take luma: both frames then clip exactly alike
-        flow = self.flow(luma(reexpose(ref, t_common / t_ref)),
-                         luma(reexpose(other, t_common / t_other)))
-        return backward_warp(other, flow)
+    def flows(self, ref: torch.Tensor, t_ref: torch.Tensor,
+              others: list[tuple[torch.Tensor, torch.Tensor]]) -> list[torch.Tensor]:
+        """DIS flow (B, 2, H, W) from ``ref`` to each (frame, exposure) of ``others``.
 
-    def flow(self, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """DIS flow (B, 2, H, W) in pixels between luma images (B, 1, H, W) in [0, 1], such that
-        source(x) ≈ target(x + flow(x))."""
-        if self._dis is None:
-            self._dis = cv2.DISOpticalFlow_create(DIS_PRESETS[self.preset])
-        to_u8 = lambda x: (x[:, 0] * 255 + 0.5).clamp(0, 255).to(torch.uint8).cpu().numpy()
-        flows = [self._dis.calc(a, b, None) for a, b in zip(to_u8(source), to_u8(target))]
-        return torch.from_numpy(np.stack(flows)).permute(0, 3, 1, 2).to(source.device)
+        Each pair is first brought to the longer of its two exposures and clipped alike, so
+        that the same scene points are clipped in both. The B × len(others) flows run at once
+        on a thread per core (OpenCV releases the GIL): DIS is most of merge's time, and one
+        flow at a time left a core idle.
+        """
+        pairs = []
+        for other, t_other in others:
+            t_common = torch.maximum(t_ref, t_other)
+            # clip per channel, then take luma: both frames then clip exactly alike
+            source = _to_u8(luma(reexpose(ref, t_common / t_ref)))
+            target = _to_u8(luma(reexpose(other, t_common / t_other)))
+            pairs += zip(source, target)
+        flows = list(_pool().map(self._dis_flow, pairs))
+        batch = ref.shape[0]
+        return [torch.from_numpy(np.stack(flows[i:i + batch])).permute(0, 3, 1, 2).to(ref.device)
+                for i in range(0, len(flows), batch)]
+
+    def _dis_flow(self, pair: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        """One DIS flow (H, W, 2) between uint8 images, with this thread's own DIS instance
+        (one instance is not safe to share between threads)."""
+        dis = getattr(_THREAD, self.preset, None)
+        if dis is None:
+            dis = cv2.DISOpticalFlow_create(DIS_PRESETS[self.preset])
+            setattr(_THREAD, self.preset, dis)
+        return dis.calc(*pair, None)
 
     def exposedness(self, frame: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Merge weight (B, 1, H, W) of a frame with exposure ``t`` (B,), before deghosting."""
         t = t[:, None, None, None]
         # clipped everywhere: prefer the shortest exposure, whose clipped value is the largest
-        return t * saturation_weight(frame) + self.floor / t
+        return saturation_weight(frame).mul_(t).add_(self.floor / t)
 
     def agreement(self, frame: torch.Tensor, t: torch.Tensor, ref: torch.Tensor,
                   t_ref: torch.Tensor) -> torch.Tensor:
@@ -113,5 +149,5 @@ class ExposureMerge(nn.Module):
         enough to saturate at the reference's exposure.
         """
         moved = reexpose(frame, t_ref / t)
-        difference = box_blur((moved - ref).abs().mean(dim=1, keepdim=True), 5)
-        return ((self.ghost_high - difference) / (self.ghost_high - self.ghost_low)).clamp(0, 1)
+        difference = box_blur(moved.sub_(ref).abs_().mean(dim=1, keepdim=True), 5)
+        return difference.sub_(self.ghost_high).div_(self.ghost_low - self.ghost_high).clamp_(0, 1)
