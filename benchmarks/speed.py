@@ -74,8 +74,8 @@ def main() -> None:
                     print(f"{model} {key} {size}: {report['fps']:.2f} fps", file=sys.stderr)
     Console(width=150).print(table)
     print("engine fps: the model alone; decode/write fps: what that stage sustains alone "
-          "(writes on all cores); bottleneck: the slowest of decode, compute "
-          "(response + copies + model) and write.")
+          "(decode: its thread, with the camera response and cycle check; writes on all cores); "
+          "bottleneck: the slowest of decode, compute (the model) and write.")
 
 
 if __name__ == "__main__":
