@@ -12,7 +12,7 @@ import torch
 
 from hdrvid import weights as weight_files
 from hdrvid.errors import ModelError, WeightsError
-from hdrvid.models.common import InputPadder, cast_convolutions
+from hdrvid.models.common import InputPadder, cast_convolutions, fold_batchnorm
 from hdrvid.registry import ModelSpec, get_spec
 from hdrvid.response import Response
 
@@ -116,7 +116,8 @@ class HdrPredictor:
         self.dtype = resolve_precision(precision, self.device, self.warnings) \
             if self.spec.trained else None  # the weight-free models have nothing to cast
         self.tile = tile
-        self.model = self._load(self.spec.build(period), weights).to(self.device).eval()
+        self.model = fold_batchnorm(self._load(self.spec.build(period), weights).eval())
+        self.model.to(self.device)
         if self.dtype is not None and self.device.type == "cpu":
             self.model.to(memory_format=torch.channels_last)  # oneDNN's fast bf16 layout
             cast_convolutions(self.model, self.dtype)

@@ -297,3 +297,22 @@ def test_convert_with_the_other_variants_weights_is_one_line_error(tmp_path, cli
     result = CliRunner().invoke(main, ["convert", str(clip2.path), "-o", str(tmp_path / "o"),
                                        "--model", "hdrflow", "--weights", str(official_files[3])])
     assert_one_line_error(result, official_files[3], "hdrflow 2-exposure")
+
+
+@pytest.mark.parametrize("exposures", [2, 3])
+def test_folding_batchnorm_keeps_the_output(exposures):
+    """Inference folds every BatchNorm into its convolution (the bottlenecks' named pairs and
+    the Sequential ones, transposed convolutions included): same output, no BatchNorm left."""
+    from hdrvid.models.common import fold_batchnorm
+
+    net = randomized(HDRFlow(exposures), seed=5).eval()
+    n = 2 * exposures - 1
+    ldr, times = torch.rand(1, n, 3, 32, 48), torch.tensor([[1.0, 4.0, 16.0, 1.0, 4.0][:n]])
+    times[0, n // 2 + 1:] = times[0, : n // 2]  # the cycle repeats
+    with torch.no_grad():
+        before = net(ldr, times)
+        folded = fold_batchnorm(net)
+        used = [m for name, m in folded.named_modules()
+                if isinstance(m, torch.nn.BatchNorm2d) and not name.endswith("norm4")]
+        assert not used  # norm4 is downsample.1's second name, no longer called
+        torch.testing.assert_close(folded(ldr, times), before, rtol=1e-4, atol=1e-6)

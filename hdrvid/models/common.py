@@ -30,6 +30,33 @@ def cast_convolutions(model: nn.Module, dtype: torch.dtype) -> nn.Module:
     return model
 
 
+@torch.no_grad()
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """Fold every inference BatchNorm into the convolution before it, for a model in eval():
+    each (conv, BN) pair in an ``nn.Sequential``, and the ``batchnorm_pairs`` (conv name, BN
+    name) a module lists. The BN becomes an identity: one pass less over every feature map
+    (HDRFlow at 640×368 on the CPU: 13 ms of its 184 ms were BatchNorm)."""
+    def fold(conv: nn.Module, bn: nn.BatchNorm2d) -> None:
+        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        # a transposed conv stores (in, out, kh, kw): its output channels are dim 1
+        shape = (1, -1, 1, 1) if isinstance(conv, nn.ConvTranspose2d) else (-1, 1, 1, 1)
+        conv.weight.mul_(scale.reshape(shape))
+        bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+        conv.bias = nn.Parameter((bias - bn.running_mean) * scale + bn.bias)
+
+    convs = (nn.Conv2d, nn.ConvTranspose2d)
+    for module in list(model.modules()):
+        if isinstance(module, nn.Sequential):
+            for i in range(len(module) - 1):
+                if isinstance(module[i], convs) and isinstance(module[i + 1], nn.BatchNorm2d):
+                    fold(module[i], module[i + 1])
+                    module[i + 1] = nn.Identity()
+        for conv_name, bn_name in getattr(module, "batchnorm_pairs", ()):
+            fold(getattr(module, conv_name), getattr(module, bn_name))
+            setattr(module, bn_name, nn.Identity())
+    return model
+
+
 def linearize(ldr: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
     """Gamma-2.2 LDR (..., 3, H, W) to linear HDR on the shortest-exposure scale: L^2.2 / t."""
     return ldr.clamp(0, 1).pow(GAMMA) / times[..., None, None, None]
