@@ -11,6 +11,7 @@ Clips (rebuilt on every run, never committed):
 Every model runs through the real `hdrvid.convert`; metrics are averaged per frame, then per clip.
 
     python benchmarks/quality.py [--frames 12] [--size 640x360] [--models reference,merge]
+                                 [--weights hdrflow:2E=W.safetensors ...]
 """
 
 from __future__ import annotations
@@ -83,9 +84,10 @@ def memorial_clips(workdir: Path, n: int):
                    [truth.astype(np.float32)] * n, mask=~border, fit_scale=True)
 
 
-def evaluate(clip: Clip, model: str, out: Path) -> dict:
+def evaluate(clip: Clip, model: str, out: Path, weights: str | None = None) -> dict:
     exposures = ",".join(str(t) for t in PATTERNS[clip.exposures])
-    options = hdrvid.ConvertOptions(model=model, exposures=exposures, overwrite=True)
+    options = hdrvid.ConvertOptions(model=model, exposures=exposures, overwrite=True,
+                                    weights=weights)
     report = hdrvid.convert(clip.path, out, options)
     values: dict[str, list[float]] = {"psnr_t": [], "psnr_l": [], "ssim_t": []}
     for i, truth in enumerate(clip.truth):
@@ -109,8 +111,20 @@ def _scale(pred: np.ndarray, truth: np.ndarray) -> float:
 
 
 def runnable_models() -> list[str]:
-    """Models that need no weights, or whose weights are at hand (`hdrvid models`)."""
-    return [name for name, spec in MODELS.items() if not spec.weights]
+    """Models that need no weights, or whose weights ship with hdrvid (`hdrvid models`)."""
+    return [name for name, spec in MODELS.items() if not spec.trained or spec.weights]
+
+
+def parse_weights(values: list[str]) -> dict[tuple[str, str], str]:
+    """``MODEL:2E=PATH`` options -> {(model, "2E"): path}."""
+    weights = {}
+    for value in values:
+        key, _, path = value.partition("=")
+        model, _, exposures = key.partition(":")
+        if not path or exposures not in PATTERNS:
+            raise SystemExit(f"--weights {value}: expected MODEL:2E=PATH or MODEL:3E=PATH")
+        weights[model, exposures] = path
+    return weights
 
 
 def main() -> None:
@@ -119,9 +133,14 @@ def main() -> None:
     parser.add_argument("--size", default="640x360")
     parser.add_argument("--models", default=None, help="default: every runnable model")
     parser.add_argument("--json", type=Path, help="also write the per-clip results here")
+    parser.add_argument("--weights", action="append", default=[], metavar="MODEL:2E=PATH",
+                        help="weights for a model and exposure count (repeat); a model given "
+                             "weights for one count only is scored on those clips only")
     args = parser.parse_args()
     size = tuple(int(v) for v in args.size.split("x"))
-    models = args.models.split(",") if args.models else runnable_models()
+    weights = parse_weights(args.weights)
+    models = args.models.split(",") if args.models else \
+        list(dict.fromkeys([*runnable_models(), *(m for m, _ in weights)]))
     if not DATA.is_dir():
         raise SystemExit(f"{DATA}: shared data not found; this benchmark needs ../shared/data")
     rows = []
@@ -131,7 +150,10 @@ def main() -> None:
         clips = [*simulated_clips(tmp, args.frames, size), *memorial_clips(tmp, args.frames)]
         for clip in clips:
             for model in models:
-                row = evaluate(clip, model, tmp / "out")
+                given = {e for m, e in weights if m == model}
+                if given and clip.exposures not in given:
+                    continue
+                row = evaluate(clip, model, tmp / "out", weights.get((model, clip.exposures)))
                 rows.append(row)
                 print(f"{clip.name:16s} {clip.exposures} {model:10s} PSNR-T {row['psnr_t']:6.2f}  "
                       f"PSNR-L {row['psnr_l']:6.2f}  SSIM-T {row['ssim_t']:.4f}  "
@@ -152,14 +174,21 @@ def print_summary(rows: list[dict], models: list[str]) -> None:
         table.add_column(model, justify="right")
     groups = list(dict.fromkeys((r["group"], r["exposures"]) for r in rows))
     simulated = [g for g in groups if "Memorial" not in g[0]]
-    for group, key in [*groups, ("all simulated", "2E+3E")]:
+    keys = list(dict.fromkeys(key for _, key in simulated))
+    # per exposure count too: a model scored on 2E clips only is compared on those
+    totals = [("all simulated", k) for k in keys] + [("all simulated", "+".join(keys))]
+    for group, key in [*groups, *totals]:
         selected = [r for r in rows if (group, key) == (r["group"], r["exposures"])
-                    or (group == "all simulated" and (r["group"], r["exposures"]) in simulated)]
+                    or (group == "all simulated" and (r["group"], r["exposures"]) in simulated
+                        and r["exposures"] in key.split("+"))]
         cells = []
         for model in models:
             mine = [r for r in selected if r["model"] == model]
+            if {r["exposures"] for r in mine} != set(key.split("+")):
+                mine = []  # a mean over fewer clips than the other models' is no comparison
             cells.append(" / ".join(f"{np.mean([r[k] for r in mine]):.{d}f}"
-                                    for k, d in (("psnr_t", 2), ("psnr_l", 2), ("ssim_t", 4))))
+                                    for k, d in (("psnr_t", 2), ("psnr_l", 2), ("ssim_t", 4)))
+                         if mine else "-")
         table.add_row(group, key, *cells)
     speed = [f"{np.mean([r['seconds_per_frame'] for r in rows if r['model'] == m]):.3f}"
              for m in models]
