@@ -41,12 +41,15 @@ def lan_hdr(net: nn.Module, ldr: torch.Tensor, times: torch.Tensor) -> torch.Ten
 
 
 def hdrflow(net: nn.Module, ldr: torch.Tensor, times: torch.Tensor,
-            replace: bool = True) -> torch.Tensor:
+            replace: bool | None = None) -> torch.Tensor:
     """HDRFlow (hdrflow.md): the network reads the window as it is (it re-exposes and linearises
     itself); then, as the official test scripts do and their published metrics include, the
-    well-exposed pixels of the reference replace the network's (§5; ``replace=False``: the raw
-    network). The output is already on the shortest-exposure scale, in [0, 1]."""
+    well-exposed pixels of the reference replace the network's (§5), unless the weights say
+    otherwise (``net.reference_replacement``) or ``replace`` is given. The output is already on
+    the shortest-exposure scale, in [0, 1]."""
     hdr = net(ldr, times)
+    if replace is None:
+        replace = getattr(net, "reference_replacement", True)
     return replace_reference(hdr, ldr, times) if replace else hdr
 
 

@@ -316,3 +316,27 @@ def test_folding_batchnorm_keeps_the_output(exposures):
                 if isinstance(m, torch.nn.BatchNorm2d) and not name.endswith("norm4")]
         assert not used  # norm4 is downsample.1's second name, no longer called
         torch.testing.assert_close(folded(ldr, times), before, rtol=1e-4, atol=1e-6)
+
+
+def test_weights_can_turn_the_reference_replacement_off(tmp_path):
+    """Our weights record whether they score better without the official reference replacement
+    (§5); the predictor follows the file, official checkpoints keep it on."""
+    from hdrvid.models.hdrflow import replace_reference
+    from hdrvid.predictor import HdrPredictor
+
+    net = randomized(HDRFlow(2), seed=4).eval()
+    ldr = torch.rand(1, 3, 3, 32, 48)
+    ldr[:, 1, :, :16] = 0.5  # a well-exposed band in the reference, replaced when it is on
+    times = torch.tensor([[1.0, 8.0, 1.0]])
+    with torch.no_grad():
+        raw = net(ldr, times)
+        replaced = replace_reference(raw, ldr, times)
+    assert not torch.allclose(raw, replaced)
+    for replace, expected in ((True, replaced), (False, raw)):
+        path = tmp_path / f"replace-{replace}.safetensors"
+        save_safetensors(net, path, {"model": "hdrflow", "period": 2,
+                                     "attributes": {"reference_replacement": replace}})
+        predictor = HdrPredictor("hdrflow", 2, "cpu", weights=path, precision="fp32")
+        with torch.no_grad():
+            torch.testing.assert_close(predictor.predict_torch(ldr, times), expected,
+                                       rtol=1e-4, atol=1e-6)

@@ -34,6 +34,9 @@ class HDRFlow(nn.Module):
         official weights are loaded. Default: the exact warp, for weights trained by hdrvid.
     tone_perturb : training only: the reference the networks see is raised to 1/γ per sample
         and channel, γ = exp(U(-0.7, 0.7)) (§1.2). Also needs ``train()``; off by default.
+    reference_replacement : where the reference is well exposed, output it instead of the
+        network (§5; `replace_reference`), as the official test scripts do. True by default and
+        for official weights; weights that score better without it record False.
     channels_last : run both networks in channels_last (default; the large kernels follow).
         On 2 CPU cores it was as fast as NCHW at 640×368 and faster at 1280×720, in fp32 and
         more so in bf16 (benchmarks/hdrflow_kernels.py); CUDA is not measured yet.
@@ -50,6 +53,7 @@ class HDRFlow(nn.Module):
         self.flow_net = FlowNet(flow_in, head, 2 * len(PAIRS[exposures]), max_flow)
         self.fusion_net = FusionNet(fusion_in, fusion_out, fusion_mid)
         self.official_warp = False
+        self.reference_replacement = True
         self.tone_perturb = False
         self.channels_last = True
 
