@@ -416,7 +416,7 @@ def models(as_json: bool) -> None:
 
     rows = [{"name": spec.name, "exposures": period, "window": window,
              "parameters": count_parameters(spec.build(period)),
-             "weights": spec.weights_source(), "license": spec.license,
+             "weights": spec.weights_source(period), "license": spec.license,
              "description": spec.description}
             for spec in MODELS.values() for period, window in spec.windows.items()]
     if as_json:

@@ -56,9 +56,10 @@ class ModelSpec:
                              f"{period}; choose another --model (see `hdrvid models`)")
         return self.windows[period]
 
-    def weights_source(self) -> str:
-        if self.weights:
-            return "weights/ or the Hugging Face hub"
+    def weights_source(self, period: int) -> str:
+        """Where the weights for ``period`` exposures come from, for `hdrvid models`."""
+        if files := self.weights.get(period):
+            return "bundled (weights/)" + (", Hugging Face hub" if files[0].repo_id else "")
         if not self.trained:
             return "none needed"
         return "--weights (official checkpoint)" if self.checkpoint else "--weights (train one)"
