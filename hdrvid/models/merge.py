@@ -87,8 +87,8 @@ class ExposureMerge(nn.Module):
         c = ldr.shape[1] // 2
         ref, t_ref = ldr[:, c].float(), times[:, c].float()
         neighbours = [j for j in range(ldr.shape[1]) if j != c]
-        flows = self.flows(ref, t_ref, [(ldr[:, j].float(), times[:, j].float())
-                                        for j in neighbours])
+        flows = dict(zip(neighbours, self.flows(
+            ref, t_ref, [(ldr[:, j].float(), times[:, j].float()) for j in neighbours])))
         numerator = torch.zeros_like(ref)
         denominator = torch.zeros_like(ref[:, :1])
         # in place where it is safe (merge never trains): at 640×360 each fresh tensor cost as
@@ -98,7 +98,7 @@ class ExposureMerge(nn.Module):
             if j == c:
                 frame, weight = ref, self.exposedness(ref, t)
             else:
-                frame, inside = backward_warp(ldr[:, j].float(), flows[neighbours.index(j)])
+                frame, inside = backward_warp(ldr[:, j].float(), flows[j])
                 weight = self.exposedness(frame, t).mul_(self.agreement(frame, t, ref, t_ref))
                 weight.mul_(inside)
             numerator.addcmul_(weight / t[:, None, None, None], frame.clamp(0, 1).pow_(GAMMA))
