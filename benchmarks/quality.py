@@ -176,7 +176,9 @@ def print_summary(rows: list[dict], models: list[str]) -> None:
     simulated = [g for g in groups if "Memorial" not in g[0]]
     keys = list(dict.fromkeys(key for _, key in simulated))
     # per exposure count too: a model scored on 2E clips only is compared on those
-    totals = [("all simulated", k) for k in keys] + [("all simulated", "+".join(keys))]
+    totals = [("all simulated", k) for k in keys]
+    if len(keys) > 1:
+        totals.append(("all simulated", "+".join(keys)))
     for group, key in [*groups, *totals]:
         selected = [r for r in rows if (group, key) == (r["group"], r["exposures"])
                     or (group == "all simulated" and (r["group"], r["exposures"]) in simulated

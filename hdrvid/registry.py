@@ -111,6 +111,9 @@ MODELS: dict[str, ModelSpec] = {
         weights_hint="official: pretrained_models/2E/checkpoint.pth or 3E/checkpoint.pth of "
                      "github.com/OpenImagingLab/HDRFlow",
         license="MIT (HDRFlow, (c) 2024 OpenImagingLab)",
+        # trained here (weights/README.md); no hub repository holds them yet
+        weights={2: (WeightFile("hdrflow-2e.safetensors", sha256="9b2ea55c7499cf7bc1caffb854b2a41e"
+                                "64e31c2ae16ef9131a14880eb614e296", size=6598066),)},
         bytes_per_pixel=1600,  # 1.2 kB (2E) and 1.6 kB (3E) measured at 1280×720, fp32
         trained=True,
     ),

@@ -4,6 +4,7 @@ official checkpoints, and `hdrvid train` (tiny runs that resume)."""
 import dataclasses
 import json
 
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
@@ -15,8 +16,9 @@ from hdrvid.errors import WeightsError
 from hdrvid.models.hdrflow import HDRFlow
 from hdrvid.models.lan_hdr import LanHdr
 from hdrvid.predictor import HdrPredictor
-from hdrvid.registry import MODELS
-from hdrvid.weights import WeightFile, save_safetensors, sha256sum
+from hdrvid.registry import MODELS, shipped_files
+from hdrvid.weights import WeightFile, read_safetensors, save_safetensors, sha256sum
+from hdrvid.writers import read_exr
 
 REPO, REVISION = "hdrvid/test-weights", "v1"
 
@@ -160,3 +162,34 @@ def test_train_runs_validates_and_resumes(tmp_path):
     log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [2, 4]
     HdrPredictor("hdrflow", 2, "cpu", weights=run_dir / "best.safetensors")
+
+
+@pytest.mark.parametrize("model, period, entry", shipped_files(),
+                         ids=lambda v: v.filename if isinstance(v, WeightFile) else str(v))
+def test_every_registered_file_is_bundled_intact(model, period, entry):
+    """What the registry names is committed in weights/: its size and sha256, metadata for this
+    model and exposure count, and a state dict that loads strictly."""
+    path = weights_module.WEIGHTS_DIR / entry.filename
+    assert path.stat().st_size == entry.size
+    assert sha256sum(path) == entry.sha256
+    state, meta = read_safetensors(path)
+    assert (meta["model"], meta["period"]) == (model, period)
+    assert all(t.dtype == torch.float16 for t in state.values() if t.is_floating_point())
+    MODELS[model].build(period).load_state_dict(state, strict=True)
+
+
+def test_convert_runs_the_bundled_hdrflow_without_weights_option(clip2, tmp_path):
+    """A fresh clone converts with `-m hdrflow` alone; `weights pull` finds the file in place."""
+    (entry,) = MODELS["hdrflow"].weights[2]
+    bundled = weights_module.WEIGHTS_DIR / entry.filename
+    outputs = {}
+    for name, extra in (("default", ()), ("explicit", ("--weights", bundled))):
+        result = run("convert", clip2.path, "-o", tmp_path / name, "-m", "hdrflow", "--frames",
+                     "4", "-q", *extra)
+        assert result.exit_code == 0, result.output
+        outputs[name] = read_exr(tmp_path / name / "frame_000002.exr")[0]
+    np.testing.assert_array_equal(outputs["default"], outputs["explicit"])
+    assert np.isfinite(outputs["default"]).all() and outputs["default"].max() > 0.5
+    result = run("weights", "pull", "hdrflow", "--exposures", "2")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == str(bundled)
