@@ -286,10 +286,11 @@ def test_convert_runs_end_to_end_with_official_format_weights(tmp_path, clip2, c
         assert image.shape == (144, 256, 3) and np.isfinite(image).all() and image.min() >= 0
 
 
-def test_convert_without_weights_says_where_they_come_from(tmp_path, clip2):
-    result = CliRunner().invoke(main, ["convert", str(clip2.path), "-o", str(tmp_path / "o"),
+def test_convert_without_weights_says_where_they_come_from(tmp_path, clip3):
+    """3 exposures: no file ships for it (2 exposures has weights/hdrflow-2e.safetensors)."""
+    result = CliRunner().invoke(main, ["convert", str(clip3.path), "-o", str(tmp_path / "o"),
                                        "--model", "hdrflow"])
-    assert_one_line_error(result, "--weights", "OpenImagingLab/HDRFlow")
+    assert_one_line_error(result, "hdrflow 3-exposure", "--weights", "OpenImagingLab/HDRFlow")
 
 
 def test_convert_with_the_other_variants_weights_is_one_line_error(tmp_path, clip2,
