@@ -44,20 +44,16 @@ def list_weights(as_json: bool) -> None:
 @click.option("--exposures", type=click.IntRange(2, 3), default=None,
               help="Only the 2- or 3-exposure file (default both).")
 def pull(model: str, exposures: int | None) -> None:
-    """Download MODEL's weights from the Hugging Face hub (pinned revision, sha256 checked)."""
+    """Download MODEL's weights from the Hugging Face hub (pinned revision, sha256 checked);
+    a file bundled in weights/ is checked and named instead."""
     from hdrvid.registry import shipped_files
-    from hdrvid.weights import fetch, locate, verify
+    from hdrvid.weights import fetch
 
     files = [(m, p, f) for m, p, f in shipped_files() if m == model and exposures in (None, p)]
     if not files:
         raise click.ClickException(f"{model}: no weights ship for it; see `hdrvid weights list`")
     for _, _, shipped in files:
         try:
-            where, path = locate(shipped)
-            if where == "bundled":  # in weights/ already: nothing to download
-                verify(path, shipped.sha256)
-                click.echo(path)
-                continue
             click.echo(fetch(shipped))
         except HdrvidError as exc:
             raise click.ClickException(str(exc)) from exc

@@ -361,7 +361,7 @@ def run_frames(job: Job, predictor: HdrPredictor, report: Report, timestamps: li
     if chunk is not None:
         total, start = chunk.last - chunk.first, chunk.decode_start
         stop = min(stop or chunk.decode_stop, chunk.decode_stop)
-    out_dtype = torch.float32 if options.float32 else torch.float16
+    out_dtype = torch.float16 if writer.dtype == np.float16 else torch.float32  # the EXRs' type
     stages = dict.fromkeys(("prepare", "model", "fetch"), 0.0)
     monitor = CycleMonitor(pattern, signature=job.cycle_signature)
     # the cycle check and the model's input conversion run in the decode thread, which has time
@@ -453,8 +453,7 @@ def _windows(frames: Iterable[tuple[Frame, torch.Tensor]], size: int, period: in
 
 
 def _infer(predictor: HdrPredictor, windows: list[Window], pattern: ExposurePattern,
-           stages: dict[str, float], warnings: list[str],
-           dtype: torch.dtype = torch.float32) -> np.ndarray:
+           stages: dict[str, float], warnings: list[str], dtype: torch.dtype) -> np.ndarray:
     """HDR frames (B, H, W, 3) of a batch of windows, as ``dtype``. A batch that runs out of memory
     is split in halves (the results do not depend on the batch size); one window that does not
     fit is run in tiles, halving their size down to 64 pixels, before giving up."""

@@ -239,19 +239,16 @@ def resolve(weights: str | Path | None, files: tuple[WeightFile, ...], what: str
     needs no weights."""
     if weights is not None:
         return Path(weights)
-    if not files:
-        return None
-    shipped = files[0]
+    return fetch(files[0]) if files else None
+
+
+def fetch(shipped: WeightFile) -> Path:
+    """The shipped file, verified against its sha256: from weights/ when it is bundled, else
+    from the Hugging Face cache, downloading it at its pinned revision unless HF_HUB_OFFLINE=1."""
     local = WEIGHTS_DIR / shipped.filename
     if local.is_file():
         verify(local, shipped.sha256)
         return local
-    return fetch(shipped)
-
-
-def fetch(shipped: WeightFile) -> Path:
-    """The shipped file from the Hugging Face cache, downloading it at its pinned revision unless
-    HF_HUB_OFFLINE=1; verified against its sha256."""
     if shipped.repo_id is None:
         raise WeightsError(f"{shipped.filename} is not in {WEIGHTS_DIR} and has no download "
                            "location; pass --weights PATH")
