@@ -111,8 +111,8 @@ def _scale(pred: np.ndarray, truth: np.ndarray) -> float:
 
 
 def runnable_models() -> list[str]:
-    """Models that need no weights, or whose weights ship with hdrvid (`hdrvid models`)."""
-    return [name for name, spec in MODELS.items() if not spec.trained or spec.weights]
+    """Models that need no weights, or whose weights ship with hdrvid for some exposure count."""
+    return [name for name, spec in MODELS.items() if any(map(spec.runs_as_shipped, (2, 3)))]
 
 
 def parse_weights(values: list[str]) -> dict[tuple[str, str], str]:
@@ -151,7 +151,8 @@ def main() -> None:
         for clip in clips:
             for model in models:
                 given = {e for m, e in weights if m == model}
-                if given and clip.exposures not in given:
+                shipped = MODELS[model].runs_as_shipped(int(clip.exposures[0]))
+                if clip.exposures not in given and (given or not shipped):
                     continue
                 row = evaluate(clip, model, tmp / "out", weights.get((model, clip.exposures)))
                 rows.append(row)

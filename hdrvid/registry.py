@@ -56,6 +56,10 @@ class ModelSpec:
                              f"{period}; choose another --model (see `hdrvid models`)")
         return self.windows[period]
 
+    def runs_as_shipped(self, period: int) -> bool:
+        """Whether the model runs on ``period`` exposures without --weights."""
+        return period in self.windows and (not self.trained or bool(self.weights.get(period)))
+
     def weights_source(self, period: int) -> str:
         """Where the weights for ``period`` exposures come from, for `hdrvid models`."""
         if files := self.weights.get(period):

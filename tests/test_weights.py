@@ -193,3 +193,12 @@ def test_convert_runs_the_bundled_hdrflow_without_weights_option(clip2, tmp_path
     result = run("weights", "pull", "hdrflow", "--exposures", "2")
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == str(bundled)
+
+
+def test_runs_as_shipped_follows_the_registered_files():
+    """The benchmarks run a model on an exposure count only where it needs no --weights."""
+    hdrflow = dataclasses.replace(MODELS["hdrflow"], weights={2: MODELS["hdrflow"].weights[2]})
+    assert hdrflow.runs_as_shipped(2) and not hdrflow.runs_as_shipped(3)
+    assert MODELS["merge"].runs_as_shipped(2) and MODELS["merge"].runs_as_shipped(3)
+    assert not dataclasses.replace(hdrflow, weights={}).runs_as_shipped(2)
+    assert not MODELS["merge"].runs_as_shipped(4)
