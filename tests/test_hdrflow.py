@@ -193,6 +193,18 @@ def test_the_alignment_loss_pairs_each_flow_with_its_neighbour(net, monkeypatch)
     assert net.flow_order == ([0, 2] if net.exposures == 2 else [0, 3, 1, 4])
 
 
+def test_given_flows_replace_the_flow_nets(net):
+    """`forward(flows=...)` runs the fusion net on those flows: its own give its own output,
+    others (here none at all: zero motion) a different one, returned as given."""
+    ldr, times = window(net.exposures, seed=5)
+    with torch.no_grad():
+        own = net.flows(ldr, times)
+        torch.testing.assert_close(net(ldr, times, flows=own), net(ldr, times))
+        still = tuple(torch.zeros_like(f) for f in own)
+        hdr, returned = net(ldr, times, return_flows=True, flows=still)
+    assert returned is still and not torch.allclose(hdr, net(ldr, times))
+
+
 def test_flows_are_clamped_before_the_x4_upsampling(net):
     head = net.flow_net.flow_head[4]
     bias = head.bias.detach().clone()

@@ -73,10 +73,26 @@ class HDRFlow(nn.Module):
         gamma = torch.empty(ref.shape[0], 3, 1, 1, device=ref.device).uniform_(-0.7, 0.7).exp()
         return ref.clamp(0, 1).pow(1 / gamma).to(ref.dtype)
 
-    def forward(self, ldr: torch.Tensor, times: torch.Tensor, return_flows: bool = False
+    def flows(self, ldr: torch.Tensor, times: torch.Tensor, reference: torch.Tensor | None = None
+              ) -> tuple[torch.Tensor, ...]:
+        """The flow net on each neighbour pair with the reference (default the window's centre)
+        re-exposed to their level between them: one flow (B, 2, H, W) per neighbour, in the
+        order of ``flow_order``."""
+        c = ldr.shape[1] // 2
+        frames, t = ldr.unbind(1), times.unbind(1)
+        ref = frames[c] if reference is None else reference
+        stack = [(frames[a], reexpose(ref, t[a] / t[c]), frames[b]) for a, b in PAIRS[self.exposures]]
+        flows = self.flow_net(self.layout(torch.cat([x for triplet in stack for x in triplet], 1)))
+        return flows.split(2, dim=1)
+
+    def forward(self, ldr: torch.Tensor, times: torch.Tensor, return_flows: bool = False,
+                flows: tuple[torch.Tensor, ...] | None = None
                 ) -> torch.Tensor | tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
         """ldr (B, n, 3, H, W) gamma 2.2 in [0, 1], times (B, n) with min 1, H and W multiples
-        of 16 -> linear HDR (B, 3, H, W) fp32 [, flows: (B, 2, H, W) px per neighbour]"""
+        of 16 -> linear HDR (B, 3, H, W) fp32 [, flows: (B, 2, H, W) px per neighbour].
+
+        ``flows`` given (in the order of ``flow_order``) replace the flow net's: the fusion net
+        alone, on flows from elsewhere (benchmarks/hdrflow_diagnosis.py)."""
         n, (h, w) = ldr.shape[1], ldr.shape[-2:]
         if n != 2 * self.exposures - 1 or h % 16 or w % 16:
             raise ValueError(f"HDRFlow-{self.exposures}E reads {2 * self.exposures - 1} frames "
@@ -85,11 +101,8 @@ class HDRFlow(nn.Module):
         frames, t = ldr.unbind(1), times.unbind(1)
         ref, pt = frames[c], self.perturb(frames[c])
         order = self.flow_order
-
-        # flow net: each neighbour pair with the reference re-exposed to their level between them
-        stack = [(frames[a], reexpose(pt, t[a] / t[c]), frames[b]) for a, b in PAIRS[self.exposures]]
-        flows = self.flow_net(self.layout(torch.cat([x for triplet in stack for x in triplet], 1)))
-        flows = flows.split(2, dim=1)
+        if flows is None:  # each neighbour pair with the reference re-exposed to their level
+            flows = self.flows(ldr, times, pt)
 
         # warp each neighbour's LDR onto the reference; linearise with its own exposure
         warped = [self.warp(frames[k], f) for k, f in zip(order, flows)]
