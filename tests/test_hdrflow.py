@@ -2,6 +2,8 @@
 checkpoint format, both warps, the merge, the reference replacement, and `convert` end to end
 with random weights."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -298,8 +300,9 @@ def test_convert_runs_end_to_end_with_official_format_weights(tmp_path, clip2, c
         assert image.shape == (144, 256, 3) and np.isfinite(image).all() and image.min() >= 0
 
 
-def test_convert_without_weights_says_where_they_come_from(tmp_path, clip3):
-    """3 exposures: no file ships for it (2 exposures has weights/hdrflow-2e.safetensors)."""
+def test_convert_without_weights_says_where_they_come_from(tmp_path, clip3, monkeypatch):
+    """An exposure count no file ships for (whatever weights/ holds) asks for --weights."""
+    monkeypatch.setitem(MODELS, "hdrflow", dataclasses.replace(MODELS["hdrflow"], weights={}))
     result = CliRunner().invoke(main, ["convert", str(clip3.path), "-o", str(tmp_path / "o"),
                                        "--model", "hdrflow"])
     assert_one_line_error(result, "hdrflow 3-exposure", "--weights", "OpenImagingLab/HDRFlow")
