@@ -75,15 +75,18 @@ class ExposureMerge(nn.Module):
     ghost_low / ghost_high: gamma-domain disagreement (mean over a 5×5 neighbourhood) at which a
     neighbour's weight starts to fall and reaches zero.
     descent_iterations: DIS's gradient-descent iterations per patch, at every pyramid level
-    (its medium preset has 25). Fewer scored better on every clip family of
-    benchmarks/quality.py, down to 2 (simulated PSNR-T, 2E: 35.70 dB at 25, 35.78 at 4, 35.81
-    at 2; the real Memorial stack 20.11, 21.19, 21.42): the exposure-matched frames still differ
-    by noise and quantisation, which more iterations fit. At 1 moving clips lost 1.5 dB, so 4
-    keeps a margin from that cliff for larger motion. It also makes DIS cheaper.
+    (its medium preset has 25). Fewer fit less of the noise and quantisation in which the
+    exposure-matched frames still differ, so they score a little higher on the small motion of
+    benchmarks/quality.py (simulated clips 35.71 dB PSNR-T at 25, 35.74 at 16, 35.81 at 4; the
+    static Memorial stack, whose film response is not gamma 2.2, 20.11, 20.23, 21.19), but they
+    stop short on large motion: on the validation windows of `hdrvid train` where a neighbour
+    moves 9 px or more, 25 scored 37.12 dB (2E) and 31.84 (3E), 16 37.03 and 31.51, 4 33.56
+    and 31.10, losing up to 8 dB on single windows (benchmarks/dis_iterations.py). 16 keeps
+    nearly all of the large-motion quality for less time than 25.
     """
 
     def __init__(self, preset: str = "medium", ghost_low: float = 0.02, ghost_high: float = 0.06,
-                 floor: float = 1e-4, descent_iterations: int | None = 4):
+                 floor: float = 1e-4, descent_iterations: int | None = 16):
         super().__init__()
         self.preset, self.descent_iterations = preset, descent_iterations
         self.ghost_low, self.ghost_high, self.floor = ghost_low, ghost_high, floor
