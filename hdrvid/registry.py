@@ -117,7 +117,9 @@ MODELS: dict[str, ModelSpec] = {
         license="MIT (HDRFlow, (c) 2024 OpenImagingLab)",
         # trained here (weights/README.md); no hub repository holds them yet
         weights={2: (WeightFile("hdrflow-2e.safetensors", sha256="9b2ea55c7499cf7bc1caffb854b2a41e"
-                                "64e31c2ae16ef9131a14880eb614e296", size=6598066),)},
+                                "64e31c2ae16ef9131a14880eb614e296", size=6598066),),
+                 3: (WeightFile("hdrflow-3e.safetensors", sha256="65e2af7bc3d7dec108c90053e2f91417"
+                                "5264e8d9991d24530ab2152370a88728", size=10723002),)},
         bytes_per_pixel=1600,  # 1.2 kB (2E) and 1.6 kB (3E) measured at 1280×720, fp32
         trained=True,
     ),
