@@ -11,15 +11,16 @@ motion) when changing `ExposureMerge.descent_iterations`.
 from __future__ import annotations
 
 import argparse
+import copy
 
-import numpy as np
 import torch
 from rich.console import Console
 from rich.table import Table
 
 from hdrvid.dataset import DATA, Recipe
 from hdrvid.models.merge import ExposureMerge
-from hdrvid.train import Validation, psnr_t
+from hdrvid.registry import get_spec
+from hdrvid.train import Validation
 
 FAST = 9.0  # px: a neighbour's mean |known flow| that counts as large motion
 
@@ -40,23 +41,20 @@ def main() -> None:
     table = Table("iterations", title=f"merge PSNR-T (dB) on {args.windows} validation windows "
                                       f"of 128×128; fast: mean motion ≥ {FAST:.0f} px")
     rows = {n: [n] for n in args.iterations.split(",")}
+    merge_spec = get_spec("merge")
     for period in (2, 3):
         window = 2 * period - 1
         validation = Validation(Recipe(period=period, window=window, crop=128), args.windows,
                                 DATA, torch.device("cpu"))
-        fast = np.array([motion(b) >= FAST for b in validation.batches])
+        fast = copy.copy(validation)  # the same windows' scoring, on the fast ones only
+        fast.batches = [b for b in validation.batches if motion(b) >= FAST]
         table.add_column(f"{period}E all")
-        table.add_column(f"{period}E fast ({fast.sum()})")
+        table.add_column(f"{period}E fast ({len(fast.batches)})")
         for iterations in rows:
             merge = ExposureMerge(descent_iterations=int(iterations))
-            scores = []
-            for batch in validation.batches:  # merge reads the centre 3 frames
-                c = window // 2
-                ldr, times = batch["ldr"][:, c - 1:c + 2], batch["times"][:, c - 1:c + 2]
-                scores.append(psnr_t(merge(ldr, times), batch["gt"][:, c]).mean().item())
-            scores = np.array(scores)
-            rows[iterations] += [f"{scores.mean():.2f}",
-                                 f"{scores[fast].mean():.2f}" if fast.any() else "-"]
+            # merge reads the centre 3 frames of the window
+            rows[iterations] += [f"{v.score(merge, merge_spec.forward, window=3):.2f}"
+                                 if v.batches else "-" for v in (validation, fast)]
     for row in rows.values():
         table.add_row(*row)
     Console(width=120).print(table)
