@@ -6,7 +6,12 @@ engine alone (the model on batches of windows), what each stage would sustain al
 limits the run, and peak host (and GPU) memory.
 
     python benchmarks/speed.py [--frames 12] [--sizes 640x360,1280x720,1920x1080,3840x2160]
-                               [--models merge,reference] [--device auto]
+                               [--models merge,reference] [--device auto] [--bits 8]
+                               [--yuv-on auto]
+
+The decode column is the decode thread's own rate: with ``--yuv-on host`` it includes the
+Y'CbCr -> R'G'B' conversion, with ``device`` that conversion runs on the device (on a GPU,
+asynchronously; on the CPU it is torch's, slower than the host's OpenCV).
 """
 
 from __future__ import annotations
@@ -30,10 +35,11 @@ from hdrvid.registry import get_spec
 CYCLES = {"2E": (1, 8), "3E": (1, 4, 16)}
 
 
-def run_convert(clip: Path, out: Path, model: str, cycle: tuple, device: str) -> dict:
+def run_convert(clip: Path, out: Path, model: str, cycle: tuple, device: str,
+                yuv_on: str = "auto") -> dict:
     """Convert in a child process, so that its peak memory is its own: the JSON report."""
     command = [sys.executable, "-m", "hdrvid", "convert", str(clip), "-o", str(out), "--json",
-               "--overwrite", "--model", model, "--device", device,
+               "--overwrite", "--model", model, "--device", device, "--yuv-on", yuv_on,
                "--exposures", ",".join(map(str, cycle))]
     child = subprocess.run(command, capture_output=True, text=True, check=False)
     if child.returncode:
@@ -47,10 +53,14 @@ def main() -> None:
     parser.add_argument("--sizes", default="640x360,1280x720,1920x1080,3840x2160")
     parser.add_argument("--models", default="merge,reference")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--bits", type=int, choices=(8, 10), default=8,
+                        help="8: H.264 4:2:0 clips; 10: HEVC Main 10")
+    parser.add_argument("--yuv-on", default="auto", choices=("auto", "host", "device"))
     args = parser.parse_args()
     workers = os.cpu_count() or 1
-    table = Table(title=f"hdrvid convert → half/PIZ EXR, {args.frames} frames, {workers} cores "
-                        f"({platform.machine()}), device {args.device}")
+    table = Table(title=f"hdrvid convert → half/PIZ EXR, {args.frames} frames of {args.bits}-bit "
+                        f"video, {workers} cores ({platform.machine()}), device {args.device}, "
+                        f"Y'CbCr on {args.yuv_on}")
     for column in ("model", "exp.", "size", "end-to-end fps", "engine fps", "decode fps",
                    "write fps", "bottleneck", "peak RSS", "peak GPU"):
         table.add_column(column, justify="left" if column in ("model", "exp.", "size",
@@ -61,12 +71,14 @@ def main() -> None:
             for key, cycle in CYCLES.items():
                 clip = Path(tmp) / f"{size}-{key}.mp4"
                 scene = synth.procedural_scene(args.frames, width, height, seed=3)
-                synth.write_alternating_clip(clip, scene, pattern_from_cycle(cycle), seed=3)
+                synth.write_alternating_clip(clip, scene, pattern_from_cycle(cycle), seed=3,
+                                             bits=args.bits)
                 for model in args.models.split(","):
                     if not get_spec(model).runs_as_shipped(len(cycle)):
                         print(f"{model} {key}: skipped, no weights ship for it", file=sys.stderr)
                         continue
-                    report = run_convert(clip, Path(tmp) / "out", model, cycle, args.device)
+                    report = run_convert(clip, Path(tmp) / "out", model, cycle, args.device,
+                                         args.yuv_on)
                     rss = report.get("host_peak_bytes") or 0
                     fps = {k: v or float("inf") for k, v in report["throughput"].items()}
                     gpu = report.get("gpu_peak_bytes")

@@ -51,7 +51,26 @@ def import_ray():
     except ImportError:
         raise HdrvidError("--ray needs Ray, which is not installed; run: pip install "
                           "'hdrvid[ray]'") from None
+    _silence_raylet_errors(ray)
     return ray
+
+
+def _silence_raylet_errors(ray) -> None:
+    """Ray's driver prints the raylet's error messages (such as "Task ChunkWorker.run failed
+    ... will be retried" for the chunks of actors we kill on an error) on stdout, which is
+    for ``--json``, whatever ``log_to_driver`` says; the errors that matter reach us as
+    exceptions. Drop those lines (through a private hook: left alone if Ray changes it)."""
+    worker = getattr(getattr(ray, "_private", None), "worker", None)
+    original = getattr(worker, "print_to_stdstream", None)
+    if original is None or getattr(original, "hdrvid_quiet", False):
+        return
+
+    def print_to_stdstream(data, *args, **kwargs):
+        if data.get("pid") != "raylet":
+            original(data, *args, **kwargs)
+
+    print_to_stdstream.hdrvid_quiet = True
+    worker.print_to_stdstream = print_to_stdstream
 
 
 class ChunkWorker:
@@ -61,7 +80,7 @@ class ChunkWorker:
         torch.set_num_threads(threads)
         self.predictor = HdrPredictor(options.model, period, options.device,
                                       load_response(options.input_transfer), options.weights,
-                                      options.precision, options.tile)
+                                      options.precision, options.tile, options.yuv_on)
         self.name = f"{socket.gethostname()}:{os.getpid()}"
 
     def pid(self) -> int:
@@ -177,15 +196,19 @@ class RayEngine:
                 if progress:
                     progress(ProgressEvent(report.frames, count, time.perf_counter() - started))
         except BaseException:  # an error or Ctrl-C: no frame may be written after this
-            self._stop(job.frames_dir)
+            self._stop(job.frames_dir, list(running))
             raise
         entries.sort(key=lambda entry: entry["index"])
         check_complete(job, report.frames)
 
-    def _stop(self, frames_dir) -> None:
+    def _stop(self, frames_dir, running: list) -> None:
         """Kill the actors (the next input starts new ones) and remove the temporary files of
         the frames they were writing; every finished frame was renamed into place whole."""
         self._kill_actors()
+        # ray.kill returns at once: the chunks still running end (in an error) only when their
+        # actor has gone, and after that nothing can write a temporary file
+        if running:
+            self.ray.wait(running, num_returns=len(running), timeout=30)
         for partial in frames_dir.glob(".frame_*.tmp"):
             partial.unlink(missing_ok=True)
 

@@ -75,6 +75,7 @@ class ConvertOptions:
     precision: str = "auto"
     batch_size: int = 1
     tile: int | None = None
+    yuv_on: str = "auto"
     float32: bool = False
     compression: str = "piz"
     overwrite: bool = False
@@ -116,8 +117,9 @@ class Report:
     frames: int = 0
     resumed: int = 0  # frames found complete on disk and kept (--resume)
     seconds: float = 0.0
-    # seconds per stage: decode and prepare (the decode thread: decoding and Y'CbCr -> R'G'B';
-    # camera response, host -> device), model, fetch (device -> host), write (EXR compression, summed
+    # seconds per stage: decode and prepare (the decode thread: decoding, and Y'CbCr -> R'G'B'
+    # with yuv_on host; the cycle check, camera response, host -> device, and Y'CbCr -> R'G'B'
+    # there with yuv_on device), model, fetch (device -> host), write (EXR compression, summed
     # over the writer threads), decode_wait / write_wait (the main thread starved / held back),
     # encode_sdr / encode_hdr10 (video outputs)
     stages: dict[str, float] = field(default_factory=dict)
@@ -216,7 +218,7 @@ Progress = Callable[[ProgressEvent], None]
 def model_key(options: ConvertOptions, pattern: ExposurePattern) -> tuple:
     """What a loaded model depends on: engines reload only when it changes."""
     return (options.model, pattern.period, options.device, options.input_transfer,
-            options.weights, options.precision, options.tile)
+            options.weights, options.precision, options.tile, options.yuv_on)
 
 
 class Engine(Protocol):
@@ -246,7 +248,7 @@ class LocalEngine:
         if wanted != self._loaded:
             self.predictor = HdrPredictor(options.model, pattern.period, options.device,
                                           load_response(options.input_transfer), options.weights,
-                                          options.precision, options.tile)
+                                          options.precision, options.tile, options.yuv_on)
             self._loaded, self._load_warnings = wanted, list(self.predictor.warnings)
         self.predictor.warnings = list(self._load_warnings)  # not the last input's batch warning
         batch_size = self.predictor.check_memory(info.height, info.width, options.batch_size)
@@ -367,7 +369,7 @@ def run_frames(job: Job, predictor: HdrPredictor, report: Report, timestamps: li
     # the cycle check and the model's input conversion run in the decode thread, which has time
     # to spare: the main thread is left to the model (on a GPU, the thread that feeds it)
     decoded = _Prefetch(_prepared(read_frames(info.path, info.color, stop, start,
-                                              job.frame_times),
+                                              job.frame_times, predictor.yuv_on_device),
                                   predictor, monitor, info.path, stages), maxsize=8)
     try:
         windows = _windows(decoded, predictor.window, pattern.period, info.path)
@@ -420,9 +422,9 @@ def learn_cycle(info: VideoInfo, pattern: ExposurePattern, response: Response,
 
 
 def _check_cycle(monitor: CycleMonitor, frame: Frame, response: Response, path: Path) -> None:
-    step = max(1, min(frame.rgb.shape[:2]) // 180)  # brightness quantiles need few pixels
+    step = max(1, min(frame.shape) // 180)  # brightness quantiles need few pixels
     try:
-        monitor.check(frame.index, response.to_gamma22(frame.rgb[::step, ::step]))
+        monitor.check(frame.index, response.to_gamma22(frame.sample(step)))
     except ExposureError as exc:
         raise ExposureError(f"{path}: {exc}") from exc
 
@@ -433,7 +435,7 @@ def _prepared(decoded: Iterable[Frame], predictor: HdrPredictor, monitor: CycleM
     for frame in decoded:
         tick = time.perf_counter()
         _check_cycle(monitor, frame, predictor.response, path)
-        tensor = predictor.prepare(frame.rgb)
+        tensor = predictor.prepare(frame.pixels)
         stages["prepare"] += time.perf_counter() - tick
         yield frame, tensor
 

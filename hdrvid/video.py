@@ -73,14 +73,74 @@ class VideoInfo:
         }
 
 
+@dataclass(frozen=True)
+class YCbCr:
+    """A frame's Y'CbCr planes as decoded (uint8, or uint16 above 8 bits; chroma may be
+    subsampled), left for conversion to R'G'B' elsewhere: `read_frames(keep_ycbcr=True)` hands
+    them to a GPU, which then receives 1.5 bytes a pixel (8-bit 4:2:0) instead of 12 and does
+    the matrix and chroma upsampling itself."""
+
+    planes: tuple[np.ndarray, np.ndarray, np.ndarray]
+    bits: int
+    color: ColorInfo
+    turns: int = 0  # clockwise quarter turns that show the frame upright
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(H, W) as displayed."""
+        h, w = self.planes[0].shape
+        return (w, h) if self.turns % 2 else (h, w)
+
+    @property
+    def matrix(self) -> np.ndarray:
+        """3×4 affine matrix from these code values to R'G'B' in [0, 1]."""
+        return ycbcr_to_rgb_matrix(self.bits, self.color)
+
+    def to_rgb(self) -> np.ndarray:
+        """R'G'B' float32 (H, W, 3) in [0, 1], upright; chroma upsampled bilinearly
+        (centre-sited)."""
+        y, cb, cr = (p.astype(np.float32) for p in self.planes)
+        h, w = y.shape
+        if cb.shape != y.shape:
+            cb = cv2.resize(cb, (w, h), interpolation=cv2.INTER_LINEAR)
+            cr = cv2.resize(cr, (w, h), interpolation=cv2.INTER_LINEAR)
+        rgb = ycbcr_to_rgb(y, cb, cr, self.bits, self.color)
+        return np.ascontiguousarray(np.rot90(rgb, k=-self.turns)) if self.turns else rgb
+
+    def sample(self, step: int) -> np.ndarray:
+        """R'G'B' of every ``step``-th pixel each way (not upright; chroma from the nearest
+        sample): enough for brightness statistics at a fraction of `to_rgb`'s cost."""
+        y, cb, cr = self.planes
+        rows, cols = np.arange(0, y.shape[0], step), np.arange(0, y.shape[1], step)
+        sub_y, sub_x = -(-y.shape[0] // cb.shape[0]), -(-y.shape[1] // cb.shape[1])
+        chroma = np.ix_(rows // sub_y, cols // sub_x)
+        return ycbcr_to_rgb(y[np.ix_(rows, cols)], cb[chroma], cr[chroma], self.bits, self.color)
+
+
 @dataclass
 class Frame:
-    """One decoded frame: its index in decode order, timestamp and R'G'B' float32 (H, W, 3)."""
+    """One decoded frame: its index in decode order, timestamp and pixels: R'G'B' float32
+    (H, W, 3) in [0, 1], or (``rgb`` None) the Y'CbCr planes when the reader was asked to keep
+    them."""
 
     index: int
     pts: int | None
     time: float
-    rgb: np.ndarray
+    rgb: np.ndarray | None
+    ycbcr: YCbCr | None = None
+
+    @property
+    def pixels(self) -> np.ndarray | YCbCr:
+        return self.ycbcr if self.rgb is None else self.rgb
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(H, W) as displayed."""
+        return self.ycbcr.shape if self.rgb is None else self.rgb.shape[:2]
+
+    def sample(self, step: int) -> np.ndarray:
+        """R'G'B' of every ``step``-th pixel each way, for brightness statistics."""
+        return self.ycbcr.sample(step) if self.rgb is None else self.rgb[::step, ::step]
 
 
 def _open(path: Path):
@@ -166,8 +226,11 @@ def _clockwise(rotation: float) -> int:
 
 def read_frames(path: str | Path, color: ColorInfo | None = None,
                 max_frames: int | None = None, start: int = 0,
-                timestamps: Sequence[int] | None = None) -> Iterator[Frame]:
-    """Decode frames one at a time, in order, as R'G'B' float32 (H, W, 3) in [0, 1].
+                timestamps: Sequence[int] | None = None,
+                keep_ycbcr: bool = False) -> Iterator[Frame]:
+    """Decode frames one at a time, in order, as R'G'B' float32 (H, W, 3) in [0, 1], or with
+    ``keep_ycbcr`` as their Y'CbCr planes (`Frame.ycbcr`; RGB and grey frames still come as
+    R'G'B').
 
     Frames are streamed: memory does not grow with the video's length. ``color`` overrides the
     matrix and range found by `probe`. Frames ``start`` to ``max_frames`` (exclusive) are
@@ -177,9 +240,9 @@ def read_frames(path: str | Path, color: ColorInfo | None = None,
     """
     path = Path(path)
     try:
-        yield from _read_frames(path, color, max_frames, start, timestamps)
+        yield from _read_frames(path, color, max_frames, start, timestamps, keep_ycbcr)
     except _SeekMissed:  # the container's index did not lead to the frame: decode from the start
-        yield from _read_frames(path, color, max_frames, start, None)
+        yield from _read_frames(path, color, max_frames, start, None, keep_ycbcr)
 
 
 class _SeekMissed(Exception):
@@ -187,7 +250,7 @@ class _SeekMissed(Exception):
 
 
 def _read_frames(path: Path, color: ColorInfo | None, max_frames: int | None, start: int,
-                 timestamps: Sequence[int] | None) -> Iterator[Frame]:
+                 timestamps: Sequence[int] | None, keep_ycbcr: bool) -> Iterator[Frame]:
     container = _open(path)
     with container:
         stream = container.streams.video[0]
@@ -212,10 +275,15 @@ def _read_frames(path: Path, color: ColorInfo | None, max_frames: int | None, st
                                      "the size changes")
                 pts = frame.pts
                 time = float(pts * time_base) if pts is not None else index / float(fps)
-                rgb = frame_to_rgb(frame, color)
-                if turns := _clockwise(frame.rotation) // 90:  # shown upright, as players do
-                    rgb = np.ascontiguousarray(np.rot90(rgb, k=-turns))
-                yield Frame(index, pts, time, rgb)
+                turns = _clockwise(frame.rotation) // 90  # shown upright, as players do
+                ycbcr = frame_ycbcr(frame, color, turns) if keep_ycbcr else None
+                if ycbcr is not None:
+                    yield Frame(index, pts, time, None, ycbcr)
+                else:
+                    rgb = frame_to_rgb(frame, color)
+                    if turns:
+                        rgb = np.ascontiguousarray(np.rot90(rgb, k=-turns))
+                    yield Frame(index, pts, time, rgb)
                 index += 1
         except av.error.FFmpegError as exc:
             raise InputError(f"{path}: decoding failed at frame {index} ({_reason(exc)}); "
@@ -258,20 +326,24 @@ def frame_timestamps(path: str | Path) -> list[int] | None:
 
 
 def frame_to_rgb(frame: av.VideoFrame, color: ColorInfo) -> np.ndarray:
-    """Convert a decoded frame to R'G'B' float32 (H, W, 3) in [0, 1]."""
-    fmt = frame.format
-    if fmt.is_rgb or len(fmt.components) < 3:
+    """Convert a decoded frame to R'G'B' float32 (H, W, 3) in [0, 1] (not rotated)."""
+    ycbcr = frame_ycbcr(frame, color)
+    if ycbcr is None:
         rgb = frame.to_ndarray(format="gbrpf32le")  # no matrix involved; gray is replicated
         return np.clip(rgb, 0.0, 1.0, out=rgb)
+    return ycbcr.to_rgb()
+
+
+def frame_ycbcr(frame: av.VideoFrame, color: ColorInfo, turns: int = 0) -> YCbCr | None:
+    """A decoded frame's Y'CbCr planes (packed or big-endian formats are first made planar
+    4:4:4); None for RGB and grey frames, which need no matrix."""
+    fmt = frame.format
+    if fmt.is_rgb or len(fmt.components) < 3:
+        return None
     if not (fmt.is_planar and len(frame.planes) >= 3) or fmt.is_big_endian:
         frame = frame.reformat(format="yuv444p16le" if _bits(fmt) > 8 else "yuv444p")
-        fmt = frame.format
-    y, cb, cr = (_plane(frame, i) for i in range(3))
-    h, w = y.shape
-    if cb.shape != y.shape:  # bilinear chroma upsampling (centre-sited)
-        cb = cv2.resize(cb, (w, h), interpolation=cv2.INTER_LINEAR)
-        cr = cv2.resize(cr, (w, h), interpolation=cv2.INTER_LINEAR)
-    return ycbcr_to_rgb(y, cb, cr, _bits(fmt), color)
+    planes = tuple(_plane(frame, i) for i in range(3))
+    return YCbCr(planes, _bits(frame.format), color, turns)
 
 
 def _bits(fmt: av.VideoFormat) -> int:
@@ -281,8 +353,8 @@ def _bits(fmt: av.VideoFormat) -> int:
 def _plane(frame: av.VideoFrame, i: int) -> np.ndarray:
     plane = frame.planes[i]
     dtype = np.uint16 if plane.line_size >= 2 * plane.width and _bits(frame.format) > 8 else np.uint8
-    data = np.frombuffer(plane, dtype=dtype)
-    return data.reshape(plane.height, -1)[:, : plane.width].astype(np.float32)
+    data = np.frombuffer(plane, dtype=dtype)  # a view: the frame's buffer stays alive with it
+    return data.reshape(plane.height, -1)[:, : plane.width]
 
 
 @functools.lru_cache

@@ -390,7 +390,8 @@ def _rotate_in_container(source, target, clockwise: int = 90) -> None:
 
 @pytest.mark.parametrize("clockwise", [90, 180, 270])
 def test_rotation_metadata_is_applied(tmp_path, clockwise):
-    """A video with a display rotation converts upright, as players show it."""
+    """A video with a display rotation converts upright, as players show it, whether the
+    host or the device (here torch on the CPU) turns Y'CbCr into R'G'B'."""
     from conftest import render_clip
 
     clip = render_clip(tmp_path / "upright.mp4", (1, 8), 4, width=96, height=64)
@@ -398,14 +399,16 @@ def test_rotation_metadata_is_applied(tmp_path, clockwise):
     info = json.loads(run("info", tmp_path / "rotated.mp4", "--json").stdout)
     assert (info["width"], info["height"], info["rotation"]) == (
         (64, 96) if clockwise != 180 else (96, 64)) + (clockwise,)
-    for name in ("upright", "rotated"):
-        result = run("convert", tmp_path / f"{name}.mp4", "-o", tmp_path / f"out-{name}",
-                     "--model", "reference", "--exposures", "1,8", "-q")
+    for name, yuv_on in [("upright", "host"), ("rotated", "host"), ("rotated", "device")]:
+        result = run("convert", tmp_path / f"{name}.mp4", "-o", tmp_path / f"{name}-{yuv_on}",
+                     "--model", "reference", "--exposures", "1,8", "--yuv-on", yuv_on, "-q")
         assert result.exit_code == 0, result.output
     for i in range(4):
-        upright = read_exr(tmp_path / "out-upright" / frame_name(i))[0]
-        rotated = read_exr(tmp_path / "out-rotated" / frame_name(i))[0]
-        np.testing.assert_array_equal(rotated, np.rot90(upright, k=-clockwise // 90))
+        upright = np.rot90(read_exr(tmp_path / "upright-host" / frame_name(i))[0], k=-clockwise // 90)
+        np.testing.assert_array_equal(read_exr(tmp_path / "rotated-host" / frame_name(i))[0],
+                                      upright)
+        np.testing.assert_allclose(read_exr(tmp_path / "rotated-device" / frame_name(i))[0],
+                                   upright, rtol=1e-3)
 
 
 def test_a_size_change_mid_stream_stops_with_the_frame(tmp_path):

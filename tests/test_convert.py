@@ -327,10 +327,12 @@ def test_srgb_input_transfer(tmp_path, read_output):
     assert all(m / greys[0] < 0.8 for m in darkest)
 
 
-def test_a_cycle_that_changes_mid_video_is_an_error(tmp_path):
+@pytest.mark.parametrize("yuv_on", ["host", "device"])
+def test_a_cycle_that_changes_mid_video_is_an_error(tmp_path, yuv_on):
     """A dropped frame flips a 2-exposure clip's phase at frame 30 (after the 24 frames that
     detection reads): the conversion stops there with an error naming the frame, instead of
-    merging wrong exposures from then on."""
+    merging wrong exposures from then on. The check reads a sample of the frame, R'G'B' or
+    (yuv_on device) Y'CbCr planes."""
     from hdrvid.errors import ExposureError
     from hdrvid.synth import expose, procedural_scene
     from hdrvid.video import VideoWriter
@@ -342,10 +344,11 @@ def test_a_cycle_that_changes_mid_video_is_an_error(tmp_path):
         for hdr, t in zip(scene, times):
             writer.write(expose(hdr, t))
     with pytest.raises(ExposureError, match=r"dropped.mp4: the exposure cycle changes at frame 30"):
-        convert(path, tmp_path / "out", ConvertOptions(model="reference"))
+        convert(path, tmp_path / "out", ConvertOptions(model="reference", yuv_on=yuv_on))
     sidecar = json.loads((tmp_path / "out" / "hdrvid.json").read_text())
     assert sidecar["status"] == "failed" and "frame 30" in sidecar["error"]
-    result = cli("convert", path, "-o", tmp_path / "cli", "-m", "reference", "-q")
+    result = cli("convert", path, "-o", tmp_path / "cli", "-m", "reference", "-q",
+                 "--yuv-on", yuv_on)
     assert_one_line_error(result, "dropped.mp4: the exposure cycle changes at frame 30")
 
 

@@ -2,6 +2,7 @@
 
 import itertools
 
+import numpy as np
 import pytest
 import torch
 from conftest import render_clip, save_official
@@ -114,3 +115,54 @@ def test_tiles_of_a_convolutional_model_leave_no_seams(tmp_path, monkeypatch):
     cut = run(128)
     assert _seam_excess(cut, whole, overlaps) > 5e-3  # the test can see a seam
     assert _seam_excess(feathered, whole, overlaps) < 0.2 * _seam_excess(cut, whole, overlaps)
+
+
+YUV_FORMATS = [("libx264", "yuv420p", ".mp4"), ("libx264", "yuvj420p", ".mp4"),
+               ("libx264", "yuv444p", ".mp4"), ("libx265", "yuv420p10le", ".mp4"),
+               ("prores_ks", "yuv422p10le", ".mov")]
+
+
+def _yuv_clip(path, codec: str, pix_fmt: str, frames: int = 2, width: int = 104, height: int = 72):
+    """Smooth random colour fields (with sharp chroma edges: the upsampling matters) encoded
+    as ``pix_fmt``; 72 rows: not a multiple of 16."""
+    import av
+
+    rng = np.random.default_rng(3)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=24)
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        for _ in range(frames):
+            rgb = np.repeat(np.repeat(rng.integers(0, 256, (height // 8, width // 8, 3)), 8, 0), 8, 1)
+            frame = av.VideoFrame.from_ndarray(rgb.astype(np.uint8), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path
+
+
+@pytest.mark.parametrize("codec, pix_fmt, suffix", YUV_FORMATS, ids=[f[1] for f in YUV_FORMATS])
+@pytest.mark.parametrize("transfer", ["gamma2.2", "srgb", "linear", "table"])
+def test_ycbcr_converts_on_the_device_as_on_the_host(tmp_path, codec, pix_fmt, suffix, transfer):
+    """``yuv_on="device"`` (torch: what a GPU runs, here on the CPU) gives the host's model
+    input (OpenCV matrix and chroma upsampling, numpy camera response) to float rounding, for
+    each chroma subsampling, bit depth, range and camera response."""
+    from hdrvid.response import load_response
+    from hdrvid.video import read_frames
+
+    if transfer == "table":  # a film-like S-curve, tabulated in code values
+        codes = np.arange(0, 256, 5)
+        linear = 1 / (1 + np.exp(-(codes - 140) / 30.0))
+        np.savetxt(tmp_path / "curve.txt", np.stack([codes, linear], 1))
+        transfer = str(tmp_path / "curve.txt")
+    path = _yuv_clip(tmp_path / f"clip{suffix}", codec, pix_fmt)
+    response = load_response(transfer)
+    host = HdrPredictor("reference", 2, "cpu", response, yuv_on="host")
+    device = HdrPredictor("reference", 2, "cpu", response, yuv_on="device")
+    pairs = zip(read_frames(path), read_frames(path, keep_ycbcr=True), strict=True)
+    for rgb_frame, ycbcr_frame in pairs:
+        assert ycbcr_frame.rgb is None and ycbcr_frame.ycbcr is not None
+        assert ycbcr_frame.ycbcr.planes[0].dtype == (np.uint16 if "10" in pix_fmt else np.uint8)
+        expected = host.prepare(rgb_frame.pixels)
+        assert expected.std() > 0.1  # a real picture, not a flat field
+        torch.testing.assert_close(device.prepare(ycbcr_frame.pixels), expected,
+                                   atol=2e-4, rtol=0)
+        torch.testing.assert_close(host.prepare(ycbcr_frame.pixels), expected, atol=0, rtol=0)
