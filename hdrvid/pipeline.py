@@ -73,7 +73,7 @@ class ConvertOptions:
     input_transfer: str = "gamma2.2"
     device: str = "auto"
     precision: str = "auto"
-    batch_size: int = 1
+    batch_size: int | None = None  # None: the model's (ModelSpec.batch_size)
     tile: int | None = None
     yuv_on: str = "auto"
     float32: bool = False

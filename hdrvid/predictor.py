@@ -172,9 +172,11 @@ class HdrPredictor:
             linear = interp(rgb, codes, values)
         return linear.clamp_(0, 1) ** (1 / GAMMA)
 
-    def check_memory(self, height: int, width: int, batch: int) -> int:
+    def check_memory(self, height: int, width: int, batch: int | None) -> int:
         """The batch size that fits the device's free memory (a warning when it is less than
-        ``batch``); ModelError, before any work, when not even one window fits."""
+        ``batch``, default the model's); ModelError, before any work, when not even one window
+        fits."""
+        batch = batch or self.spec.batch_size
         per_window = self.spec.bytes_per_pixel * min(height, self.tile or height) * \
             min(width, self.tile or width)
         if not per_window:

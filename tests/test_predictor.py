@@ -166,3 +166,10 @@ def test_ycbcr_converts_on_the_device_as_on_the_host(tmp_path, codec, pix_fmt, s
         torch.testing.assert_close(device.prepare(ycbcr_frame.pixels), expected,
                                    atol=2e-4, rtol=0)
         torch.testing.assert_close(host.prepare(ycbcr_frame.pixels), expected, atol=0, rtol=0)
+
+
+def test_batch_size_defaults_to_the_models():
+    """merge runs two windows per call unless told otherwise; the others one."""
+    merge, reference = HdrPredictor("merge", 2, "cpu"), HdrPredictor("reference", 2, "cpu")
+    assert (merge.check_memory(360, 640, None), reference.check_memory(360, 640, None)) == (2, 1)
+    assert merge.check_memory(360, 640, 5) == 5
