@@ -32,7 +32,7 @@ def thread_ms(clip: Path, keep_ycbcr: bool) -> float:
     model's input preparation."""
     started, frames = time.perf_counter(), 0
     for frame in read_frames(clip, keep_ycbcr=keep_ycbcr):
-        _brightness_quantiles(frame.sample(max(1, min(frame.shape) // 180)))
+        _brightness_quantiles(frame.sample())
         frames += 1
     return (time.perf_counter() - started) * 1000 / frames
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections.abc import Sequence
@@ -168,9 +169,13 @@ class HdrPredictor:
         elif name == "linear":
             linear = rgb
         else:
-            codes, values = (torch.from_numpy(v).to(rgb.device) for v in self.response.table)
-            linear = interp(rgb, codes, values)
+            linear = interp(rgb, *self._response_table)
         return linear.clamp_(0, 1) ** (1 / GAMMA)
+
+    @functools.cached_property
+    def _response_table(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """A tabulated response's (codes, linear) on the device, copied there once."""
+        return tuple(torch.from_numpy(v).to(self.device) for v in self.response.table)
 
     def check_memory(self, height: int, width: int, batch: int | None) -> int:
         """The batch size that fits the device's free memory (a warning when it is less than

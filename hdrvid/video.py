@@ -104,8 +104,7 @@ class YCbCr:
         if cb.shape != y.shape:
             cb = cv2.resize(cb, (w, h), interpolation=cv2.INTER_LINEAR)
             cr = cv2.resize(cr, (w, h), interpolation=cv2.INTER_LINEAR)
-        rgb = ycbcr_to_rgb(y, cb, cr, self.bits, self.color)
-        return np.ascontiguousarray(np.rot90(rgb, k=-self.turns)) if self.turns else rgb
+        return _upright(ycbcr_to_rgb(y, cb, cr, self.bits, self.color), self.turns)
 
     def sample(self, step: int) -> np.ndarray:
         """R'G'B' of every ``step``-th pixel each way (not upright; chroma from the nearest
@@ -138,9 +137,16 @@ class Frame:
         """(H, W) as displayed."""
         return self.ycbcr.shape if self.rgb is None else self.rgb.shape[:2]
 
-    def sample(self, step: int) -> np.ndarray:
-        """R'G'B' of every ``step``-th pixel each way, for brightness statistics."""
+    def sample(self, pixels: int = 180) -> np.ndarray:
+        """R'G'B' of every k-th pixel each way, the shorter side keeping about ``pixels``:
+        enough for brightness statistics (the exposure-cycle check)."""
+        step = max(1, min(self.shape) // pixels)
         return self.ycbcr.sample(step) if self.rgb is None else self.rgb[::step, ::step]
+
+
+def _upright(rgb: np.ndarray, turns: int) -> np.ndarray:
+    """(H, W, 3) turned ``turns`` quarter turns clockwise, as players show it."""
+    return np.ascontiguousarray(np.rot90(rgb, k=-turns)) if turns else rgb
 
 
 def _open(path: Path):
@@ -280,10 +286,7 @@ def _read_frames(path: Path, color: ColorInfo | None, max_frames: int | None, st
                 if ycbcr is not None:
                     yield Frame(index, pts, time, None, ycbcr)
                 else:
-                    rgb = frame_to_rgb(frame, color)
-                    if turns:
-                        rgb = np.ascontiguousarray(np.rot90(rgb, k=-turns))
-                    yield Frame(index, pts, time, rgb)
+                    yield Frame(index, pts, time, _upright(frame_to_rgb(frame, color), turns))
                 index += 1
         except av.error.FFmpegError as exc:
             raise InputError(f"{path}: decoding failed at frame {index} ({_reason(exc)}); "
