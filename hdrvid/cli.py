@@ -84,9 +84,8 @@ def main() -> None:
                    "table of the inverse camera response.")
 @click.option("--device", default=None, help="auto (default), cpu, cuda or cuda:N.")
 @click.option("--batch-size", type=click.IntRange(1), default=None,
-              help="Windows per model call (default 2 for merge; for hdrflow, kalantari19 and "
-                   "fshdrv on the CPU one per core, run at once; else 1; lowered to what fits "
-                   "in memory).")
+              help="Windows per model call (default 2 for merge; for hdrflow and fshdrv on the "
+                   "CPU one per core, run at once; else 1; lowered to what fits in memory).")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default=None,
               help="Network arithmetic (trained models): auto (default) is bf16 on CPUs with "
                    "native bf16, fp16 on CUDA, else fp32.")

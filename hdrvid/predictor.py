@@ -237,11 +237,13 @@ class HdrPredictor:
         return self._run_tiled(ldr, times)
 
     def _run_parallel(self, ldr: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
-        """Each window in its own thread, on cores / windows torch threads. On 2 cores, two
-        HDRFlow windows on one thread each ran 17-24 % faster end to end (640×360) than one
-        window at a time on both: one thread per convolution has nothing to wait for, and the
-        memory-bound layers of one window overlap the other's arithmetic. Outputs differ from
-        a whole-machine run at float rounding (oneDNN's sums depend on its thread count)."""
+        """Each window in its own thread, on cores / windows torch threads. Alone, the networks
+        run as fast either way (benchmarks/parallel_windows.py); in a conversion, the decode
+        thread and the EXR writers take a core now and then, and a window spread over all cores
+        then waits at every layer for the thread that lost its core, where one window per core
+        just runs on: on 2 cores, HDRFlow at 640×360 went 4.3-4.6 -> 4.3-5.2 fps end to end
+        (README, "Windows in parallel on the CPU"). Outputs differ from a whole-machine run at
+        float rounding (oneDNN's sums depend on its thread count)."""
         workers = min(len(ldr), self.cores)
         if workers not in self._pools:
             self._pools[workers] = ThreadPoolExecutor(workers, "window")

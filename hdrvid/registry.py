@@ -44,7 +44,8 @@ class ModelSpec:
     bytes_per_pixel: float = 0  # peak memory of one window (measured, fp32); 0: not checked
     batch_size: int = 1  # windows per call unless --batch-size says otherwise
     # on the CPU, a call's windows run at once, each on its share of the cores (the network
-    # keeps no state between windows); the default batch is then one window per core
+    # keeps no state between windows); the default batch is then one window per core. It pays
+    # end to end, where the decode thread and EXR writers take cores from the model
     parallel_windows: bool = False
     license: str = "MIT (hdrvid)"
     trained: bool = False
@@ -128,8 +129,8 @@ MODELS: dict[str, ModelSpec] = {
                  3: (WeightFile("hdrflow-3e.safetensors", sha256="65e2af7bc3d7dec108c90053e2f91417"
                                 "5264e8d9991d24530ab2152370a88728", size=10723002),)},
         bytes_per_pixel=1600,  # 1.2 kB (2E) and 1.6 kB (3E) measured at 1280×720, fp32
-        # 2 windows on 1 core each against 1 on 2 cores: 640×360 end to end 3.8 -> 4.5-4.7 fps
-        # (chen21-coarse measured no faster: 0.74 s per window either way)
+        # 2 windows on 1 core each against 1 on 2 cores, 640×360 end to end: 4.31 / 4.56 / 4.40
+        # -> 5.06 / 5.21 / 4.32 fps
         parallel_windows=True,
         trained=True,
     ),
@@ -173,7 +174,7 @@ MODELS: dict[str, ModelSpec] = {
                      "flow_net.pth and merge_net.pth saved by DeepHDRVideo's code",
         license="MIT (hdrvid; no published weights)",
         bytes_per_pixel=1700,  # about 1.6 kB measured at 640×360, fp32
-        parallel_windows=True,  # 2 cores, 640×360, engine alone: 0.92 -> 0.84 s per window
+        # no parallel_windows: 640×360 end to end 1.04 -> 1.17 and 1.12 -> 1.09 fps, no clear gain
         trained=True,
     ),
     "fshdrv": ModelSpec(
@@ -186,7 +187,7 @@ MODELS: dict[str, ModelSpec] = {
                      "train one and pass hdrvid .safetensors",
         license="MIT (hdrvid; no published weights)",
         bytes_per_pixel=2200,  # about 2.1 kB measured at 640×360, fp32
-        parallel_windows=True,  # 2 cores, 640×360, engine alone: 1.12 -> 0.97 s per window
+        parallel_windows=True,  # 640×360 end to end, 2 pairs: 0.92 -> 1.00, 0.93 -> 0.97 fps
         trained=True,
     ),
 }
