@@ -253,6 +253,11 @@ def _print_profile(report) -> None:
     if limit := report.bottleneck():
         sustained = ", ".join(f"{part} {fps:.1f}" for part, fps in report.throughput().items())
         console.print(f"bottleneck: {limit} (fps each part sustains alone: {sustained})")
+    if report.batch_size:
+        threads = report.threads_per_window
+        console.print(f"model: {report.batch_size} window(s) per call"
+                      + (", run at once" if report.parallel_windows else "")
+                      + (f", {threads} torch thread(s) each" if threads else ""))
 
 
 def _print_workers(workers: dict[str, dict]) -> None:

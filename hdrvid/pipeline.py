@@ -129,6 +129,9 @@ class Report:
     warnings: list[str] = field(default_factory=list)
     workers: dict[str, dict] = field(default_factory=dict)  # distributed runs: frames, seconds
     writer_threads: int = 1
+    batch_size: int | None = None  # windows per model call
+    threads_per_window: int | None = None  # torch threads each window ran on (CPU)
+    parallel_windows: bool = False  # a call's windows ran at once, each on its own threads
 
     def throughput(self) -> dict[str, float]:
         """Frames per second each concurrent part of the run could sustain alone: decode (its
@@ -158,6 +161,8 @@ class Report:
                 "throughput": {part: round(fps, 2) if math.isfinite(fps) else None
                                for part, fps in self.throughput().items()},
                 "bottleneck": self.bottleneck(),
+                "batch_size": self.batch_size, "threads_per_window": self.threads_per_window,
+                "parallel_windows": self.parallel_windows,
                 "gpu_peak_bytes": self.gpu_peak_bytes, "host_peak_bytes": self.host_peak_bytes,
                 "videos": [str(v) for v in self.videos],
                 "warnings": self.warnings, "workers": self.workers}
@@ -395,6 +400,9 @@ def run_frames(job: Job, predictor: HdrPredictor, report: Report, timestamps: li
                          "write": writer.write_seconds,
                          "decode_wait": decoded.wait_seconds, "write_wait": writer.wait_seconds}
         report.writer_threads = writer.threads
+        report.batch_size = batch = options.batch_size or 1
+        report.threads_per_window = predictor.threads_per_window(batch)
+        report.parallel_windows = batch > 1 and predictor.parallel_windows
         if predictor.device.type == "cuda":
             report.gpu_peak_bytes = torch.cuda.max_memory_allocated(predictor.device)
 

@@ -185,6 +185,14 @@ class HdrPredictor:
         """Whether a call's windows run at once on the CPU, each on its share of the cores."""
         return self.device.type == "cpu" and self.spec.parallel_windows and self.cores > 1
 
+    def threads_per_window(self, batch: int) -> int | None:
+        """Torch threads each window of a ``batch`` runs on; None on a GPU."""
+        if self.device.type != "cpu":
+            return None
+        if batch > 1 and self.parallel_windows:
+            return self.cores // min(batch, self.cores)
+        return self.cores
+
     @property
     def default_batch(self) -> int:
         """Windows per call unless told otherwise: one per core where they run in parallel,
@@ -247,8 +255,9 @@ class HdrPredictor:
         workers = min(len(ldr), self.cores)
         if workers not in self._pools:
             self._pools[workers] = ThreadPoolExecutor(workers, "window")
-        runs = [self._pools[workers].submit(self._run_in_thread, self.cores // workers,
-                                            ldr[i:i + 1], times[i:i + 1])
+        threads = self.threads_per_window(len(ldr))
+        runs = [self._pools[workers].submit(self._run_in_thread, threads, ldr[i:i + 1],
+                                            times[i:i + 1])
                 for i in range(len(ldr))]
         try:
             return torch.cat([run.result() for run in runs])

@@ -511,3 +511,21 @@ def test_profile_prints_each_stage_and_the_bottleneck(clip2, tmp_path):
     sustained = report["throughput"]
     assert sustained[report["bottleneck"]] == min(v for v in sustained.values() if v)
     assert sustained[report["bottleneck"]] >= report["fps"] * 0.9
+    cores = torch.get_num_threads()
+    assert (report["batch_size"], report["threads_per_window"], report["parallel_windows"]) == (
+        1, cores, False)
+
+
+def test_profile_says_how_the_windows_ran(clip2, tmp_path):
+    """hdrflow on the CPU: one window per core, at once, one thread each (2 cores here)."""
+    args = ["convert", clip2.path, "-m", "hdrflow", "--frames", "4", "--device", "cpu"]
+    result = run(*args, "-o", tmp_path / "out", "--profile", "--batch-size", "2")
+    assert result.exit_code == 0, result.output
+    cores = torch.get_num_threads()
+    if cores >= 2:
+        assert f"model: 2 window(s) per call, run at once, {cores // 2} torch thread(s) each" \
+            in result.stderr
+    report = json.loads(run(*args, "-o", tmp_path / "json", "--json", "--batch-size", "1")
+                        .stdout.splitlines()[-1])
+    assert (report["batch_size"], report["threads_per_window"], report["parallel_windows"]) == (
+        1, cores, False)
