@@ -67,9 +67,10 @@ class HDRFlow(nn.Module):
         """(B, 3, H, W) images concatenated along channels, written once into the layout the
         networks run in (``channels_last`` when set) and ``dtype``. For the fusion net that is
         the dtype of its first convolution (bf16 in CPU inference): concatenating, changing
-        layout, then autocast's cast each made a pass over its 30 full-resolution channels:
-        18.8 ms per 640×368 window on one CPU core, against 5.5 for this (benchmarks/hdrflow_profile.py). The flow net reads fp32:
-        it also average-pools its input, which must not be rounded first."""
+        layout, then autocast's cast each made a pass over its 30 full-resolution channels,
+        18.8 ms per 640×368 window on one CPU core against 5.5 for this
+        (benchmarks/hdrflow_profile.py). The flow net reads fp32: it also average-pools its
+        input, which must not be rounded first."""
         b, _, h, w = images[0].shape
         layout = torch.channels_last if self.channels_last else torch.contiguous_format
         stacked = torch.empty(b, 3 * len(images), h, w, dtype=dtype, device=images[0].device,
