@@ -1,5 +1,7 @@
 """HdrPredictor: precision, tiling and the early memory check, on small models."""
 
+import ctypes
+import ctypes.util
 import itertools
 
 import numpy as np
@@ -11,7 +13,7 @@ from hdrvid import predictor as predictor_module
 from hdrvid.errors import ModelError
 from hdrvid.models.lan_hdr import LanHdr
 from hdrvid.pipeline import ConvertOptions, convert
-from hdrvid.predictor import HdrPredictor, feather, resolve_precision, tiles
+from hdrvid.predictor import HdrPredictor, feather, keep_freed_memory, resolve_precision, tiles
 
 
 @pytest.mark.parametrize("size, tile, overlap", [(100, 40, 8), (1080, 512, 32), (64, 64, 32),
@@ -203,3 +205,23 @@ def test_parallel_windows_equal_each_window_alone_on_its_cores():
         torch.set_num_threads(threads)
     assert torch.equal(together, torch.cat(alone))
     assert sorted(predictor._pools) == [2]  # 3 windows on 2 threads
+
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
+
+
+def test_large_blocks_come_from_the_heap_once_freed_memory_is_kept():
+    """After `keep_freed_memory` (what a CPU predictor of a trained model calls), a 64 MB
+    activation is carved from malloc's heap, where freed blocks are reused, not mapped afresh
+    (16,384 new pages for the kernel to zero, on every forward)."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    if not hasattr(libc, "mallinfo2") or not keep_freed_memory():
+        pytest.skip("not glibc >= 2.33")
+    libc.mallinfo2.restype = MallInfo2
+    mapped = libc.mallinfo2().hblkhd
+    activation = torch.ones(16 << 20)
+    assert libc.mallinfo2().hblkhd == mapped
+    assert activation.sum() == 16 << 20
