@@ -55,7 +55,7 @@ class RFFTBlock(nn.Module):
         self.main = nn.Sequential(conv(channels, channels, bias=False), nn.ReLU(),
                                   conv(channels, channels, bias=False))
         self.main_fft = keep_fp32(nn.Sequential(conv(2 * channels, 2 * channels, 1, bias=False),
-                                                nn.ReLU(),
+                                                nn.ReLU(inplace=True),
                                                 conv(2 * channels, 2 * channels, 1, bias=False)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
