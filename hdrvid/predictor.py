@@ -74,8 +74,11 @@ def keep_freed_memory(largest: int = 1 << 30) -> bool:
     hand each back to the kernel. Every activation of a forward on the CPU is a fresh large
     block, which by default is a new mapping whose pages the kernel zeroes and faults in on
     first touch: HDRFlow at 640×360 on one core took 366-374 ms per window with them, 327-340
-    without, at 1280×720 1341 against 1196 (benchmarks/hdrflow_profile.py). The process then
-    keeps its peak memory until it exits. False where the C library has no ``mallopt``."""
+    without, at 1280×720 1384-1404 against 1254-1287, and LAN-HDR 3.97-4.09 s per frame
+    against 2.90-2.97 (README, "Freed memory kept for reuse"). Threads other than the main
+    one allocate from heaps of 64 MB, so larger blocks there are still mapped afresh. The
+    process keeps its peak memory until it exits. False where the C library has no
+    ``mallopt``."""
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         mallopt = libc.mallopt
