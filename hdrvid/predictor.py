@@ -75,8 +75,10 @@ def keep_freed_memory(largest: int = 1 << 30) -> bool:
     block, which by default is a new mapping whose pages the kernel zeroes and faults in on
     first touch: HDRFlow at 640×360 on one core took 366-374 ms per window with them, 327-340
     without, at 1280×720 1384-1404 against 1254-1287, and LAN-HDR 3.97-4.09 s per frame
-    against 2.90-2.97 (README, "Freed memory kept for reuse"). Threads other than the main
-    one allocate from heaps of 64 MB, so larger blocks there are still mapped afresh. The
+    against 2.90-2.97 (README, "Freed memory kept for reuse"). Threads share the main heap
+    (one arena): their own heaps are 64 MB, and larger blocks there were mapped afresh anyway,
+    which made HDRFlow's parallel windows at 1280×720 slower than one at a time (0.733-0.744 s
+    per window against 0.627-0.664 on the main heap, benchmarks/parallel_windows.py). The
     process keeps its peak memory until it exits. False where the C library has no
     ``mallopt``."""
     try:
@@ -84,9 +86,9 @@ def keep_freed_memory(largest: int = 1 << 30) -> bool:
         mallopt = libc.mallopt
     except (OSError, AttributeError):
         return False
-    m_trim_threshold, m_mmap_threshold = -1, -3  # malloc.h
-    return bool(mallopt(m_mmap_threshold, largest) and
-                mallopt(m_trim_threshold, 2**31 - 1))
+    m_trim_threshold, m_mmap_threshold, m_arena_max = -1, -3, -8  # malloc.h
+    return bool(mallopt(m_mmap_threshold, largest) and mallopt(m_trim_threshold, 2**31 - 1)
+                and mallopt(m_arena_max, 1))
 
 
 def tiles(size: int, tile: int, overlap: int) -> list[tuple[int, int]]:
