@@ -19,13 +19,12 @@ import time
 from collections import defaultdict
 
 import torch
+from models import CYCLES
 from rich.console import Console
 from rich.table import Table
 from torch import nn
 
 from hdrvid.predictor import HdrPredictor
-
-CYCLES = {2: (1.0, 8.0), 3: (1.0, 4.0, 16.0)}
 
 
 def conv_flops(layer: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:

@@ -73,7 +73,7 @@ class ConvertOptions:
     input_transfer: str = "gamma2.2"
     device: str = "auto"
     precision: str = "auto"
-    batch_size: int | None = None  # None: the model's (ModelSpec.batch_size)
+    batch_size: int | None = None  # None: the model's (HdrPredictor.default_batch)
     tile: int | None = None
     yuv_on: str = "auto"
     float32: bool = False
@@ -402,7 +402,7 @@ def run_frames(job: Job, predictor: HdrPredictor, report: Report, timestamps: li
         report.writer_threads = writer.threads
         report.batch_size = batch = options.batch_size or 1
         report.threads_per_window = predictor.threads_per_window(batch)
-        report.parallel_windows = batch > 1 and predictor.parallel_windows
+        report.parallel_windows = predictor.windows_at_once(batch)
         if predictor.device.type == "cuda":
             report.gpu_peak_bytes = torch.cuda.max_memory_allocated(predictor.device)
 

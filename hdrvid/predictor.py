@@ -211,13 +211,15 @@ class HdrPredictor:
         """Whether a call's windows run at once on the CPU, each on its share of the cores."""
         return self.device.type == "cpu" and self.spec.parallel_windows and self.cores > 1
 
+    def windows_at_once(self, batch: int) -> bool:
+        """Whether the windows of a call of ``batch`` run at once, each in its own thread."""
+        return batch > 1 and self.parallel_windows
+
     def threads_per_window(self, batch: int) -> int | None:
         """Torch threads each window of a ``batch`` runs on; None on a GPU."""
         if self.device.type != "cpu":
             return None
-        if batch > 1 and self.parallel_windows:
-            return self.cores // min(batch, self.cores)
-        return self.cores
+        return self.cores // min(batch, self.cores) if self.windows_at_once(batch) else self.cores
 
     @property
     def default_batch(self) -> int:
@@ -260,7 +262,7 @@ class HdrPredictor:
         if ldr.shape[1] != self.window:
             raise ValueError(f"{self.spec.name} reads {self.window} frames, got {ldr.shape[1]}")
         times = times.to(self.device, torch.float32)
-        if len(ldr) > 1 and self.parallel_windows:
+        if self.windows_at_once(len(ldr)):
             return self._run_parallel(ldr, times)
         return self._run_whole_or_tiled(ldr, times)
 
