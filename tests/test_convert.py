@@ -6,6 +6,7 @@ from fractions import Fraction
 import numpy as np
 import OpenEXR
 import pytest
+import torch
 from click.testing import CliRunner
 from conftest import assert_one_line_error
 
@@ -13,6 +14,8 @@ from hdrvid import ConvertOptions, HdrPredictor, convert
 from hdrvid.cli import main
 from hdrvid.errors import InputError, OutputError
 from hdrvid.metrics import psnr_t
+from hdrvid.models.common import backward_warp
+from hdrvid.models.merge import ExposureMerge
 from hdrvid.video import probe, read_frames
 from hdrvid.windows import window_indices
 from hdrvid.writers import COMPRESSIONS, frame_name, read_exr
@@ -181,6 +184,27 @@ def test_merge_beats_reference_psnr_t(request, convert_cached, read_output, whic
     assert 20.0 < reference < 36.0  # the floor really is a floor (and the clip really is HDR)
     assert merge > floor
     assert merge > reference + 8.0
+
+
+def test_merge_aligns_on_the_cpu_as_grid_sample_does():
+    """The CPU path warps with OpenCV's remap in the DIS threads; it matches torch's bilinear
+    warp along the same flows (remap's weights step by 1/32 px), and aligns a shifted scene."""
+    ys, xs = torch.meshgrid(torch.arange(72.0), torch.arange(96.0), indexing="ij")
+    scene = lambda dx, dy: torch.stack([  # smooth, textured enough for DIS
+        0.5 + 0.3 * torch.sin((xs + dx) / 5) * torch.cos((ys + dy) / 7),
+        0.5 + 0.3 * torch.cos((xs + dx) / 6 + (ys + dy) / 9),
+        0.5 + 0.2 * torch.sin((xs + dx + ys + dy) / 4)])
+    ref = torch.stack([scene(0, 0), scene(0.5, 0)])
+    neighbour = torch.stack([scene(2.5, -1.25), scene(-1.5, 2)])
+    times = torch.ones(2)
+    merge = ExposureMerge()
+    (warped, inside), = merge.align(ref, times, [(neighbour, times)])
+    flow, = merge.flows(ref, times, [(neighbour, times)])
+    torch_warped, torch_inside = backward_warp(neighbour, flow)
+    assert (warped - torch_warped).abs().max() < 2e-3  # 1/32 px on slopes of up to 0.06 per px
+    assert (inside != torch_inside).float().mean() < 1e-3
+    core = (slice(None), slice(None), slice(8, -8), slice(8, -8))
+    assert (warped - ref)[core].abs().mean() < 0.01 < (neighbour - ref)[core].abs().mean()
 
 
 @pytest.mark.parametrize("which", ["clip2", "clip3"])
