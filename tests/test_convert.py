@@ -1,6 +1,10 @@
 """End-to-end conversion with the library API: outputs, sidecar, EXR format and HDR values."""
 
+import gc
 import json
+import os
+import subprocess
+import sys
 from fractions import Fraction
 
 import numpy as np
@@ -287,6 +291,23 @@ def test_predictor_agrees_with_convert(clip2, convert_cached, read_output):
         assert hdr.shape == (144, 256, 3) and hdr.dtype == np.float32
         # the EXR is half float: 11 significant bits
         np.testing.assert_allclose(out[center], hdr, rtol=1e-3, atol=1e-7)
+
+
+def test_the_collector_skips_older_objects_only_while_frames_run(clip2, tmp_path):
+    frozen = []
+    convert(clip2.path, tmp_path / "out", ConvertOptions(model="reference"),
+            progress=lambda event: frozen.append(gc.get_freeze_count()))
+    assert min(frozen) > 10_000  # torch's objects, among others
+    assert gc.get_freeze_count() == 0
+
+
+def test_openmp_threads_spin_briefly_unless_the_environment_says():
+    script = "import os, hdrvid, torch; print(os.environ['GOMP_SPINCOUNT'])"
+    env = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"}
+    spins = [subprocess.run([sys.executable, "-c", script], env=environment, check=True,
+                            capture_output=True, text=True).stdout.strip()
+             for environment in (env, {**env, "GOMP_SPINCOUNT": "5"})]
+    assert spins == ["10000", "5"]
 
 
 def test_predictor_rejects_a_wrong_window(clip2):
