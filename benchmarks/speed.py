@@ -3,7 +3,8 @@
 Renders a procedural alternating-exposure clip per size, converts it with the real CLI in a
 child process (so that its peak memory is its own) and prints one table: end-to-end fps, the
 engine alone (the model on batches of windows), what each stage would sustain alone, which stage
-limits the run, and peak host (and GPU) memory.
+limits the run, and peak host (and GPU) memory; its title names the device and how fast it ran
+a plain convolution that day.
 
     python benchmarks/speed.py [--frames 12] [--sizes 640x360,1280x720,1920x1080,3840x2160]
                                [--models merge,reference] [--device auto] [--bits 8]
@@ -23,13 +24,16 @@ import platform
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
+import torch
 from rich.console import Console
 from rich.table import Table
 
 from hdrvid import synth
 from hdrvid.exposure import pattern_from_cycle
+from hdrvid.predictor import resolve_device
 from hdrvid.registry import get_spec
 
 CYCLES = {"2E": (1, 8), "3E": (1, 4, 16)}
@@ -47,6 +51,38 @@ def run_convert(clip: Path, out: Path, model: str, cycle: tuple, device: str,
     return json.loads(child.stdout.strip().splitlines()[-1])
 
 
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+    except OSError:
+        names = []
+    return f"{names[0] if names else platform.processor() or 'CPU'}, {os.cpu_count()} cores"
+
+
+def conv_gflops(device: torch.device, runs: int = 5) -> float:
+    """GFLOP/s of a 64 -> 64 3×3 convolution on a 1080p frame, in the engine's precision
+    (bf16 channels_last on the CPU, fp16 on CUDA): issue 11's yardstick, 494 on the 2-core
+    development CPU the day its targets were set, 262-295 on later days. The machines' speed
+    moves from day to day, so the table prints it and numbers are read against it."""
+    dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+    x = torch.randn(1, 64, 1080, 1920, device=device).to(memory_format=torch.channels_last)
+    conv = torch.nn.Conv2d(64, 64, 3, padding=1).to(device, memory_format=torch.channels_last)
+    seconds = []
+    with torch.inference_mode(), torch.autocast(device.type, dtype):
+        for _ in range(runs + 1):
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            started = time.perf_counter()
+            conv(x)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            seconds.append(time.perf_counter() - started)
+    return 2 * 64 * 64 * 9 * 1080 * 1920 / min(seconds[1:]) / 1e9
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--frames", type=int, default=12)
@@ -57,10 +93,10 @@ def main() -> None:
                         help="8: H.264 4:2:0 clips; 10: HEVC Main 10")
     parser.add_argument("--yuv-on", default="auto", choices=("auto", "host", "device"))
     args = parser.parse_args()
-    workers = os.cpu_count() or 1
+    device = resolve_device(args.device)
     table = Table(title=f"hdrvid convert → half/PIZ EXR, {args.frames} frames of {args.bits}-bit "
-                        f"video, {workers} cores ({platform.machine()}), device {args.device}, "
-                        f"Y'CbCr on {args.yuv_on}")
+                        f"video, Y'CbCr on {args.yuv_on}, on {device_name(device)}: a 3×3 "
+                        f"64-channel 1080p convolution ran {conv_gflops(device):.0f} GFLOP/s")
     for column in ("model", "exp.", "size", "end-to-end fps", "engine fps", "decode fps",
                    "write fps", "bottleneck", "peak RSS", "peak GPU"):
         table.add_column(column, justify="left" if column in ("model", "exp.", "size",

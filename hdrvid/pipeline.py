@@ -559,7 +559,19 @@ def _exr_matches(path: Path, shape: tuple, dtype: type, model: str) -> bool:
 
 
 def _peak_rss() -> int | None:
-    """Peak resident memory of this process so far, in bytes (None where unknown)."""
+    """Peak resident memory of this process so far, in bytes (None where unknown).
+
+    On Linux, VmHWM: ``ru_maxrss`` of a process started by another counts the parent's peak
+    too (it is carried over at fork and exec), so a conversion run from a benchmark that had
+    rendered a 4K clip reported the benchmark's memory as its own.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024  # kB
+    except (OSError, ValueError, IndexError):
+        pass
     try:
         import resource
     except ImportError:  # Windows

@@ -188,6 +188,18 @@ def test_convert_prints_a_summary(clip2, tmp_path):
     assert "4 frames" in result.stderr.splitlines()[-1]
 
 
+def test_peak_memory_is_the_conversions_own_when_another_process_starts_it(clip2, tmp_path):
+    """A script with a 2 GB peak runs `hdrvid convert --json`: the report's host peak is the
+    child's (a reference conversion of a small clip needs well under 1 GB), not the script's."""
+    peak = np.ones(1 << 28)  # 2 GB, touched
+    del peak
+    child = subprocess.run([sys.executable, "-m", "hdrvid", "convert", str(clip2.path), "-o",
+                            str(tmp_path / "out"), "-m", "reference", "--json"],
+                           capture_output=True, text=True, check=True)
+    report = json.loads(child.stdout.splitlines()[-1])
+    assert 50 * 2**20 < report["host_peak_bytes"] < 2**30
+
+
 @pytest.mark.parametrize("name, args", [
     ("2exp_phase1", ["--stops", "3", "--cycle", "2"]),
     ("3exp_phase2", ["--stops", "2", "--cycle", "3"]),
