@@ -214,7 +214,7 @@ class MallInfo2(ctypes.Structure):
 
 
 def test_large_blocks_come_from_the_heap_once_freed_memory_is_kept():
-    """After `keep_freed_memory` (what a CPU predictor of a trained model calls), a 64 MB
+    """After `keep_freed_memory` (what every CPU predictor calls), a 64 MB
     activation is carved from malloc's heap, where freed blocks are reused, not mapped afresh
     (16,384 new pages for the kernel to zero, on every forward)."""
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
