@@ -135,12 +135,15 @@ class ExposureMerge(nn.Module):
         if ref.device.type != "cpu":
             return [backward_warp(other, flow)
                     for (other, _), flow in zip(others, self.flows(ref, t_ref, others))]
-        images = [image.numpy() for other, _ in others for image in other.contiguous()]
-        warped = list(_pool().map(self._warp, self._luma_pairs(ref, t_ref, others), images))
-        batch = ref.shape[0]
-        return [(torch.from_numpy(np.stack([image for image, _ in warped[i:i + batch]])),
-                 torch.from_numpy(np.stack([inside for _, inside in warped[i:i + batch]]))[:, None])
-                for i in range(0, len(warped), batch)]
+        aligned = [(torch.empty_like(other), other.new_empty(other.shape[0], 1, *other.shape[2:]))
+                   for other, _ in others]
+        # each thread writes its frame straight into the batch's tensors
+        jobs = [(image.numpy(), out.numpy(), mask[0].numpy())
+                for (other, _), (warped, inside) in zip(others, aligned)
+                for image, out, mask in zip(other.contiguous(), warped, inside)]
+        for _ in _pool().map(self._warp, self._luma_pairs(ref, t_ref, others), jobs):
+            pass
+        return aligned
 
     def flows(self, ref: torch.Tensor, t_ref: torch.Tensor,
               others: list[tuple[torch.Tensor, torch.Tensor]]) -> list[torch.Tensor]:
@@ -170,15 +173,18 @@ class ExposureMerge(nn.Module):
             pairs += zip(source, target)
         return pairs
 
-    def _warp(self, pair: tuple[np.ndarray, np.ndarray], image: np.ndarray
-              ) -> tuple[np.ndarray, np.ndarray]:
-        """``image`` (3, H, W) float32 warped by the DIS flow of ``pair``, and its inside mask."""
+    def _warp(self, pair: tuple[np.ndarray, np.ndarray],
+              job: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+        """Warp an image (3, H, W) float32 by the DIS flow of ``pair`` into ``out`` (3, H, W),
+        and set ``inside`` (H, W) to 1 where it was sampled inside the frame, else 0."""
+        image, out, inside = job
         coords = self._dis_flow(pair) + _pixel_grid(*image.shape[1:])
-        warped = np.stack([cv2.remap(plane, coords, None, cv2.INTER_LINEAR,
-                                     borderMode=cv2.BORDER_REPLICATE) for plane in image])
+        for plane, out_plane in zip(image, out):
+            cv2.remap(plane, coords, None, cv2.INTER_LINEAR, dst=out_plane,
+                      borderMode=cv2.BORDER_REPLICATE)
         h, w = image.shape[1:]
-        inside = cv2.inRange(coords, (0, 0), (w - 1, h - 1))  # 255 inside: 2.5× numpy's test
-        return warped, inside.astype(np.float32) / 255
+        mask = cv2.inRange(coords, (0, 0), (w - 1, h - 1))  # 255 inside: 2.5× numpy's test
+        np.divide(mask, np.float32(255), out=inside)
 
     def _dis_flow(self, pair: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
         """One DIS flow (H, W, 2) between uint8 images, with this thread's own DIS instance
