@@ -141,8 +141,7 @@ class ExposureMerge(nn.Module):
         jobs = [(image.numpy(), out.numpy(), mask[0].numpy())
                 for (other, _), (warped, inside) in zip(others, aligned)
                 for image, out, mask in zip(other.contiguous(), warped, inside)]
-        for _ in _pool().map(self._warp, self._luma_pairs(ref, t_ref, others), jobs):
-            pass
+        list(_pool().map(self._warp, self._luma_pairs(ref, t_ref, others), jobs))  # raises theirs
         return aligned
 
     def flows(self, ref: torch.Tensor, t_ref: torch.Tensor,
