@@ -207,6 +207,10 @@ def test_merge_aligns_on_the_cpu_as_grid_sample_does():
     torch_warped, torch_inside = backward_warp(neighbour, flow)
     assert (warped - torch_warped).abs().max() < 2e-3  # 1/32 px on slopes of up to 0.06 per px
     assert (inside != torch_inside).float().mean() < 1e-3
+    # strided inputs (channels_last, as in training's validation) give the same frames
+    (strided, _), = merge.align(ref, times, [(neighbour.to(memory_format=torch.channels_last),
+                                              times)])
+    assert torch.equal(strided, warped)
     core = (slice(None), slice(None), slice(8, -8), slice(8, -8))
     assert (warped - ref)[core].abs().mean() < 0.01 < (neighbour - ref)[core].abs().mean()
 

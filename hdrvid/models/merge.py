@@ -135,7 +135,8 @@ class ExposureMerge(nn.Module):
         if ref.device.type != "cpu":
             return [backward_warp(other, flow)
                     for (other, _), flow in zip(others, self.flows(ref, t_ref, others))]
-        aligned = [(torch.empty_like(other), other.new_empty(other.shape[0], 1, *other.shape[2:]))
+        # contiguous, whatever the inputs' strides: OpenCV writes into whole planes
+        aligned = [(other.new_empty(other.shape), other.new_empty(other.shape[0], 1, *other.shape[2:]))
                    for other, _ in others]
         # each thread writes its frame straight into the batch's tensors
         jobs = [(image.numpy(), out.numpy(), mask[0].numpy())
