@@ -126,8 +126,8 @@ MODELS: dict[str, ModelSpec] = {
         # trained here (weights/README.md); no hub repository holds them yet
         weights={2: (WeightFile("hdrflow-2e.safetensors", sha256="9b2ea55c7499cf7bc1caffb854b2a41e"
                                 "64e31c2ae16ef9131a14880eb614e296", size=6598066),),
-                 3: (WeightFile("hdrflow-3e.safetensors", sha256="65e2af7bc3d7dec108c90053e2f91417"
-                                "5264e8d9991d24530ab2152370a88728", size=10723002),)},
+                 3: (WeightFile("hdrflow-3e.safetensors", sha256="6b9174abd4b665f01199547f27596eba"
+                                "8adf4d6df779838502fafb0d4339e4d7", size=10723002),)},
         bytes_per_pixel=1600,  # 1.2 kB (2E) and 1.6 kB (3E) measured at 1280×720, fp32
         # 2 windows on 1 core each against 1 on 2 cores, 640×360 end to end: 4.31 / 4.56 / 4.40
         # -> 5.06 / 5.21 / 4.32 fps
