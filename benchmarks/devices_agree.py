@@ -20,28 +20,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from models import random_weights
 from rich.console import Console
 from rich.table import Table
+from speed import CYCLES, device_name
 
 from hdrvid import HdrPredictor, read_frames, synth
 from hdrvid.exposure import pattern_from_cycle
 from hdrvid.metrics import psnr_t
 from hdrvid.registry import get_spec
-from hdrvid.weights import save_safetensors
 from hdrvid.windows import window_indices
-
-CYCLES = {"2E": (1, 8), "3E": (1, 4, 16)}
-
-
-def default_weights(model: str, period: int, folder: Path) -> Path | None:
-    """A file of the model's default initialisation where no weights ship for it."""
-    spec = get_spec(model)
-    if spec.runs_as_shipped(period):
-        return None
-    torch.manual_seed(0)
-    path = folder / f"{model}-{period}e.safetensors"
-    save_safetensors(spec.build(period), path, {"model": model, "period": period})
-    return path
 
 
 def outputs(model: str, period: int, device: str, precision: str, weights: Path | None,
@@ -62,7 +50,7 @@ def main() -> None:
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
     precisions = ("fp32", "fp16", "bf16") if args.device.startswith("cuda") else ("fp32", "bf16")
-    name = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else "CPU"
+    name = device_name(torch.device(args.device))
     table = Table("model", "exp.", "device", "precision", "PSNR-T dB", "Δ vs CPU fp32 dB",
                   "max |Δ| / peak", title=f"{args.frames} frames of {args.size}, {name}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -73,7 +61,8 @@ def main() -> None:
             frames = [frame.rgb for frame in read_frames(clip)]
             times = [pattern.time(i) for i in range(len(frames))]
             for model in args.models.split(","):
-                weights = default_weights(model, len(cycle), Path(tmp))
+                weights = None if get_spec(model).runs_as_shipped(len(cycle)) else \
+                    random_weights(model, len(cycle), Path(tmp))
                 cpu = outputs(model, len(cycle), "cpu", "fp32", weights, frames, times)
                 cpu_psnr = np.mean([psnr_t(x, t) for x, t in zip(cpu, truth)])
                 for precision in precisions:

@@ -178,11 +178,11 @@ class ExposureMerge(nn.Module):
         """Warp an image (3, H, W) float32 by the DIS flow of ``pair`` into ``out`` (3, H, W),
         and set ``inside`` (H, W) to 1 where it was sampled inside the frame, else 0."""
         image, out, inside = job
-        coords = self._dis_flow(pair) + _pixel_grid(*image.shape[1:])
+        h, w = image.shape[1:]
+        coords = self._dis_flow(pair) + _pixel_grid(h, w)
         for plane, out_plane in zip(image, out):
             cv2.remap(plane, coords, None, cv2.INTER_LINEAR, dst=out_plane,
                       borderMode=cv2.BORDER_REPLICATE)
-        h, w = image.shape[1:]
         mask = cv2.inRange(coords, (0, 0), (w - 1, h - 1))  # 255 inside: 2.5× numpy's test
         np.divide(mask, np.float32(255), out=inside)
 
