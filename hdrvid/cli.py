@@ -66,10 +66,11 @@ def main() -> None:
               help="Output folder (one subfolder per input when several are given).")
 @click.option("-m", "--model", default=None, help="Reconstruction model (see `hdrvid models`). "
               "Default: merge.")
-@click.option("--weights", default=None, metavar="PATH",
+@click.option("--weights", default=None, metavar="PATH|official",
               help="Model weights: hdrvid .safetensors, or an official checkpoint (a folder of "
-                   ".pth files for chen21, chen21-coarse, kalantari19). Default: the weights "
-                   "shipped for the model.")
+                   ".pth files for chen21, chen21-coarse, kalantari19), or `official`: the "
+                   "authors' weights fetched by `hdrvid weights pull MODEL`. Default: the "
+                   "weights shipped for the model, else the authors' if pulled.")
 @click.option("--exposures", default=None, metavar="T0,T1[,T2]",
               help="Relative exposure times of frames 0, 1[, 2], e.g. 1,8 (or 8,1 if frame 0 is "
                    "the long one).")

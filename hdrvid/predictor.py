@@ -171,13 +171,33 @@ class HdrPredictor:
         if weights is not None and not self.spec.trained:
             raise WeightsError(f"--weights {weights}: {self.spec.name} has no weights; drop "
                                "--weights or choose a trained --model")
-        path = weight_files.resolve(weights, self.spec.weights.get(self.period, ()), what)
-        if path is None and self.spec.trained:
-            raise WeightsError(f"{what} needs weights and none ship with hdrvid: pass --weights "
-                               f"PATH ({self.spec.weights_hint})")
+        path = self._weights_path(weights, what)
         if path is not None:
             weight_files.load_weights(net, path, self.spec.checkpoint, what)
         return net
+
+    def _weights_path(self, weights: str | Path | None, what: str) -> Path | None:
+        """--weights PATH; ``official``: the authors' weights as `hdrvid weights pull` converted
+        them; none: ours if we ship them, else the authors' (pulled)."""
+        shipped = self.spec.weights.get(self.period, ())
+        official = self.spec.official.get(self.period)
+        if str(weights) == weight_files.OFFICIAL or (weights is None and not shipped
+                                                     and official is not None):
+            if official is None:
+                raise WeightsError(f"--weights official: hdrvid cannot fetch {self.spec.name}'s "
+                                   f"weights from its authors; pass --weights PATH "
+                                   f"({self.spec.weights_hint})")
+            path = official.cached(self.spec.name, self.period)
+            if not path.is_file():
+                raise WeightsError(f"{what}: the authors' weights are not pulled; run `hdrvid "
+                                   f"weights pull {self.spec.name} --exposures {self.period}` "
+                                   "(once, with internet), or pass --weights PATH")
+            return path
+        path = weight_files.resolve(weights, shipped, what)
+        if path is None and self.spec.trained:
+            raise WeightsError(f"{what} needs weights and none ship with hdrvid: pass --weights "
+                               f"PATH ({self.spec.weights_hint})")
+        return path
 
     def prepare(self, image: np.ndarray | YCbCr) -> torch.Tensor:
         """A decoded frame, R'G'B' float32 (H, W, 3) in [0, 1] or Y'CbCr planes, -> model input

@@ -16,7 +16,7 @@ from hdrvid.models.hdrflow import HDRFlow
 from hdrvid.models.kalantari19 import Kalantari19
 from hdrvid.models.lan_hdr import LanHdr
 from hdrvid.models.merge import ExposureMerge, ReferenceFrame
-from hdrvid.weights import CheckpointFormat, WeightFile
+from hdrvid.weights import CheckpointFormat, OfficialFile, WeightFile
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class ModelSpec:
         times (B, n)) -> linear HDR (B, 3, H, W)``: the family's input contract (`inputs`).
     weights: the files we ship per exposure count (empty: bring your own with --weights).
     checkpoint: the official checkpoint format, for --weights pointing at an official file.
+    official: the authors' checkpoints `hdrvid weights pull` fetches, per exposure count.
     weights_hint: where official weights come from, for the error when none are given.
     """
 
@@ -40,6 +41,7 @@ class ModelSpec:
     forward: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] = inputs.direct
     weights: dict[int, tuple[WeightFile, ...]] = field(default_factory=dict)
     checkpoint: CheckpointFormat | None = None
+    official: dict[int, OfficialFile] = field(default_factory=dict)
     weights_hint: str = ""
     bytes_per_pixel: float = 0  # peak memory of one window (measured, fp32); 0: not checked
     batch_size: int = 1  # windows per call unless --batch-size says otherwise
@@ -66,18 +68,48 @@ class ModelSpec:
         return period in self.windows and (not self.trained or bool(self.weights.get(period)))
 
     def weights_source(self, period: int) -> str:
-        """Where the weights for ``period`` exposures come from, for `hdrvid models`."""
-        if files := self.weights.get(period):
-            return "bundled (weights/)" + (", Hugging Face hub" if files[0].repo_id else "")
+        """Where the weights for ``period`` exposures come from, for `hdrvid models`: ours, the
+        authors' (pulled or not), or --weights."""
         if not self.trained:
             return "none needed"
-        return "--weights (official checkpoint)" if self.checkpoint else "--weights (train one)"
+        sources = []
+        if files := self.weights.get(period):
+            sources.append("hdrvid: bundled (weights/)"
+                           + (", Hugging Face hub" if files[0].repo_id else ""))
+        if entry := self.official.get(period):
+            pulled = entry.cached(self.name, period).is_file()
+            sources.append("official: " + ("pulled" if pulled else
+                                           f"`hdrvid weights pull {self.name}`"))
+        if not sources:
+            sources.append("--weights (official checkpoint)" if self.checkpoint
+                           else "--weights (train one)")
+        return "; ".join(sources)
 
 
 def pth_folder(*networks: str) -> CheckpointFormat:
     """The DeepHDRVideo code base's format: one ``<network>.pth`` per sub-network in a folder,
     each a dict whose ``state_dict`` entry is that network's."""
     return CheckpointFormat(key="state_dict", files={f"{n}.": f"{n}.pth" for n in networks})
+
+
+# The authors' checkpoints, pinned: repository, commit, path in its tree, git blob id, terms
+LAN_HDR_LICENSE = ("none stated (haesoochung/LAN-HDR has no LICENSE): each user downloads it "
+                   "from the authors; hdrvid never redistributes it")
+HDRFLOW_LICENSE = "MIT, (c) 2024 OpenImagingLab (github.com/OpenImagingLab/HDRFlow)"
+
+
+LAN_HDR_OFFICIAL = {
+    period: OfficialFile("haesoochung/LAN-HDR", "b63131ff7c15776e7ce95201c9851bb796f4ce67",
+                         path, blob, LAN_HDR_LICENSE)
+    for period, path, blob in (
+        (2, "exps/model_2E_test/checkpoints/ckpt.pt", "f4f274896258a88a61782285cf2efda215a9371c"),
+        (3, "exps/model_3E_test/checkpoints/ckpt.pt", "b352127b9e1f56fa02716f4fba9546c383202b8b"))}
+HDRFLOW_OFFICIAL = {
+    period: OfficialFile("OpenImagingLab/HDRFlow", "c891759c5eba11869a038679da444e78c54f5a22",
+                         path, blob, HDRFLOW_LICENSE)
+    for period, path, blob in (
+        (2, "pretrained_models/2E/checkpoint.pth", "d44e078ba5614dd96e8ef2456a0dfd49244399f4"),
+        (3, "pretrained_models/3E/checkpoint.pth", "c2b22173b5e6ccd7333212dba459b055502f85f4"))}
 
 
 CHEN21_LICENSE = "CC BY-NC-SA 4.0 (official weights, guanyingc/DeepHDRVideo; non-commercial)"
@@ -105,10 +137,9 @@ MODELS: dict[str, ModelSpec] = {
         windows={2: 5, 3: 7},
         forward=inputs.lan_hdr,
         checkpoint=CheckpointFormat(key="g"),
-        weights_hint="official: exps/model_2E_test/checkpoints/ckpt.pt or model_3E_test of "
-                     "github.com/haesoochung/LAN-HDR",
+        official=LAN_HDR_OFFICIAL,
         bytes_per_pixel=4800,  # 4.7 kB measured at 640×360 in fp32 with the frame cache
-        license="unstated (official weights: no LICENSE; do not redistribute)",
+        license=LAN_HDR_LICENSE,
         trained=True,
     ),
     "hdrflow": ModelSpec(
@@ -120,9 +151,8 @@ MODELS: dict[str, ModelSpec] = {
         forward=inputs.hdrflow,
         checkpoint=CheckpointFormat(key="state_dict", strip_prefix="module.",
                                     attributes={"official_warp": True}),
-        weights_hint="official: pretrained_models/2E/checkpoint.pth or 3E/checkpoint.pth of "
-                     "github.com/OpenImagingLab/HDRFlow",
-        license="MIT (HDRFlow, (c) 2024 OpenImagingLab)",
+        official=HDRFLOW_OFFICIAL,
+        license=HDRFLOW_LICENSE,
         # trained here (weights/README.md); no hub repository holds them yet
         weights={2: (WeightFile("hdrflow-2e.safetensors", sha256="9b2ea55c7499cf7bc1caffb854b2a41e"
                                 "64e31c2ae16ef9131a14880eb614e296", size=6598066),),
@@ -208,6 +238,12 @@ def shipped_files() -> list[tuple[str, int, WeightFile]]:
     """(model, exposures, file) of every weight file the registry names."""
     return [(spec.name, period, f) for spec in MODELS.values()
             for period, files in spec.weights.items() for f in files]
+
+
+def official_files() -> list[tuple[str, int, OfficialFile]]:
+    """(model, exposures, entry) of every checkpoint of the authors' that `weights pull` gets."""
+    return [(spec.name, period, entry) for spec in MODELS.values()
+            for period, entry in spec.official.items()]
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -55,6 +55,59 @@ class CheckpointFormat:
     attributes: Mapping[str, object] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class OfficialFile:
+    """A checkpoint its authors publish as an ordinary git blob in their repository: the pinned
+    commit's tree records its git blob id, so a download is verified against the authors' own
+    record without hdrvid holding (or redistributing) the bytes.
+
+    repo: ``owner/name`` on GitHub; commit: the pinned commit; path: the file in its tree;
+    blob: its git blob id (SHA-1 of ``b"blob <size>\\0" + data``); license: the terms the
+    authors give the file.
+    """
+
+    repo: str
+    commit: str
+    path: str
+    blob: str
+    license: str
+
+    def url(self) -> str:
+        """The raw file at the pinned commit; $HDRVID_OFFICIAL_URL replaces the host (a mirror,
+        or the tests' local server)."""
+        base = os.environ.get(OFFICIAL_URL_ENV, OFFICIAL_URL).rstrip("/")
+        return f"{base}/{self.repo}/{self.commit}/{self.path}"
+
+    def cached(self, model: str, period: int) -> Path:
+        """Where the converted file lives in the user's cache. The blob id is in the name, so a
+        new pin never mistakes an older conversion for its own."""
+        return official_cache() / f"{model}-{period}e-{self.blob[:12]}.safetensors"
+
+
+OFFICIAL_URL = "https://raw.githubusercontent.com"
+OFFICIAL_URL_ENV = "HDRVID_OFFICIAL_URL"
+OFFICIAL = "official"  # --weights official: the authors' weights, pulled
+
+
+def official_cache() -> Path:
+    """The folder of converted official checkpoints: huggingface_hub's assets cache (HF_HOME,
+    HF_ASSETS_CACHE), laid out as its ``cached_assets_path("hdrvid", "official", "converted")``; read at call
+    time so that the environment and tests can move it. Not created here: listing weights
+    writes nothing."""
+    from huggingface_hub import constants
+
+    return Path(constants.HF_ASSETS_CACHE).expanduser() / "hdrvid" / "official" / "converted"
+
+
+def git_blob_id(path: Path) -> str:
+    """The id git gives the file's bytes: SHA-1 of ``b"blob <size>\\0"`` followed by the bytes."""
+    digest = hashlib.sha1(b"blob %d\0" % path.stat().st_size)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def sha256sum(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -194,9 +247,11 @@ def load_weights(module: nn.Module, path: Path, fmt: CheckpointFormat | None, wh
 
 
 def import_official(checkpoint: Path, build, fmt: CheckpointFormat | None, model: str,
-                    periods: tuple[int, ...], output: Path) -> int:
+                    periods: tuple[int, ...], output: Path,
+                    provenance: Mapping[str, object] | None = None) -> int:
     """Convert an official checkpoint to our safetensors; returns the exposure count it fits
-    (the first of ``periods`` whose network it loads into strictly)."""
+    (the first of ``periods`` whose network it loads into strictly). ``provenance`` (where the
+    file came from, its licence) is added to the metadata."""
     if fmt is None:
         raise WeightsError(f"{model} has no official checkpoint format to import")
     errors = []
@@ -208,10 +263,13 @@ def import_official(checkpoint: Path, build, fmt: CheckpointFormat | None, model
             continue
         output.parent.mkdir(parents=True, exist_ok=True)
         tmp = output.with_name(output.name + ".tmp")
-        save_safetensors(net, tmp, {"model": model, "period": period,
-                                    "attributes": dict(fmt.attributes),
-                                    "source": Path(checkpoint).name})
-        tmp.replace(output)
+        try:
+            save_safetensors(net, tmp, {"model": model, "period": period,
+                                        "attributes": dict(fmt.attributes),
+                                        "source": Path(checkpoint).name, **(provenance or {})})
+            tmp.replace(output)
+        finally:  # a failed or interrupted write leaves no half file behind
+            tmp.unlink(missing_ok=True)
         return period
     raise WeightsError(errors[-1] if len(errors) == 1 else
                        f"{checkpoint}: fits no {model} variant ({'; '.join(errors)})")

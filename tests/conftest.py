@@ -183,6 +183,15 @@ def read_output():
     return _read_output
 
 
+@pytest.fixture(autouse=True)
+def empty_official_cache(tmp_path_factory, monkeypatch):
+    """Every test sees an empty cache of the authors' weights (`hdrvid weights pull`), never the
+    user's: what a test expects of `-m lan-hdr` must not depend on what was pulled here."""
+    import huggingface_hub.constants as hf
+
+    monkeypatch.setattr(hf, "HF_ASSETS_CACHE", str(tmp_path_factory.mktemp("hf-assets")))
+
+
 # --- helpers shared by test modules ------------------------------------------------------------
 
 def assert_one_line_error(result, *fragments):

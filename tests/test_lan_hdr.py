@@ -204,8 +204,8 @@ def test_convert_runs_lan_hdr_end_to_end(small_clips, checkpoints, tmp_path, per
 
 def test_lan_hdr_without_weights_says_where_to_get_them(small_clips, tmp_path):
     result = run("convert", small_clips[2].path, "-o", tmp_path / "o", "--model", "lan-hdr")
-    assert_one_line_error(result, "lan-hdr 2-exposure needs weights", "--weights PATH",
-                          "haesoochung/LAN-HDR")
+    assert_one_line_error(result, "lan-hdr 2-exposure: the authors' weights are not pulled",
+                          "run `hdrvid weights pull lan-hdr --exposures 2`", "--weights PATH")
 
 
 def test_wrong_checkpoint_is_a_one_line_error(small_clips, checkpoints, tmp_path):

@@ -66,7 +66,7 @@ def test_shipped_weights_are_used_by_default_from_weights_dir(shipped):
                                    MODELS["hdrflow"].forward(expected, ldr, times),
                                    rtol=1e-4, atol=1e-6)
     rows = json.loads(run("weights", "list", "--json").stdout)
-    assert [(r["model"], r["where"], r["sha256"]) for r in rows] == [
+    assert [(r["model"], r["where"], r["sha256"]) for r in rows if r["source"] == "hdrvid"] == [
         ("hdrflow", "bundled", entry.sha256)]
 
 
@@ -94,7 +94,7 @@ def test_weights_come_from_an_offline_hub_cache(shipped, tmp_path, monkeypatch):
     path, _ = shipped
     fill_hub_cache(tmp_path / "hub", path, monkeypatch)
     assert json.loads(run("weights", "list", "--json").stdout)[0]["where"] == "cached"
-    result = run("weights", "pull", "hdrflow")
+    result = run("weights", "pull", "hdrflow", "--source", "hdrvid")
     assert result.exit_code == 0, result.output
     assert result.stdout.strip().endswith(path.name)
     HdrPredictor("hdrflow", 2, "cpu")  # resolves to the cache
@@ -106,7 +106,7 @@ def test_offline_without_the_file_says_how_to_get_it(shipped, tmp_path, monkeypa
     monkeypatch.setattr(hf, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     monkeypatch.setattr(hf, "HF_HUB_OFFLINE", True)
     assert json.loads(run("weights", "list", "--json").stdout)[0]["where"] == "remote"
-    result = run("weights", "pull", "hdrflow")
+    result = run("weights", "pull", "hdrflow", "--source", "hdrvid")
     assert_one_line_error(result, "hdrflow-2e.safetensors could not be fetched",
                           f"https://huggingface.co/{REPO}/resolve/{REVISION}/hdrflow-2e.safetensors",
                           "pass --weights PATH")
@@ -190,7 +190,7 @@ def test_convert_runs_the_bundled_hdrflow_without_weights_option(clip2, tmp_path
         outputs[name] = read_exr(tmp_path / name / "frame_000002.exr")[0]
     np.testing.assert_array_equal(outputs["default"], outputs["explicit"])
     assert np.isfinite(outputs["default"]).all() and outputs["default"].max() > 0.5
-    result = run("weights", "pull", "hdrflow", "--exposures", "2")
+    result = run("weights", "pull", "hdrflow", "--exposures", "2", "--source", "hdrvid")
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == str(bundled)
 
