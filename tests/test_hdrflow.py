@@ -301,11 +301,12 @@ def test_convert_runs_end_to_end_with_official_format_weights(tmp_path, clip2, c
 
 
 def test_convert_without_weights_says_where_they_come_from(tmp_path, clip3, monkeypatch):
-    """An exposure count no file ships for (whatever weights/ holds) asks for --weights."""
+    """An exposure count no file ships for (whatever weights/ holds) names the pull command."""
     monkeypatch.setitem(MODELS, "hdrflow", dataclasses.replace(MODELS["hdrflow"], weights={}))
     result = CliRunner().invoke(main, ["convert", str(clip3.path), "-o", str(tmp_path / "o"),
                                        "--model", "hdrflow"])
-    assert_one_line_error(result, "hdrflow 3-exposure", "--weights", "OpenImagingLab/HDRFlow")
+    assert_one_line_error(result, "hdrflow 3-exposure: the authors' weights are not pulled",
+                          "`hdrvid weights pull hdrflow --exposures 3`", "--weights PATH")
 
 
 def test_convert_with_the_other_variants_weights_is_one_line_error(tmp_path, clip2,
