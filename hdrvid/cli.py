@@ -17,6 +17,7 @@ from pathlib import Path
 import click
 
 from hdrvid import __version__
+from hdrvid.cli_calibrate import calibrate
 from hdrvid.cli_weights import simulate, train, weights
 from hdrvid.errors import HdrvidError
 from hdrvid.tonemap import OPERATORS
@@ -80,9 +81,10 @@ def main() -> None:
               help="Exposures per cycle, with --stops.")
 @click.option("--exposure-file", type=click.Path(dir_okay=False), default=None,
               help="Sidecar file of exposures in stops: one per frame, or one per level.")
-@click.option("--input-transfer", default=None, metavar="gamma2.2|srgb|linear|FILE",
-              help="Transfer curve of the input (default gamma2.2, as the models assume), or a "
-                   "table of the inverse camera response.")
+@click.option("--input-transfer", default=None, metavar="gamma2.2|srgb|linear|auto|FILE",
+              help="Transfer curve of the input (default gamma2.2, as the models assume), auto "
+                   "(estimated from the video; see hdrvid info), or a table of the inverse "
+                   "camera response (hdrvid calibrate writes one).")
 @click.option("--device", default=None, help="auto (default), cpu, cuda or cuda:N.")
 @click.option("--batch-size", type=click.IntRange(1), default=None,
               help="Windows per model call (default 2 for merge; for hdrflow and fshdrv on the "
@@ -371,23 +373,28 @@ def _stderr_console():
 @main.command()
 @click.argument("input", type=click.Path(path_type=Path))
 @click.option("--exposures", default=None, help="Check these exposures instead of detecting.")
-@click.option("--input-transfer", default="gamma2.2", show_default=True)
+@click.option("--input-transfer", default="gamma2.2", show_default=True,
+              help="The curve to detect exposures with (auto: gamma 2.2 for detection).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def info(input: Path, exposures: str | None, input_transfer: str, as_json: bool) -> None:
-    """Show a video's format, colour tags and detected exposure pattern."""
+    """Show a video's format, colour tags, detected exposure pattern and camera response."""
+    from hdrvid.cli_calibrate import info_response
     from hdrvid.pipeline import ConvertOptions, resolve_exposures
-    from hdrvid.response import load_response
+    from hdrvid.response import AUTO, Response, load_response
     from hdrvid.video import probe
 
     try:
         video = probe(input)
         options = ConvertOptions(exposures=exposures, input_transfer=input_transfer)
         warnings: list[str] = []
-        pattern = resolve_exposures(video, options, load_response(input_transfer), warnings)
+        response = Response() if input_transfer == AUTO else load_response(input_transfer)
+        pattern = resolve_exposures(video, options, response, warnings)
+        curve, curve_rows = info_response(video, pattern, input_transfer, warnings)
     except HdrvidError as exc:
         raise click.ClickException(str(exc)) from exc
     if as_json:
-        _emit_json({**video.as_dict(), "exposures": pattern.as_dict(), "warnings": warnings})
+        _emit_json({**video.as_dict(), "exposures": pattern.as_dict(), "response": curve,
+                    "warnings": warnings})
         return
     from rich.table import Table
 
@@ -403,6 +410,7 @@ def info(input: Path, exposures: str | None, input_transfer: str, as_json: bool)
         ("audio", f"{video.audio_streams} stream(s)"),
         ("exposures", pattern.describe()),
         ("source", pattern.source),
+        *curve_rows,
     ]
     for name, value in rows:
         table.add_row(f"[bold]{name}[/]", value)
@@ -445,6 +453,7 @@ def models(as_json: bool) -> None:
 main.add_command(weights)
 main.add_command(train)
 main.add_command(simulate)
+main.add_command(calibrate)
 
 
 def _parse_metrics_option(ctx, param, value: str | None):

@@ -46,7 +46,8 @@ from hdrvid.exposure import (
 from hdrvid.predictor import HdrPredictor
 from hdrvid.registry import get_spec
 from hdrvid.render import RenderOptions, render
-from hdrvid.response import Response, load_response
+from hdrvid.calibrate import resolve_auto
+from hdrvid.response import AUTO, Response, load_response
 from hdrvid.video import Frame, VideoInfo, probe, read_frames
 from hdrvid.windows import Chunk, Window, sliding_windows
 from hdrvid.writers import (
@@ -128,6 +129,7 @@ class Report:
     host_peak_bytes: int | None = None
     videos: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    response: dict | None = None  # --input-transfer auto: the estimated curve (Estimate.as_dict)
     workers: dict[str, dict] = field(default_factory=dict)  # distributed runs: frames, seconds
     writer_threads: int = 1
     batch_size: int | None = None  # windows per model call
@@ -166,7 +168,7 @@ class Report:
                 "parallel_windows": self.parallel_windows,
                 "gpu_peak_bytes": self.gpu_peak_bytes, "host_peak_bytes": self.host_peak_bytes,
                 "videos": [str(v) for v in self.videos],
-                "warnings": self.warnings, "workers": self.workers}
+                "warnings": self.warnings, "response": self.response, "workers": self.workers}
 
     def __str__(self) -> str:
         return (f"{self.input}: {self.frames} frames -> {self.output} in {self.seconds:.1f} s "
@@ -283,9 +285,14 @@ def convert(input: str | Path, output: str | Path, options: ConvertOptions = Con
     info = probe(input)
     output = Path(output)
     report = Report(Path(input), output, options.model)
-    response = load_response(options.input_transfer)
+    auto = options.input_transfer == AUTO
+    response = Response() if auto else load_response(options.input_transfer)
     pattern = resolve_exposures(info, options, response, report.warnings)
     report.pattern = pattern
+    if auto:  # the curve from the video; the exposures were found assuming gamma 2.2
+        spec, estimate = resolve_auto(info, pattern, report.warnings)
+        options = dataclasses.replace(options, input_transfer=spec)
+        report.response = estimate.as_dict() if estimate else None
     if get_spec(options.model).trained and (warning := trained_range_warning(pattern)):
         report.warnings.append(warning)
     options = engine.prepare(info, pattern, options, report.warnings)
@@ -298,7 +305,7 @@ def convert(input: str | Path, output: str | Path, options: ConvertOptions = Con
     _prepare_output(frames_dir, True)
     done = _complete_frames(frames_dir, info, options, pattern) if options.resume else set()
 
-    sidecar = _sidecar(info, options, pattern)
+    sidecar = {**_sidecar(info, options, pattern), "response": report.response}
     write_json_atomic(frames_dir / "hdrvid.json", {**sidecar, "status": "running"})
     timestamps: list[dict] = []
     try:

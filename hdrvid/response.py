@@ -15,6 +15,7 @@ import numpy as np
 from hdrvid.errors import InputError
 
 GAMMA = 2.2
+AUTO = "auto"  # --input-transfer auto: estimated from the video (hdrvid.calibrate.resolve_auto)
 
 
 def linearize_gamma22(ldr: np.ndarray) -> np.ndarray:
@@ -61,8 +62,81 @@ class Response:
         return oetf_gamma22(self.linearize(ldr)).astype(np.float32)
 
 
+# --- the estimated curves' model (hdrvid.calibrate fits it) -----------------------------------
+
+SLOPE_PREFIX = "slope:"
+TABLE_SIZE = 1024  # samples of a curve given by coefficients, finer than any 8- or 10-bit step
+
+
+@dataclass(frozen=True)
+class SlopeCurve:
+    """An inverse camera response f (code v in [0, 1] -> linear light, f(1) = 1) whose log-log
+    slope is a polynomial: ``d ln f / d ln v = c0 + c1·v + ... + cK·v^K``, so that
+
+        ln f(v) = c0·ln v + Σ_k ck·(v^k − 1) / k.
+
+    Why this family: every pure power is in it (gamma 2.2 is ``slope:2.2``; footage that is
+    gamma 2.2 costs no model error), and so, closely, are the curves cameras use: sRGB and log
+    profiles have a slope of about 1 in the shadows, film-like curves a slope that rises
+    towards the highlights. ln f is linear in the coefficients, so the exposure-ratio equations
+    ``ln f(v_long) − ln f(v_short) = ln(t_long / t_short)`` are a linear least-squares problem,
+    weighted in the log domain where shadows count as much as highlights. f is monotone exactly
+    where the slope is positive (checked on a grid), and f(1) = 1 by construction. Written as
+    ``slope:c0,c1,...``, an ``--input-transfer`` value that reproduces the curve exactly.
+    """
+
+    coefficients: tuple[float, ...]
+
+    def log_linear(self, v: np.ndarray) -> np.ndarray:
+        """ln f(v) for codes v in (0, 1]."""
+        v = np.asarray(v, dtype=np.float64)
+        c = self.coefficients
+        return c[0] * np.log(v) + sum(c[k] * (v**k - 1) / k for k in range(1, len(c)))
+
+    def slope(self, v: np.ndarray) -> np.ndarray:
+        """d ln f / d ln v at codes v."""
+        v = np.asarray(v, dtype=np.float64)
+        return sum(ck * v**k for k, ck in enumerate(self.coefficients))
+
+    def is_monotone(self, minimum: float = 0.05) -> bool:
+        """Whether the slope stays above ``minimum`` on [0, 1] (f strictly increasing, f(0) = 0)."""
+        return bool(np.all(self.slope(np.linspace(0.0, 1.0, 257)) > minimum))
+
+    def linear(self, v: np.ndarray) -> np.ndarray:
+        """f(v), with f(0) = 0."""
+        v = np.clip(np.asarray(v, dtype=np.float64), 0.0, 1.0)
+        out = np.zeros_like(v)
+        positive = v > 0
+        out[positive] = np.exp(self.log_linear(v[positive]))
+        return out
+
+    @property
+    def spec(self) -> str:
+        return SLOPE_PREFIX + ",".join(f"{c:.5g}" for c in self.coefficients)
+
+    def response(self) -> Response:
+        codes = np.linspace(0.0, 1.0, TABLE_SIZE)
+        return Response(self.spec, (codes.astype(np.float32),
+                                    self.linear(codes).astype(np.float32)))
+
+
+def parse_slope_curve(spec: str) -> SlopeCurve:
+    """``slope:c0,c1,...`` -> SlopeCurve; InputError if malformed or not increasing."""
+    try:
+        values = tuple(float(v) for v in spec.removeprefix(SLOPE_PREFIX).split(","))
+    except ValueError as exc:
+        raise InputError(f"--input-transfer {spec}: expected slope:C0,C1,... (numbers), as "
+                         "hdrvid calibrate writes it") from exc
+    curve = SlopeCurve(values)
+    if not all(np.isfinite(values)) or not curve.is_monotone(0.0):
+        raise InputError(f"--input-transfer {spec}: the curve is not increasing (its slope "
+                         "polynomial goes negative on [0, 1]); re-run hdrvid calibrate")
+    return curve
+
+
 def load_response(spec: str) -> Response:
-    """``gamma2.2`` | ``srgb`` | ``linear`` | path to a table of the inverse response.
+    """``gamma2.2`` | ``srgb`` | ``linear`` | ``slope:C0,C1,...`` (a `SlopeCurve`) | path to a
+    table of the inverse response.
 
     A table file holds either one linear value per line for equally spaced code values, or two
     columns ``code linear`` (code in [0, 1] or in integer code values). Both columns must
@@ -70,10 +144,15 @@ def load_response(spec: str) -> Response:
     """
     if spec in ("gamma2.2", "srgb", "linear"):
         return Response(spec)
+    if spec.startswith(SLOPE_PREFIX):
+        return parse_slope_curve(spec).response()
+    if spec == AUTO:  # a caller that did not resolve it would silently use a wrong curve
+        raise InputError("--input-transfer auto is estimated from the video by convert, info "
+                         "and calibrate; elsewhere give a curve (e.g. hdrvid calibrate's table)")
     path = Path(spec)
     if not path.is_file():
-        raise InputError(f"{spec}: unknown input transfer; use gamma2.2, srgb, linear or the path "
-                         "of an inverse-response table")
+        raise InputError(f"{spec}: unknown input transfer; use gamma2.2, srgb, linear, auto or "
+                         "the path of an inverse-response table")
     try:
         rows = np.loadtxt(path, ndmin=2, comments="#", delimiter=None)
     except ValueError as exc:

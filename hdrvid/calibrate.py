@@ -1,0 +1,490 @@
+"""Camera-response recovery: the inverse response f (code -> linear light) from the footage itself
+(`estimate_from_video`, behind ``--input-transfer auto``) or from a bracketed still stack of
+known exposure times (`calibrate_stack`, Debevec–Malik style).
+
+Video: frames of an alternating clip see the same scene points at known exposure ratios. Pairs
+of neighbouring frames, from places spread over the clip, are aligned with DIS optical flow
+(after matching their brightness histograms, which needs no curve), and every pixel well
+exposed in both frames of a pair gives a point (v_short, v_long) of the pair's comparagram. The
+robust middle of each comparagram row and column then gives an equation
+
+    ln f(v_long) − ln f(v_short) = ln(t_long / t_short)
+
+which is linear in the coefficients of `hdrvid.response.SlopeCurve` (the model, and why, is
+described there). Weighted, iteratively reweighted least squares with a weak pull towards
+gamma 2.2 solves them; the weighted residual of the equations (in stops) and how much of the
+code range the points cover give the estimate's confidence. Too few points, a curve that is not
+increasing, or frames that do not differ in exposure raise `CalibrationError`; the conversion
+then falls back to gamma 2.2 with a warning (`resolve_auto`).
+
+The curve and the exposure ratios trade off exactly (f^γ with ratios R^γ explains the frames
+as well as f with R; Grossberg & Nayar, 2003), so the ratios are taken as given or as
+detected, never fitted together with the curve: detected ratios carry the gamma-2.2 assumption
+of the detector into the curve, which the estimate reports.
+
+Still stacks: `calibrate_stack` solves Debevec & Malik's (1997) system for ln f at every 8-bit
+code with a smoothness term and hat weights, then fits the same `SlopeCurve` to the solution so
+that the saved curve is smooth and monotone.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from hdrvid.errors import InputError
+from hdrvid.exposure import ExposurePattern
+from hdrvid.response import GAMMA, SlopeCurve
+from hdrvid.video import VideoInfo, frame_timestamps, read_frames
+
+DEGREE = 4  # slope polynomial c0..c4: within 0.02 stop of sRGB, film and log curves above code 0.1
+ANALYSIS_WIDTH = 480  # frames are analysed at most this wide: plenty of pixels, quick flow
+SEGMENTS = 8  # places in the video that pairs of frames are taken from
+LOW, HIGH = 0.06, 0.94  # codes trusted in both frames: above the noise floor, below clipping
+BINS = 256  # comparagram resolution (the 8-bit code step)
+MIN_ROW_PIXELS = 20  # a comparagram row or column needs this many pixels to give an equation
+MIN_EQUATIONS = 24
+MIN_COVERAGE = 0.35  # the equations must span this much of the trusted code range
+SMOOTH = 1e-5  # weight of the pull towards a constant log-log slope (same units as PRIOR)
+PRIOR = 1e-5  # weight of the pull towards gamma 2.2, relative to the data's total weight
+MIN_SLOPE = 0.3  # a fitted log-log slope below this anywhere is no camera curve
+GAMMA22 = SlopeCurve((GAMMA,) + (0.0,) * DEGREE)
+# the largest difference (stops, over codes 0.1-0.9) from gamma 2.2 that `info` still calls
+# gamma 2.2: estimates on true gamma-2.2 clips stay well inside it (docs/response.md)
+GAMMA22_TOLERANCE = 0.25
+
+
+class CalibrationError(InputError):
+    """The response cannot be estimated from this input (too few usable pixels, no exposure
+    difference, a curve that is not increasing)."""
+
+
+@dataclass
+class Estimate:
+    """A recovered inverse response and how well the data supported it."""
+
+    curve: SlopeCurve
+    residual_stops: float  # weighted RMS of the ratio equations, in stops
+    coverage: float  # fraction of the trusted code range the equations span
+    equations: int
+    source: str  # "video", "still stack"
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def confidence(self) -> float:
+        """In [0, 1]: falls with the residual (0 at half a stop) and with a narrow coverage."""
+        return float(np.clip(1 - 2 * self.residual_stops, 0, 1) * min(1.0, self.coverage / 0.7))
+
+    def samples(self, codes: Sequence[float] = (0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 1.0)
+                ) -> list[tuple[float, float]]:
+        """(code, linear) points of the curve, for reports."""
+        return [(float(v), float(f)) for v, f in zip(codes, self.curve.linear(np.array(codes)))]
+
+    def gamma22_difference(self) -> float:
+        """Largest |log2 f(v) − log2 v^2.2| over codes 0.1-0.9, in stops."""
+        v = np.linspace(0.1, 0.9, 81)
+        return float(np.max(np.abs(self.curve.log_linear(v) - GAMMA * np.log(v))) / math.log(2))
+
+    def looks_like_gamma22(self) -> bool:
+        return self.gamma22_difference() <= GAMMA22_TOLERANCE
+
+    def as_dict(self) -> dict:
+        return {"model": "slope", "spec": self.curve.spec,
+                "coefficients": list(self.curve.coefficients),
+                "samples": [[round(v, 3), round(f, 5)] for v, f in self.samples()],
+                "residual_stops": round(self.residual_stops, 4),
+                "coverage": round(self.coverage, 3), "equations": self.equations,
+                "confidence": round(self.confidence, 3), "source": self.source,
+                "gamma22_difference_stops": round(self.gamma22_difference(), 3),
+                "notes": self.notes}
+
+    def table(self, size: int = 256) -> str:
+        """The curve as a two-column ``code linear`` table that ``--input-transfer FILE`` reads."""
+        codes = np.linspace(0.0, 1.0, size)
+        rows = "\n".join(f"{v:.6f} {f:.8g}" for v, f in zip(codes, self.curve.linear(codes)))
+        return (f"# inverse camera response from hdrvid calibrate ({self.source}): code linear\n"
+                f"# {self.curve.spec}; residual {self.residual_stops:.3f} stops, confidence "
+                f"{self.confidence:.2f}\n{rows}\n")
+
+
+# --- comparagrams --------------------------------------------------------------------------
+
+class Comparagram:
+    """Joint histograms of (v_short, v_long) per exposure ratio, from any number of pairs."""
+
+    def __init__(self) -> None:
+        self.histograms: dict[float, np.ndarray] = {}
+        # per ratio, the sum of the codes in each bin, short and long: a row stands for the
+        # mean of its codes, not its bin's centre (8-bit codes k/255 sit off the centres, and
+        # studio-range video has other steps)
+        self.sums: dict[float, np.ndarray] = {}
+
+    def add(self, short: np.ndarray, long: np.ndarray, log_ratio: float,
+            valid: np.ndarray | None = None) -> None:
+        """Pixels of two aligned (H, W, 3) frames whose exposure differs by ``log_ratio``
+        (natural log of t_long / t_short > 0); ``valid`` (H, W) masks out misaligned pixels."""
+        key = round(log_ratio, 4)
+        # every code counts, clipped and black ones too: a row's median is then that of the
+        # whole distribution of partners, not of what is left after cutting one tail off
+        keep = np.ones(short.shape, bool) if valid is None else \
+            np.broadcast_to(valid[..., None], short.shape)
+        index_s = np.clip((short[keep] * BINS).astype(np.intp), 0, BINS - 1)
+        index_l = np.clip((long[keep] * BINS).astype(np.intp), 0, BINS - 1)
+        counts = np.bincount(index_s * BINS + index_l, minlength=BINS * BINS).reshape(BINS, BINS)
+        sums = np.stack([np.bincount(index_s, short[keep], BINS),
+                         np.bincount(index_l, long[keep], BINS)])
+        self.histograms[key] = self.histograms.get(key, 0) + counts
+        self.sums[key] = self.sums.get(key, 0) + sums
+
+    def equations(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(v_short, v_long, ln ratio, pixel count) of each usable row and column.
+
+        Each row (a short code) gives the median long code, and each column the median short
+        code: noise in the code that is binned biases its partner towards the middle of the
+        histogram, in opposite directions for rows and columns, so using both cancels most of it.
+        """
+        out: list[tuple[float, float, float, float]] = []
+        for key, counts in self.histograms.items():
+            for transpose in (False, True):
+                grid = counts.T if transpose else counts
+                totals = grid.sum(axis=1)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    means = self.sums[key] / np.stack([counts.sum(axis=1), counts.sum(axis=0)])
+                own, other = (means[1], means[0]) if transpose else (means[0], means[1])
+                trusted = (own > LOW) & (own < HIGH)
+                for i in np.flatnonzero((totals >= MIN_ROW_PIXELS) & trusted):
+                    cumulative = np.cumsum(grid[i])
+                    j = int(np.searchsorted(cumulative, cumulative[-1] / 2))
+                    before = cumulative[j - 1] if j else 0
+                    # the median bin's share below the median, between its neighbours' means
+                    share = (cumulative[-1] / 2 - before) / grid[i, j]
+                    partner = _within_bin(other, j, share)
+                    if not LOW < partner < HIGH:  # the median itself is clipped or in the noise
+                        continue
+                    pair = (partner, own[i]) if transpose else (own[i], partner)
+                    out.append((*pair, key, float(totals[i])))
+        if not out:
+            empty = np.zeros(0)
+            return empty, empty, empty, empty
+        return tuple(np.array(column) for column in zip(*out))
+
+
+def _within_bin(means: np.ndarray, j: int, share: float) -> float:
+    """A code ``share`` of the way through bin j: between the midpoints to its occupied
+    neighbours' mean codes (the bin's own mean when it has none)."""
+    centre = means[j]
+    lower = next((means[k] for k in range(j - 1, -1, -1) if np.isfinite(means[k])), None)
+    upper = next((means[k] for k in range(j + 1, len(means)) if np.isfinite(means[k])), None)
+    start = centre - (centre - lower) / 2 if lower is not None else centre
+    stop = centre + (upper - centre) / 2 if upper is not None else centre
+    return float(start + share * (stop - start))
+
+
+# --- the fit -------------------------------------------------------------------------------
+
+def _basis(v: np.ndarray) -> np.ndarray:
+    """ln f(v) = basis(v) @ coefficients (see SlopeCurve.log_linear)."""
+    return np.stack([np.log(v)] + [(v**k - 1) / k for k in range(1, DEGREE + 1)], axis=-1)
+
+
+def fit_curve(v_short: np.ndarray, v_long: np.ndarray, log_ratio: np.ndarray,
+              counts: np.ndarray, source: str = "video") -> Estimate:
+    """Fit a SlopeCurve to ratio equations; CalibrationError when the data cannot support one."""
+    usable = (v_short > 0) & (v_long > v_short) & (log_ratio > 0)
+    if usable.sum() < MIN_EQUATIONS:
+        raise CalibrationError(
+            f"only {int(usable.sum())} usable comparagram points (need {MIN_EQUATIONS}): too few "
+            "pixels are well exposed in both frames of a pair, or the frames do not differ in "
+            "exposure")
+    v_short, v_long = v_short[usable], v_long[usable]
+    log_ratio, counts = log_ratio[usable], counts[usable]
+    codes = np.concatenate([v_short, v_long])
+    coverage = float((np.quantile(codes, 0.98) - np.quantile(codes, 0.02)) / (HIGH - LOW))
+    if coverage < MIN_COVERAGE:
+        raise CalibrationError(
+            f"the usable pixels span only {coverage:.0%} of the code range (need "
+            f"{MIN_COVERAGE:.0%}): the scene is too flat to recover a curve from")
+    design = _basis(v_long) - _basis(v_short)
+    # noise of a code becomes noise s(v)·σ/v in ln f: dark codes weigh less. A comparagram point
+    # stands for many pixels, but neighbouring pixels share their compression error: the count
+    # saturates rather than multiplying the weight.
+    weight = counts / (counts + 200.0) / (1 / v_short**2 + 1 / v_long**2)
+    weight /= weight.sum()
+    # priors: weakly towards gamma 2.2, and towards a constant slope (a pure power), which
+    # decides the curve where the data says little (beyond the codes it covers)
+    grid = np.linspace(0.0, 1.0, 11)
+    bend = np.stack([np.zeros_like(grid)] + [k * grid**(k - 1) for k in range(1, DEGREE + 1)], 1)
+    prior_rows = np.vstack([math.sqrt(PRIOR) * np.eye(DEGREE + 1),
+                            math.sqrt(SMOOTH / len(grid)) * bend])
+    prior_target = np.concatenate([math.sqrt(PRIOR) * np.array(GAMMA22.coefficients),
+                                   np.zeros(len(grid))])
+    robust = np.ones_like(weight)
+    for _ in range(6):  # iteratively reweighted: Huber weights from the residuals' spread
+        root = np.sqrt(weight * robust)
+        a = np.vstack([design * root[:, None], prior_rows])
+        b = np.concatenate([log_ratio * root, prior_target])
+        coefficients = np.linalg.lstsq(a, b, rcond=None)[0]
+        residual = design @ coefficients - log_ratio
+        scale = 1.4826 * float(np.median(np.abs(residual))) + 1e-4
+        robust = np.minimum(1.0, 1.5 * scale / np.maximum(np.abs(residual), 1e-12))
+    rms = math.sqrt(float(np.sum(weight * robust * residual**2) / np.sum(weight * robust)))
+    curve = SlopeCurve(tuple(float(c) for c in coefficients))
+    if not curve.is_monotone(MIN_SLOPE):
+        raise CalibrationError(
+            f"the fitted curve is not increasing ({curve.spec}): the frames do not support a "
+            "camera curve; check the exposures (--exposures) or give the curve (--input-transfer)")
+    return Estimate(curve, rms / math.log(2), coverage, int(usable.sum()), source)
+
+
+# --- video ---------------------------------------------------------------------------------
+
+def _analysis_size(frame: np.ndarray) -> np.ndarray:
+    h, w = frame.shape[:2]
+    if w <= ANALYSIS_WIDTH:
+        return frame
+    size = (ANALYSIS_WIDTH, round(h * ANALYSIS_WIDTH / w))
+    return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+
+
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    return rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+def _match_histogram(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """``source`` mapped so that its distribution matches ``target``'s (monotone; no curve
+    needed): the brightness-matched image the flow is found on."""
+    q = np.linspace(0, 1, 257)
+    qs, qt = np.quantile(source, q), np.quantile(target, q)
+    qs = qs + np.arange(len(q)) * 1e-7  # strictly increasing for np.interp
+    return np.interp(source, qs, qt).astype(np.float32)
+
+
+_DIS = None
+
+
+def align(short: np.ndarray, long: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``long`` warped onto ``short`` by DIS flow between their histogram-matched lumas, and an
+    (H, W) mask of pixels that were inside the frame and whose matched lumas agree."""
+    global _DIS
+    if _DIS is None:
+        _DIS = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    y_short, y_long = _luma(short), _luma(long)
+    matched = _match_histogram(y_short, y_long)
+    u8 = lambda y: np.clip(y * 255 + 0.5, 0, 255).astype(np.uint8)
+    flow = _DIS.calc(u8(matched), u8(y_long), None)
+    h, w = y_short.shape
+    ys, xs = np.mgrid[:h, :w].astype(np.float32)
+    coords = flow + np.stack([xs, ys], axis=-1)
+    warped = cv2.remap(long, coords, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    inside = (coords[..., 0] >= 0) & (coords[..., 0] <= w - 1) & \
+             (coords[..., 1] >= 0) & (coords[..., 1] <= h - 1)
+    # misaligned pixels (occlusions, flow errors) disagree with their neighbourhood's match
+    misfit = cv2.blur(np.abs(matched - _luma(warped)), (5, 5))
+    return warped, inside & (misfit < 0.03)
+
+
+def pair_frames(info: VideoInfo, pattern: ExposurePattern, segments: int = SEGMENTS
+                ) -> list[tuple[np.ndarray, np.ndarray, float]]:
+    """(short, long, ln ratio) for every pair of neighbouring frames of ``segments`` runs of
+    period + 1 frames spread over the video, at analysis size."""
+    span = pattern.period + 1
+    count = info.frame_count
+    stamps = None
+    if count and count > span * segments:
+        stamps = frame_timestamps(info.path)
+        count = len(stamps) if stamps else count
+        starts = np.unique(np.linspace(0, count - span, segments).round().astype(int))
+    else:
+        starts = np.arange(0, max(1, (count or span * segments) - span + 1), span)[:segments]
+    pairs = []
+    for start in starts:
+        frames = [f for f in read_frames(info.path, info.color, int(start) + span, int(start),
+                                         stamps)]
+        for a, b in zip(frames, frames[1:]):
+            ta, tb = pattern.time(a.index), pattern.time(b.index)
+            if ta == tb:
+                continue
+            (short, ts), (long, tl) = sorted([(a.rgb, ta), (b.rgb, tb)], key=lambda p: p[1])
+            pairs.append((_analysis_size(short), _analysis_size(long), math.log(tl / ts)))
+    return pairs
+
+
+def _unclipped(rgb: np.ndarray, margin: float = 0.015) -> np.ndarray:
+    """(H, W) mask of pixels with no channel clipped (at 0 or 1) in their 3×3 neighbourhood: video stores
+    colour at half resolution, so a channel clipped in one pixel bends its neighbours'
+    colours by amounts that depend on the exposure (grey pixels are unaffected)."""
+    clipped = (rgb.min(axis=-1) < margin) | (rgb.max(axis=-1) > 1 - margin)
+    return cv2.dilate(clipped.astype(np.uint8), np.ones((3, 3), np.uint8)) == 0
+
+
+def estimate_from_pairs(pairs: Sequence[tuple[np.ndarray, np.ndarray, float]],
+                        aligned: bool = False, source: str = "video") -> Estimate:
+    """Estimate the curve from (short, long, ln ratio) frame pairs; ``aligned`` skips the flow
+    (a static stack)."""
+    if not pairs:
+        raise CalibrationError("no pair of frames with different exposures to compare")
+    gram = Comparagram()
+    differences = []
+    for short, long, log_ratio in pairs:
+        warped, valid = (long, np.ones(short.shape[:2], bool)) if aligned else align(short, long)
+        differences.append(float(np.median(np.abs(_luma(warped) - _luma(short)))))
+        gram.add(short, warped, log_ratio, valid & _unclipped(short) & _unclipped(warped))
+    if max(differences) < 0.01:
+        raise CalibrationError("the frames of each pair look the same: the video does not "
+                               "alternate exposures (or is a still); give a curve with "
+                               "--input-transfer instead")
+    return fit_curve(*gram.equations(), source=source)
+
+
+def estimate_from_video(info: VideoInfo, pattern: ExposurePattern) -> Estimate:
+    """The inverse response of ``info``'s video whose exposures follow ``pattern``."""
+    try:
+        estimate = estimate_from_pairs(pair_frames(info, pattern))
+    except CalibrationError as exc:
+        raise CalibrationError(f"{info.path}: cannot recover the camera response: {exc}") from exc
+    if pattern.source == "detected" and not estimate.looks_like_gamma22():
+        estimate.notes.append(
+            "the exposure ratios were detected assuming gamma 2.2, and a curve can only be "
+            "recovered relative to its ratios; pass --exposures for an exact curve")
+    return estimate
+
+
+def resolve_auto(info: VideoInfo, pattern: ExposurePattern, warnings: list[str]
+                 ) -> tuple[str, Estimate | None]:
+    """``--input-transfer auto``: the estimated curve's ``slope:`` spec, or ``gamma2.2`` with a
+    warning when the video does not support an estimate."""
+    try:
+        estimate = estimate_from_video(info, pattern)
+    except CalibrationError as exc:
+        warnings.append(f"{exc}; assuming gamma 2.2 instead")
+        return "gamma2.2", None
+    warnings += estimate.notes
+    return estimate.curve.spec, estimate
+
+
+# --- still stacks (Debevec & Malik) --------------------------------------------------------
+
+STACK_SAMPLES = 400  # pixels sampled from the stack: Debevec & Malik's system stays small
+SMOOTHNESS = 50.0
+
+
+def read_stack_exposures(path: Path) -> list[tuple[str, float]]:
+    """An exposures file: one ``IMAGE SECONDS`` line per image (seconds as a number or a
+    fraction such as 1/64); blank lines and ``#`` comments are ignored."""
+    rows = []
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the exposures file ({exc.strerror})") from exc
+    for number, line in enumerate(lines, 1):
+        fields = line.split("#")[0].split()
+        if not fields:
+            continue
+        try:
+            if len(fields) != 2:
+                raise ValueError
+            seconds = float(Fraction(fields[1]))
+            if seconds <= 0:
+                raise ValueError
+        except (ValueError, ZeroDivisionError):
+            raise InputError(f"{path}:{number}: expected 'IMAGE SECONDS' (e.g. 'img01.png 1/64'), "
+                             f"got {line.strip()!r}") from None
+        rows.append((fields[0], seconds))
+    if len({s for _, s in rows}) < 2:
+        raise InputError(f"{path}: needs at least 2 images with different exposure times")
+    return rows
+
+
+def load_stack(folder: Path, exposures: Path | None = None
+               ) -> tuple[list[np.ndarray], list[float], np.ndarray]:
+    """Images (8-bit R'G'B' as float in [0, 1]), their times, and a mask of usable pixels
+    (pure blue (0, 0, 255) marks registration borders, as in Debevec's Memorial stack)."""
+    exposures = exposures or folder / "exposures.txt"
+    if not exposures.is_file():
+        raise InputError(f"{exposures}: no exposures file; write one 'IMAGE SECONDS' line per "
+                         "image (see docs/response.md) or pass --exposure-times FILE")
+    images, times = [], []
+    for name, seconds in read_stack_exposures(exposures):
+        image = cv2.imread(str(folder / name), cv2.IMREAD_COLOR)
+        if image is None:
+            raise InputError(f"{folder / name}: cannot read the image named in {exposures}")
+        if images and image.shape != images[0].shape:
+            raise InputError(f"{folder / name}: {image.shape[1]}×{image.shape[0]}, unlike the "
+                             "stack's first image; the images must be registered and equal in size")
+        images.append(image[..., ::-1].astype(np.float32) / 255)
+        times.append(seconds)
+    border = np.any([np.all(im == (0.0, 0.0, 1.0), axis=-1) for im in images], axis=0)
+    return images, times, ~border
+
+
+def debevec_malik(images: Sequence[np.ndarray], times: Sequence[float], mask: np.ndarray,
+                  seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Solve Debevec & Malik's system for g = ln f at the 256 codes, shared by the channels.
+
+    Returns (g, used): g normalised to g(255) = 0, and which codes the samples constrain.
+    """
+    rng = np.random.default_rng(seed)
+    codes = [np.clip(np.round(im * 255), 0, 255).astype(np.intp) for im in images]
+    # samples spread over the brightness range of a middle exposure, so every code is seen
+    middle = codes[len(codes) // 2].max(axis=-1)
+    candidates = np.flatnonzero(mask.ravel())
+    order = candidates[np.argsort(middle.ravel()[candidates], kind="stable")]
+    picks = order[np.linspace(0, len(order) - 1, STACK_SAMPLES).astype(int)]
+    picks = np.unique(np.concatenate([picks, rng.choice(candidates, STACK_SAMPLES // 4)]))
+    z = np.stack([c.reshape(-1, 3)[picks] for c in codes])  # (images, samples, 3)
+    z = z.reshape(len(images), -1)
+    n_points = z.shape[1]
+    hat = np.minimum(np.arange(256), 255 - np.arange(256)).astype(float) + 1
+    rows, targets = [], []
+    n = 256 + n_points
+    for j, t in enumerate(times):
+        for i in range(n_points):
+            w = hat[z[j, i]]
+            row = np.zeros(n)
+            row[z[j, i]], row[256 + i] = w, -w
+            rows.append(row)
+            targets.append(w * math.log(t))
+    for k in range(1, 255):  # smoothness: second differences of g
+        row = np.zeros(n)
+        row[k - 1:k + 2] = SMOOTHNESS * hat[k] * np.array([1.0, -2.0, 1.0])
+        rows.append(row)
+        targets.append(0.0)
+    row = np.zeros(n)
+    row[255] = 1.0  # g(255) = 0: f(1) = 1
+    rows.append(row)
+    targets.append(0.0)
+    g = np.linalg.lstsq(np.array(rows), np.array(targets), rcond=None)[0][:256]
+    used = np.zeros(256, bool)
+    used[np.unique(z)] = True
+    return g - g[255], used
+
+
+def calibrate_stack(folder: str | Path, exposures: str | Path | None = None) -> Estimate:
+    """A `SlopeCurve` from a bracketed still stack: Debevec–Malik's per-code solution, fitted
+    with the smooth monotone model over the codes the stack constrains well."""
+    folder = Path(folder)
+    images, times, mask = load_stack(folder, Path(exposures) if exposures else None)
+    g, used = debevec_malik(images, times, mask)
+    v = (np.arange(256) + 0.0) / 255
+    keep = used & (v > LOW) & (v < HIGH)
+    if keep.sum() < MIN_EQUATIONS:
+        raise CalibrationError(f"{folder}: the stack constrains only {int(keep.sum())} codes; "
+                               "it needs images that are well exposed over more of the range")
+    # g's own zero (code 255) is barely constrained: the fit carries a free offset, and f(1) = 1
+    # comes from the smooth model instead
+    basis = np.column_stack([_basis(v[keep]), np.ones(int(keep.sum()))])
+    solution = np.linalg.lstsq(basis, g[keep], rcond=None)[0]
+    coefficients = solution[:-1]
+    curve = SlopeCurve(tuple(float(c) for c in coefficients))
+    if not curve.is_monotone(MIN_SLOPE):
+        raise CalibrationError(f"{folder}: the recovered curve is not increasing; check the "
+                               "exposure times in the exposures file")
+    residual = float(np.sqrt(np.mean((basis @ solution - g[keep]) ** 2))) / math.log(2)
+    coverage = float((v[keep].max() - v[keep].min()) / (HIGH - LOW))
+    return Estimate(curve, residual, min(1.0, coverage), int(keep.sum()), "still stack")
