@@ -47,10 +47,21 @@ DEGREE = 4  # slope polynomial c0..c4: within 0.02 stop of sRGB, film and log cu
 ANALYSIS_WIDTH = 480  # frames are analysed at most this wide: plenty of pixels, quick flow
 SEGMENTS = 8  # places in the video that pairs of frames are taken from
 LOW, HIGH = 0.06, 0.94  # codes trusted in both frames: above the noise floor, below clipping
+# a row's median partner may be darker: noise spreads a partner without biasing its median,
+# while noise in the code a row is conditioned on biases it (regression to the mean), and the
+# shadows of sRGB and log curves (slope near 1) are only seen there
+PARTNER_LOW = 0.008
+FLOOR = 0.06
+SHORT_LOW = 0.15
+FLOOR = 0.06
+SHORT_LOW = 0.15
+FLOOR = 0.06
+SHORT_LOW = 0.15
 BINS = 256  # comparagram resolution (the 8-bit code step)
 MIN_ROW_PIXELS = 20  # a comparagram row or column needs this many pixels to give an equation
 MIN_EQUATIONS = 24
 MIN_COVERAGE = 0.35  # the equations must span this much of the trusted code range
+SMOOTH_OUTSIDE = 1e-4
 SMOOTH = 1e-5  # weight of the pull towards a constant log-log slope (same units as PRIOR)
 PRIOR = 1e-5  # weight of the pull towards gamma 2.2, relative to the data's total weight
 MIN_SLOPE = 0.3  # a fitted log-log slope below this anywhere is no camera curve
@@ -157,7 +168,7 @@ class Comparagram:
                 with np.errstate(invalid="ignore", divide="ignore"):
                     means = self.sums[key] / np.stack([counts.sum(axis=1), counts.sum(axis=0)])
                 own, other = (means[1], means[0]) if transpose else (means[0], means[1])
-                trusted = (own > LOW) & (own < HIGH)
+                trusted = (own > (LOW if transpose else SHORT_LOW)) & (own < HIGH)
                 for i in np.flatnonzero((totals >= MIN_ROW_PIXELS) & trusted):
                     cumulative = np.cumsum(grid[i])
                     j = int(np.searchsorted(cumulative, cumulative[-1] / 2))
@@ -165,7 +176,7 @@ class Comparagram:
                     # the median bin's share below the median, between its neighbours' means
                     share = (cumulative[-1] / 2 - before) / grid[i, j]
                     partner = _within_bin(other, j, share)
-                    if not LOW < partner < HIGH:  # the median itself is clipped or in the noise
+                    if not PARTNER_LOW < partner < HIGH:  # the median is clipped or noise
                         continue
                     pair = (partner, own[i]) if transpose else (own[i], partner)
                     out.append((*pair, key, float(totals[i])))
@@ -193,6 +204,23 @@ def _basis(v: np.ndarray) -> np.ndarray:
     return np.stack([np.log(v)] + [(v**k - 1) / k for k in range(1, DEGREE + 1)], axis=-1)
 
 
+def _priors(top: float) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and targets appended to a fit's weighted equations (whose weights sum to 1).
+
+    Weakly towards gamma 2.2, and towards a constant slope (a pure power), which decides the
+    curve where the data says little. Above ``top``, the highest code the data covers, the
+    slope is held more firmly: the curve's extrapolation to f(1) = 1 sets the scale of
+    everything below, and a polynomial left free there bends.
+    """
+    grid = np.linspace(0.0, 1.0, 41)
+    bend = np.stack([np.zeros_like(grid)] + [k * grid**(k - 1) for k in range(1, DEGREE + 1)], 1)
+    strength = np.where(grid > top, SMOOTH_OUTSIDE, SMOOTH) / len(grid)
+    rows = np.vstack([math.sqrt(PRIOR) * np.eye(DEGREE + 1), np.sqrt(strength)[:, None] * bend])
+    targets = np.concatenate([math.sqrt(PRIOR) * np.array(GAMMA22.coefficients),
+                              np.zeros(len(grid))])
+    return rows, targets
+
+
 def fit_curve(v_short: np.ndarray, v_long: np.ndarray, log_ratio: np.ndarray,
               counts: np.ndarray, source: str = "video") -> Estimate:
     """Fit a SlopeCurve to ratio equations; CalibrationError when the data cannot support one."""
@@ -214,16 +242,9 @@ def fit_curve(v_short: np.ndarray, v_long: np.ndarray, log_ratio: np.ndarray,
     # noise of a code becomes noise s(v)·σ/v in ln f: dark codes weigh less. A comparagram point
     # stands for many pixels, but neighbouring pixels share their compression error: the count
     # saturates rather than multiplying the weight.
-    weight = counts / (counts + 200.0) / (1 / v_short**2 + 1 / v_long**2)
+    weight = counts / (counts + 200.0) / (1 / np.maximum(v_short, FLOOR)**2 + 1 / v_long**2)
     weight /= weight.sum()
-    # priors: weakly towards gamma 2.2, and towards a constant slope (a pure power), which
-    # decides the curve where the data says little (beyond the codes it covers)
-    grid = np.linspace(0.0, 1.0, 11)
-    bend = np.stack([np.zeros_like(grid)] + [k * grid**(k - 1) for k in range(1, DEGREE + 1)], 1)
-    prior_rows = np.vstack([math.sqrt(PRIOR) * np.eye(DEGREE + 1),
-                            math.sqrt(SMOOTH / len(grid)) * bend])
-    prior_target = np.concatenate([math.sqrt(PRIOR) * np.array(GAMMA22.coefficients),
-                                   np.zeros(len(grid))])
+    prior_rows, prior_target = _priors(float(np.quantile(codes, 0.99)))
     robust = np.ones_like(weight)
     for _ in range(6):  # iteratively reweighted: Huber weights from the residuals' spread
         root = np.sqrt(weight * robust)
@@ -316,10 +337,10 @@ def pair_frames(info: VideoInfo, pattern: ExposurePattern, segments: int = SEGME
 
 
 def _unclipped(rgb: np.ndarray, margin: float = 0.015) -> np.ndarray:
-    """(H, W) mask of pixels with no channel clipped (at 0 or 1) in their 3×3 neighbourhood: video stores
-    colour at half resolution, so a channel clipped in one pixel bends its neighbours'
+    """(H, W) mask of pixels with no channel clipped at 1 in their 3×3 neighbourhood: video
+    stores colour at half resolution, so a channel clipped in one pixel bends its neighbours'
     colours by amounts that depend on the exposure (grey pixels are unaffected)."""
-    clipped = (rgb.min(axis=-1) < margin) | (rgb.max(axis=-1) > 1 - margin)
+    clipped = rgb.max(axis=-1) > 1 - margin
     return cv2.dilate(clipped.astype(np.uint8), np.ones((3, 3), np.uint8)) == 0
 
 
@@ -465,6 +486,11 @@ def debevec_malik(images: Sequence[np.ndarray], times: Sequence[float], mask: np
     return g - g[255], used
 
 
+def hat_weights(v: np.ndarray) -> np.ndarray:
+    """Debevec & Malik's hat: codes near the middle are trusted most."""
+    return np.minimum(v, 1 - v) + 1 / 255
+
+
 def calibrate_stack(folder: str | Path, exposures: str | Path | None = None) -> Estimate:
     """A `SlopeCurve` from a bracketed still stack: Debevec–Malik's per-code solution, fitted
     with the smooth monotone model over the codes the stack constrains well."""
@@ -479,7 +505,11 @@ def calibrate_stack(folder: str | Path, exposures: str | Path | None = None) -> 
     # g's own zero (code 255) is barely constrained: the fit carries a free offset, and f(1) = 1
     # comes from the smooth model instead
     basis = np.column_stack([_basis(v[keep]), np.ones(int(keep.sum()))])
-    solution = np.linalg.lstsq(basis, g[keep], rcond=None)[0]
+    root = np.sqrt(hat_weights(v[keep]) / hat_weights(v[keep]).sum())
+    prior_rows, prior_target = _priors(float(v[keep].max()))
+    prior_rows = np.column_stack([prior_rows, np.zeros(len(prior_rows))])  # the offset is free
+    solution = np.linalg.lstsq(np.vstack([basis * root[:, None], prior_rows]),
+                               np.concatenate([g[keep] * root, prior_target]), rcond=None)[0]
     coefficients = solution[:-1]
     curve = SlopeCurve(tuple(float(c) for c in coefficients))
     if not curve.is_monotone(MIN_SLOPE):
