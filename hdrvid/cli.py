@@ -20,24 +20,31 @@ from hdrvid import __version__
 from hdrvid.cli_calibrate import calibrate
 from hdrvid.cli_weights import simulate, train, weights
 from hdrvid.errors import HdrvidError
+from hdrvid.primaries import PRIMARIES
 from hdrvid.tonemap import OPERATORS
 from hdrvid.writers import COMPRESSIONS
 
 
 def _video_options(command):
-    """Options shared by `convert --format sdr|hdr10|all` and `tonemap`."""
+    """Options shared by `convert --format sdr|hdr10|hlg|prores|dnxhr|all` and `tonemap`."""
     options = [
-        click.option("--codec", type=click.Choice(["h264", "hevc"]), default=None,
-                     help="SDR video codec (default h264; HDR10 is always HEVC)."),
+        click.option("--codec", type=click.Choice(["h264", "hevc", "av1", "hevc_nvenc",
+                                                   "libx265"]), default=None,
+                     help="Delivery video codec: SDR h264 (default), hevc or av1; HDR10 and "
+                          "HLG hevc (default) or av1. hevc is NVENC when CUDA is present, else "
+                          "x265; hevc_nvenc / libx265 force one."),
+        click.option("--transfer", type=click.Choice(["pq", "hlg"]), default=None,
+                     help="prores and dnxhr: carry PQ (default) or HLG, in BT.2020."),
         click.option("--crf", type=click.IntRange(0, 51), default=None,
                      help="Video quality, lower is better (default 18)."),
         click.option("--preset", type=click.Choice(["ultrafast", "superfast", "veryfast",
                                                     "faster", "fast", "medium", "slow",
                                                     "slower", "veryslow"]), default=None,
-                     help="x264/x265 speed preset (default medium)."),
+                     help="x264/x265 speed preset (default medium; SVT-AV1 and NVENC get "
+                          "the equivalent)."),
         click.option("--peak-nits", type=click.FloatRange(100, 10000), default=None,
-                     help="HDR10: cd/m² for 1.0, the clipping point of the shortest exposure "
-                          "(default 1000)."),
+                     help="PQ (HDR10, and prores/dnxhr with PQ): cd/m² for 1.0, the clipping "
+                          "point of the shortest exposure (default 1000)."),
         click.option("--audio/--no-audio", default=None,
                      help="Copy the source's audio into videos (default on)."),
     ]
@@ -100,7 +107,10 @@ def main() -> None:
                    "device on a GPU (8x less to copy, a freer decode thread), else the host.")
 @click.option("--float32", is_flag=True, default=None, help="Write 32-bit float EXR (default half).")
 @click.option("--compression", type=click.Choice(list(COMPRESSIONS)), default=None,
-              help="EXR compression (default piz, lossless).")
+              help="EXR compression (default piz, lossless; none for aces2065-1).")
+@click.option("--primaries", type=click.Choice(list(PRIMARIES)), default=None,
+              help="EXR primaries (default: the input's, rec709 or bt2020): acescg, or "
+                   "aces2065-1 written as an ACES container (SMPTE ST 2065-4).")
 @click.option("--frames", "max_frames", type=click.IntRange(1), default=None,
               help="Convert only the first N frames.")
 @click.option("--overwrite", is_flag=True, default=None,
@@ -110,10 +120,12 @@ def main() -> None:
                    "convert the rest; the result equals an uninterrupted run.")
 @click.option("--continue-on-error", is_flag=True,
               help="With several inputs, record a failure and go on to the next input.")
-@click.option("--format", type=click.Choice(["exr", "sdr", "hdr10", "all"]), default=None,
-              help="exr (default): the EXR sequence; sdr: a tone-mapped BT.709 video; hdr10: a "
-                   "10-bit HEVC PQ/BT.2020 video; all: the three. Videos are OUTPUT/<stem>-sdr.mp4 "
-                   "and OUTPUT/<stem>-hdr10.mp4.")
+@click.option("--format", type=click.Choice(["exr", "sdr", "hdr10", "hlg", "prores", "dnxhr",
+                                            "all"]), default=None,
+              help="exr (default): the EXR sequence; sdr: a tone-mapped BT.709 video; hdr10: "
+                   "10-bit PQ/BT.2020; hlg: 10-bit HLG/BT.2020; prores / dnxhr: ProRes 4444 / "
+                   "DNxHR 444 .mov (PQ or HLG, see --transfer); all: exr, sdr and hdr10. "
+                   "Videos are OUTPUT/<stem>-<format>.mp4 (.mov for prores, dnxhr).")
 @click.option("--tonemap", type=click.Choice(OPERATORS), default=None,
               help="Tone-mapping operator of the SDR video (default hable).")
 @_video_options
@@ -324,8 +336,9 @@ class _progress_reporter:
 @main.command()
 @click.argument("source", type=click.Path(path_type=Path))
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
-              help="A .mp4/.mkv/.mov video, or a folder for PNGs.")
-@click.option("--format", "kind", type=click.Choice(["sdr", "hdr10", "png"]), default=None,
+              help="A .mp4/.mkv/.mov video (.mov/.mxf for dnxhr), or a folder for PNGs.")
+@click.option("--format", "kind", type=click.Choice(["sdr", "hdr10", "hlg", "prores", "dnxhr",
+                                                     "png"]), default=None,
               help="Default: sdr for a video name, png for a folder.")
 @click.option("--operator", type=click.Choice(OPERATORS), default=None,
               help="Tone-mapping operator (default hable).")
@@ -339,10 +352,11 @@ class _progress_reporter:
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def tonemap(source: Path, output: Path, kind: str | None, overwrite: bool, quiet: bool,
             **kwargs) -> None:
-    """Render an EXR sequence (hdrvid output folder, glob or file) as video or PNGs.
+    """Render an EXR sequence (hdrvid output folder, glob or file) or an HDR10 / HLG video as
+    video or PNGs.
 
     Frame rate and timestamps come from SOURCE/hdrvid.json when present, and so does the video
-    whose audio is copied.
+    whose audio is copied; a video SOURCE keeps its own (PQ is read with 1.0 = --peak-nits).
     """
     from hdrvid.pipeline import ProgressEvent
     from hdrvid.render import RenderOptions, render
@@ -429,25 +443,43 @@ def _stdout_console():
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of model variants.")
 def models(as_json: bool) -> None:
-    """List the models: exposures per cycle, window, parameters and where weights come from."""
+    """List the models: exposures per cycle, where weights come from, and what each is for.
+
+    Use merge (the default) unless you are comparing models; --json adds windows, parameter
+    counts and licences per variant.
+    """
     from hdrvid.registry import MODELS, count_parameters
 
-    rows = [{"name": spec.name, "exposures": period, "window": window,
-             "parameters": count_parameters(spec.build(period)),
-             "weights": spec.weights_source(period), "license": spec.license,
-             "description": spec.description}
-            for spec in MODELS.values() for period, window in spec.windows.items()]
     if as_json:
+        rows = [{"name": spec.name, "exposures": period, "window": window,
+                 "parameters": count_parameters(spec.build(period)),
+                 "weights": spec.weights_source(period), "license": spec.license,
+                 "description": spec.description, "use_for": spec.use_for}
+                for spec in MODELS.values() for period, window in spec.windows.items()]
         click.echo(json.dumps(rows, indent=1))
         return
-    from rich.table import Table
+    from rich import box
+    from rich.table import Column, Table
 
-    table = Table("model", "exposures", "window", "parameters", "weights", "description")
-    for row in rows:
-        table.add_row(row["name"], str(row["exposures"]), str(row["window"]),
-                      f"{row['parameters']:,}", row["weights"], row["description"])
-    table.columns[-1].overflow = "fold"
-    _stdout_console().print(table)
+    # one row per model, the advice folded in the last column: it must read at 80 columns
+    table = Table(Column("model", no_wrap=True), Column("exposures", no_wrap=True),
+                  Column("weights", no_wrap=True), Column("use it for", overflow="fold"),
+                  box=box.SIMPLE_HEAD, pad_edge=False)
+    for spec in MODELS.values():
+        table.add_row(spec.name, ", ".join(str(p) for p in spec.periods),
+                      _weights_in_short(spec), spec.use_for or spec.description)
+    console = _stdout_console()
+    console.print(table)
+    console.print("Details per variant (window, parameters, licence): hdrvid models --json")
+
+
+def _weights_in_short(spec) -> str:
+    """Where a model's weights come from, in a word or two."""
+    if not spec.trained:
+        return "none needed"
+    if all(spec.weights.get(period) for period in spec.periods):
+        return "bundled"
+    return "weights pull" if spec.official else "--weights"
 
 
 main.add_command(weights)

@@ -45,21 +45,23 @@ from hdrvid.exposure import (
 )
 from hdrvid.predictor import HdrPredictor
 from hdrvid.registry import get_spec
-from hdrvid.render import RenderOptions, render
+from hdrvid.primaries import CHROMATICITIES, PRIMARIES, conversion
+from hdrvid.render import VIDEO_FORMATS, RenderOptions, check_format, render
 from hdrvid.calibrate import resolve_auto
 from hdrvid.response import AUTO, Response, load_response
 from hdrvid.video import Frame, VideoInfo, probe, read_frames
 from hdrvid.windows import Chunk, Window, sliding_windows
 from hdrvid.writers import (
-    BT2020_CHROMATICITIES,
     ExrSequenceWriter,
     frame_name,
+    primaries_header,
     read_exr,
     write_json_atomic,
 )
 
 SCALE_NOTE = "linear light; 1.0 = the clipping point of the shortest exposure"
-FORMATS = {"exr": ("exr",), "sdr": ("sdr",), "hdr10": ("hdr10",), "all": ("exr", "sdr", "hdr10")}
+FORMATS = {"exr": ("exr",), "sdr": ("sdr",), "hdr10": ("hdr10",), "hlg": ("hlg",),
+           "prores": ("prores",), "dnxhr": ("dnxhr",), "all": ("exr", "sdr", "hdr10")}
 
 
 @dataclass(frozen=True)
@@ -79,23 +81,33 @@ class ConvertOptions:
     tile: int | None = None
     yuv_on: str = "auto"
     float32: bool = False
-    compression: str = "piz"
+    compression: str | None = None  # None: piz, or none for ACES2065-1 (an ACES container)
+    primaries: str | None = None  # of the EXRs; None: the input's (rec709, or bt2020 if tagged)
     overwrite: bool = False
     resume: bool = False
     max_frames: int | None = None
     workers: int | None = None
     format: str = "exr"
     tonemap: str = "hable"
-    codec: str = "h264"
+    codec: str | None = None  # None: each format's default (render.VIDEO_FORMATS)
     crf: int = 18
     preset: str = "medium"
     peak_nits: float = 1000.0
     audio: bool = True
+    transfer: str | None = None  # prores, dnxhr: pq (default) or hlg
 
-    def render_options(self) -> RenderOptions:
-        """How the video outputs (``format`` sdr, hdr10, all) are rendered."""
-        return RenderOptions(operator=self.tonemap, codec=self.codec, crf=self.crf,
-                             preset=self.preset, peak_nits=self.peak_nits, audio=self.audio)
+    def render_options(self, kind: str | None = None) -> RenderOptions:
+        """How the video output ``kind`` is rendered. With ``format`` all, --codec h264 is the
+        SDR video's alone: the HDR10 video keeps its default codec."""
+        codec = self.codec
+        if self.format == "all" and kind not in (None, "sdr") and codec == "h264":
+            codec = None
+        return RenderOptions(operator=self.tonemap, codec=codec, crf=self.crf,
+                             preset=self.preset, peak_nits=self.peak_nits, audio=self.audio,
+                             transfer=self.transfer)
+
+    def exr_compression(self) -> str:
+        return self.compression or ("none" if self.primaries == "aces2065-1" else "piz")
 
 
 @dataclass(frozen=True)
@@ -300,7 +312,11 @@ def convert(input: str | Path, output: str | Path, options: ConvertOptions = Con
         raise OutputError(f"--format {options.format}: choose one of {', '.join(FORMATS)}")
     kinds = FORMATS[options.format]
     frames_dir = output if "exr" in kinds else output / ".hdrvid-frames"  # removed at the end
-    videos = {kind: output / f"{Path(input).stem}-{kind}.mp4" for kind in kinds if kind != "exr"}
+    videos = {kind: output / f"{Path(input).stem}-{kind}{VIDEO_FORMATS[kind].containers[0]}"
+              for kind in kinds if kind != "exr"}
+    for kind, path in videos.items():  # refused now, not after the conversion
+        check_format(kind, path, options.render_options(kind))
+    report.warnings += _exr_colour(info, options)[2]
     _prepare_output(output, options.overwrite or options.resume, videos.values())
     _prepare_output(frames_dir, True)
     done = _complete_frames(frames_dir, info, options, pattern) if options.resume else set()
@@ -347,7 +363,7 @@ def _render_video(frames_dir: Path, path: Path, kind: str, options: ConvertOptio
     on_frame = (lambda done: progress(ProgressEvent(done, report.frames,
                                                     time.perf_counter() - tick, kind))
                 ) if progress else None
-    report.warnings += render(frames_dir, path, kind, options.render_options(), on_frame)
+    report.warnings += render(frames_dir, path, kind, options.render_options(kind), on_frame)
     report.stages[f"encode_{kind}"] = time.perf_counter() - tick
     report.videos.append(path)
 
@@ -369,9 +385,11 @@ def run_frames(job: Job, predictor: HdrPredictor, report: Report, timestamps: li
     ``chunk``'s frames when given (decoded with its halo)."""
     info, pattern, options = job.info, job.pattern, job.options
     started = time.perf_counter() if started is None else started
+    colour, matrix, _ = _exr_colour(info, options)
     writer = ExrSequenceWriter(
-        job.frames_dir, options.compression, half=not options.float32, fps=info.fps,
-        workers=options.workers, attributes=_exr_attributes(info, options))
+        job.frames_dir, options.exr_compression(), half=not options.float32, fps=info.fps,
+        workers=options.workers, attributes={**_exr_attributes(info, options), **colour},
+        matrix=matrix)
     total, start, stop = frame_total(info, options), 0, options.max_frames
     if chunk is not None:
         total, start = chunk.last - chunk.first, chunk.decode_start
@@ -630,11 +648,22 @@ def _sidecar(info: VideoInfo, options: ConvertOptions, pattern: ExposurePattern)
 
 
 def _exr_attributes(info: VideoInfo, options: ConvertOptions) -> dict:
-    attributes = {"hdrvid:scale": 1.0, "hdrvid:model": options.model,
-                  "hdrvid:version": __version__, "comment": f"hdrvid {SCALE_NOTE}"}
-    if info.color_tags.get("primaries") == 9:  # BT.2020 input keeps its primaries
-        attributes["chromaticities"] = BT2020_CHROMATICITIES
-    return attributes
+    return {"hdrvid:scale": 1.0, "hdrvid:model": options.model,
+            "hdrvid:version": __version__, "comment": f"hdrvid {SCALE_NOTE}"}
+
+
+def _exr_colour(info: VideoInfo, options: ConvertOptions
+                ) -> tuple[dict, np.ndarray | None, list[str]]:
+    """The EXRs' colour header entries, the matrix from the model's primaries (the input's:
+    BT.2020 when tagged so, else Rec.709) to --primaries (None: the same), and warnings."""
+    if options.primaries not in (None, *PRIMARIES):
+        raise OutputError(f"--primaries {options.primaries}: choose one of {', '.join(PRIMARIES)}")
+    source = "bt2020" if info.color_tags.get("primaries") == 9 else "rec709"
+    target = options.primaries or source
+    header, warnings = primaries_header(target, options.exr_compression(), not options.float32)
+    matrix = None if target == source else conversion(CHROMATICITIES[source],
+                                                      CHROMATICITIES[target])
+    return header, matrix, warnings
 
 
 class _Prefetch:

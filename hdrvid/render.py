@@ -11,8 +11,21 @@ primaries (ITU-R BT.2087), SMPTE ST 2084 (PQ), 10-bit HEVC tagged BT.2020 / PQ /
 limited range, with mastering-display and content light level (MaxCLL, MaxFALL) metadata
 computed from the sequence itself in a first pass (CTA-861.3).
 
+HLG: the same BT.2020 linear values, hdrvid 1.0 = HLG scene-linear E = 1 (the nominal peak
+signal; brighter values clip), through the BT.2100 HLG OETF: scene-referred, no OOTF and no
+static metadata, 10-bit HEVC tagged BT.2020 / ARIB STD-B67 / BT.2020nc / limited range.
+HDR10 and HLG may be AV1 (SVT-AV1, 10-bit; HDR10 with its mastering and light-level metadata),
+and HEVC is encoded with NVENC when CUDA is present and the encoder opens.
+
+Mezzanine (ProRes 4444 and DNxHR 444, 4:4:4 10-bit): the PQ or HLG signal above, tagged in the
+bitstream (ProRes) and the container (MOV ``colr``, MXF descriptor), for grading suites.
+
 Timestamps come from the sequence's ``hdrvid.json`` (the input video's own PTS, so variable frame
 rate stays variable), and audio is copied from the video the sequence was made from.
+
+The source may also be an HDR10 (PQ) or HLG video, decoded back to linear light on the hdrvid
+scale: PQ with 1.0 = ``peak_nits`` cd/m², HLG with 1.0 = E = 1; its own timestamps and audio
+are kept.
 """
 
 from __future__ import annotations
@@ -30,9 +43,18 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from hdrvid import tonemap
+from hdrvid import primaries, tonemap
 from hdrvid.errors import InputError, OutputError
-from hdrvid.video import ColorInfo, VideoWriter
+from hdrvid.video import (
+    ENCODERS,
+    ColorInfo,
+    VideoWriter,
+    frame_timestamps,
+    nvenc_error,
+    pick_hevc_encoder,
+    probe,
+    read_frames,
+)
 from hdrvid.writers import (
     BT2020_CHROMATICITIES,
     REC709_CHROMATICITIES,
@@ -40,11 +62,35 @@ from hdrvid.writers import (
     read_exr_header,
 )
 
-VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov")
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".mxf")
+HEVC_CODECS = ("hevc", "hevc_nvenc", "libx265")
+# FFmpeg colour tag values (ISO/IEC 23091-2) of HDR video inputs
+TRC_PQ, TRC_HLG, PRIMARIES_BT709 = 16, 18, 1
+
+
+@dataclass(frozen=True)
+class VideoFormat:
+    """What a video output kind accepts: containers (the first is `hdrvid convert`'s), --codec
+    and --transfer values (the first is the default; no transfers: --transfer is refused)."""
+
+    containers: tuple[str, ...]
+    codecs: tuple[str, ...]
+    transfers: tuple[str, ...]
+
+
+VIDEO_FORMATS = {
+    "sdr": VideoFormat((".mp4", ".mkv", ".mov"), ("h264", *HEVC_CODECS, "av1"), ()),
+    "hdr10": VideoFormat((".mp4", ".mkv", ".mov"), (*HEVC_CODECS, "av1"), ("pq",)),
+    "hlg": VideoFormat((".mp4", ".mkv", ".mov"), (*HEVC_CODECS, "av1"), ("hlg",)),
+    "prores": VideoFormat((".mov",), ("prores",), ("pq", "hlg")),
+    "dnxhr": VideoFormat((".mov", ".mxf"), ("dnxhr",), ("pq", "hlg")),
+}
 BT2020_LIMITED = ColorInfo("bt2020", False, True)
 BT709_LIMITED = ColorInfo("bt709", False, True)
-# SMPTE ST 2086 mastering display: BT.2020 primaries and D65, in units of 0.00002
+# SMPTE ST 2086 mastering display: BT.2020 primaries and D65, in units of 0.00002 (x265) and
+# as CIE xy (SVT-AV1)
 MASTER_DISPLAY_BT2020 = "G(8500,39850)B(6550,2300)R(35400,14600)WP(15635,16450)"
+MASTER_DISPLAY_BT2020_AV1 = "G(0.170,0.797)B(0.131,0.046)R(0.708,0.292)WP(0.3127,0.3290)"
 
 
 @dataclass(frozen=True)
@@ -55,11 +101,12 @@ class RenderOptions:
     exposure: float = 0.0
     time_constant: float = 1.0
     preserve: str = "luminance"
-    codec: str = "h264"
+    codec: str | None = None  # None: the format's default (VIDEO_FORMATS)
     crf: int = 18
     preset: str = "medium"
     peak_nits: float = 1000.0
     audio: bool = True
+    transfer: str | None = None  # prores, dnxhr: pq (default) or hlg
 
     def tonemapper(self) -> tonemap.ToneMapper:
         if self.operator not in tonemap.OPERATORS:
@@ -72,7 +119,8 @@ class RenderOptions:
 
 @dataclass
 class Sequence:
-    """EXR frames in order, with their timing and the video they came from (for audio)."""
+    """EXR frames in order (or an HDR video, ``video``), with their timing and the video they
+    came from (for audio)."""
 
     files: list[Path]
     times: list[float]
@@ -80,14 +128,29 @@ class Sequence:
     time_base: fractions.Fraction | None = None
     fps: fractions.Fraction = fractions.Fraction(24)
     source: Path | None = None
-    bt2020: bool = False  # the EXRs hold BT.2020 primaries (a BT.2020-tagged input)
+    chromaticities: tuple[float, ...] = REC709_CHROMATICITIES  # of the linear frames
     warnings: list[str] = field(default_factory=list)
+    video: Path | None = None  # an HDR video to decode instead of EXRs
+    transfer: int = 0  # the video's transfer tag: TRC_PQ or TRC_HLG
+    peak_nits: float = 1000.0  # PQ video: cd/m² of hdrvid 1.0
+    size: tuple[int, int] | None = None  # (H, W) of a video's frames
+
+    @property
+    def bt2020(self) -> bool:
+        """The frames hold BT.2020 primaries (a BT.2020-tagged input)."""
+        return primaries.named(self.chromaticities) == "bt2020"
+
+    def __len__(self) -> int:
+        return len(self.times) if self.video else len(self.files)
 
 
-def read_sequence(source: str | Path) -> Sequence:
-    """An hdrvid output folder, a folder of EXRs, a glob (``'out/*.exr'``) or one EXR file."""
+def read_sequence(source: str | Path, peak_nits: float = 1000.0) -> Sequence:
+    """An hdrvid output folder, a folder of EXRs, a glob (``'out/*.exr'``), one EXR file, or an
+    HDR10 / HLG video (PQ read with 1.0 = ``peak_nits`` cd/m²)."""
     text = str(source)
     path = Path(source)
+    if path.is_file() and path.suffix.lower() != ".exr":
+        return _video_sequence(path, peak_nits)
     if any(c in text for c in "*?["):
         files = sorted(Path(p) for p in glob.glob(text))
     elif path.is_dir():
@@ -100,15 +163,36 @@ def read_sequence(source: str | Path) -> Sequence:
         raise InputError(f"{source}: no EXR files; pass the folder `hdrvid convert` wrote")
     sidecar = (path if path.is_dir() else files[0].parent) / "hdrvid.json"
     header = read_exr_header(files[0])
-    chromaticities = header.get("chromaticities", REC709_CHROMATICITIES)
-    sequence = Sequence(files, [], bt2020=np.allclose(chromaticities, BT2020_CHROMATICITIES,
-                                                       atol=1e-3))
+    chromaticities = tuple(header.get("chromaticities", REC709_CHROMATICITIES))
+    sequence = Sequence(files, [], chromaticities=chromaticities)
     if sidecar.is_file():
         _apply_sidecar(sequence, json.loads(sidecar.read_text()))
     else:  # the EXRs' own frame rate, else 24 fps
         fps = header.get("framesPerSecond")
         sequence.fps = fractions.Fraction(fps) if fps else sequence.fps
         sequence.times = [i / float(sequence.fps) for i in range(len(files))]
+    return sequence
+
+
+def _video_sequence(path: Path, peak_nits: float) -> Sequence:
+    """An HDR10 (PQ) or HLG video as a sequence: its timestamps, audio and colour tags."""
+    info = probe(path)
+    transfer = info.color_tags["trc"]
+    if transfer not in (TRC_PQ, TRC_HLG):
+        raise InputError(f"{path}: not an HDR video (its transfer tag is {transfer}, not PQ (16) "
+                         "or HLG (18)); pass an HDR10 or HLG video, or an EXR sequence")
+    pts = frame_timestamps(path)
+    fps = info.fps or fractions.Fraction(24)
+    bt709 = info.color_tags["primaries"] == PRIMARIES_BT709  # untagged HDR: BT.2020
+    sequence = Sequence([], [], fps=fps, source=path, video=path, transfer=transfer,
+                        peak_nits=peak_nits, size=(info.height, info.width),
+                        chromaticities=REC709_CHROMATICITIES if bt709 else BT2020_CHROMATICITIES)
+    if pts:
+        sequence.pts, sequence.time_base = pts, info.time_base
+        sequence.times = [float((p - pts[0]) * info.time_base) for p in pts]
+    else:
+        count = sum(1 for _ in read_frames(path))  # no timestamps to count: decode once
+        sequence.times = [i / float(fps) for i in range(count)]
     return sequence
 
 
@@ -133,15 +217,31 @@ def _apply_sidecar(sequence: Sequence, sidecar: dict) -> None:
 
 def _frames(sequence: Sequence, lookahead: int = 3) -> Iterator[np.ndarray]:
     """The frames as linear Rec.709 float32 (H, W, 3), read ahead in a thread while the caller
-    encodes. BT.2020 frames are converted, and colours outside Rec.709 clipped."""
-    to_709 = np.linalg.inv(tonemap.BT709_TO_BT2020).T.astype(np.float32) if sequence.bt2020 else None
+    encodes. Frames in other primaries (BT.2020, ACES) are converted, and colours outside
+    Rec.709 clipped."""
+    to_709 = primaries.conversion(tuple(sequence.chromaticities), REC709_CHROMATICITIES)
+    to_709 = None if np.array_equal(to_709, np.eye(3)) else to_709.T.astype(np.float32)
+    for frame in _video_frames(sequence) if sequence.video else _exr_frames(sequence, lookahead):
+        yield frame if to_709 is None else np.maximum(frame @ to_709, 0.0)
+
+
+def _exr_frames(sequence: Sequence, lookahead: int) -> Iterator[np.ndarray]:
     with ThreadPoolExecutor(1, thread_name_prefix="exr-read") as pool:
         pending = deque(pool.submit(_read_frame, p) for p in sequence.files[:lookahead])
         for path in sequence.files[lookahead:] + [None] * len(pending):
             frame = pending.popleft().result()
             if path is not None:
                 pending.append(pool.submit(_read_frame, path))
-            yield frame if to_709 is None else np.maximum(frame @ to_709, 0.0)
+            yield frame
+
+
+def _video_frames(sequence: Sequence) -> Iterator[np.ndarray]:
+    """An HDR video's frames as linear light on the hdrvid scale, in its own primaries."""
+    for frame in read_frames(sequence.video, max_frames=len(sequence)):
+        if sequence.transfer == TRC_PQ:
+            yield tonemap.eotf_st2084(frame.rgb) * np.float32(1 / sequence.peak_nits)
+        else:
+            yield tonemap.oetf_inverse_hlg(frame.rgb)
 
 
 def _read_frame(path: Path) -> np.ndarray:
@@ -153,11 +253,29 @@ def _read_frame(path: Path) -> np.ndarray:
 
 
 def _writer(sequence: Sequence, out: Path, options: RenderOptions, **encoding) -> VideoWriter:
-    height, width = read_exr(sequence.files[0])[0].shape[:2]
+    height, width = frame_size(sequence)
     audio = sequence.source if options.audio else None
     partial = out.with_name(f".{out.stem}.partial{out.suffix}")  # renamed by _atomic when done
     return VideoWriter(partial, width, height, fps=sequence.fps, time_base=sequence.time_base,
                        crf=options.crf, preset=options.preset, audio_from=audio, **encoding)
+
+
+def frame_size(sequence: Sequence) -> tuple[int, int]:
+    """(H, W) of the sequence's frames."""
+    return sequence.size or read_exr(sequence.files[0])[0].shape[:2]
+
+
+def _encoder(codec: str, size: tuple[int, int], bits: int, warnings: list[str]) -> str:
+    """The FFmpeg encoder for a --codec value: ``hevc`` is NVENC where CUDA is present and the
+    encoder opens, else x265 (with a note when NVENC failed)."""
+    if codec == "hevc":
+        name, note = pick_hevc_encoder(size[1], size[0], bits)
+        warnings += [note] if note else []
+        return name
+    if codec == "hevc_nvenc" and (reason := nvenc_error(size[1], size[0], bits)):
+        raise OutputError(f"--codec hevc_nvenc: the encoder did not open ({reason}); use "
+                          "--codec hevc, which falls back to libx265")
+    return ENCODERS.get(codec, codec)
 
 
 def _pts(sequence: Sequence, i: int) -> int | None:
@@ -168,7 +286,9 @@ def render_sdr(sequence: Sequence, out: Path, options: RenderOptions = RenderOpt
                progress: Callable[[int], None] | None = None) -> list[str]:
     """Tone-mapped BT.709 video. Returns warnings (e.g. about audio)."""
     mapper = options.tonemapper()
-    writer = _writer(sequence, out, options, codec=options.codec, bits=8, color=BT709_LIMITED,
+    notes: list[str] = []
+    codec = _encoder(options.codec or "h264", frame_size(sequence), 8, notes)
+    writer = _writer(sequence, out, options, codec=codec, bits=8, color=BT709_LIMITED,
                      primaries="bt709", transfer="bt709")
     with _atomic(out, writer):
         for i, hdr in enumerate(_frames(sequence)):
@@ -176,12 +296,19 @@ def render_sdr(sequence: Sequence, out: Path, options: RenderOptions = RenderOpt
                          _pts(sequence, i))
             if progress:
                 progress(i + 1)
-    return sequence.warnings + writer.warnings
+    return sequence.warnings + notes + writer.warnings
 
 
 def hdr10_signal(hdr: np.ndarray, peak_nits: float) -> np.ndarray:
     """Linear Rec.709 (hdrvid scale) -> PQ-encoded BT.2020 R'G'B' in [0, 1], (H, W, 3)."""
     return tonemap.eotf_inverse_st2084(_bt2020_nits(hdr, peak_nits))
+
+
+def hlg_signal(hdr: np.ndarray) -> np.ndarray:
+    """Linear Rec.709 (hdrvid scale) -> HLG-encoded BT.2020 R'G'B' in [0, 1], (H, W, 3):
+    hdrvid 1.0 is HLG's scene-linear 1 (signal 1.0); brighter values and colours outside
+    BT.2020 clip."""
+    return tonemap.oetf_hlg(hdr @ tonemap.BT709_TO_BT2020.T.astype(np.float32))
 
 
 def _bt2020_nits(hdr: np.ndarray, peak_nits: float) -> np.ndarray:
@@ -200,19 +327,70 @@ def content_light_levels(sequence: Sequence, peak_nits: float) -> tuple[int, int
 
 def render_hdr10(sequence: Sequence, out: Path, options: RenderOptions = RenderOptions(),
                  progress: Callable[[int], None] | None = None) -> list[str]:
-    """10-bit HEVC, PQ, BT.2020, with mastering-display and MaxCLL/MaxFALL metadata."""
+    """10-bit HEVC (or AV1), PQ, BT.2020, with mastering-display and MaxCLL/MaxFALL metadata."""
+    notes: list[str] = []
+    codec = _encoder(options.codec or "hevc", frame_size(sequence), 10, notes)
     max_cll, max_fall = content_light_levels(sequence, options.peak_nits)
-    params = (f"hdr10=1:repeat-headers=1:colorprim=bt2020:transfer=smpte2084:"
-              f"colormatrix=bt2020nc:master-display={MASTER_DISPLAY_BT2020}"
-              f"L({round(options.peak_nits * 10000)},1):max-cll={max_cll},{max_fall}")
-    writer = _writer(sequence, out, options, codec="hevc", bits=10, color=BT2020_LIMITED,
+    if codec == "libsvtav1":  # chromaticities and cd/m² as decimals
+        params = (f"mastering-display={MASTER_DISPLAY_BT2020_AV1}"
+                  f"L({options.peak_nits:g},0.0001):content-light={max_cll},{max_fall}")
+    elif codec == "hevc_nvenc":
+        params = ""
+        notes.append("hevc_nvenc: the HDR10 mastering-display and light-level metadata are not "
+                     "written (PyAV cannot hand them to NVENC); use --codec libx265 for them")
+    else:
+        params = (f"hdr10=1:repeat-headers=1:colorprim=bt2020:transfer=smpte2084:"
+                  f"colormatrix=bt2020nc:master-display={MASTER_DISPLAY_BT2020}"
+                  f"L({round(options.peak_nits * 10000)},1):max-cll={max_cll},{max_fall}")
+    writer = _writer(sequence, out, options, codec=codec, bits=10, color=BT2020_LIMITED,
                      primaries="bt2020", transfer="smpte2084", codec_params=params)
+    _encode(sequence, out, writer, lambda hdr: hdr10_signal(hdr, options.peak_nits), progress)
+    return sequence.warnings + notes + writer.warnings
+
+
+def render_hlg(sequence: Sequence, out: Path, options: RenderOptions = RenderOptions(),
+               progress: Callable[[int], None] | None = None) -> list[str]:
+    """10-bit HEVC (or AV1), BT.2100 HLG, BT.2020: no static metadata (HLG needs none)."""
+    notes: list[str] = []
+    codec = _encoder(options.codec or "hevc", frame_size(sequence), 10, notes)
+    params = ("repeat-headers=1:colorprim=bt2020:transfer=arib-std-b67:colormatrix=bt2020nc"
+              if codec == "libx265" else "")
+    writer = _writer(sequence, out, options, codec=codec, bits=10, color=BT2020_LIMITED,
+                     primaries="bt2020", transfer="arib-std-b67", codec_params=params)
+    _encode(sequence, out, writer, hlg_signal, progress)
+    return sequence.warnings + notes + writer.warnings
+
+
+def render_mezzanine(kind: str, sequence: Sequence, out: Path,
+                     options: RenderOptions = RenderOptions(),
+                     progress: Callable[[int], None] | None = None) -> list[str]:
+    """ProRes 4444 (``kind`` prores) or DNxHR 444 (dnxhr), 4:4:4 10-bit, carrying the PQ
+    (default) or HLG signal in BT.2020, tagged so grading suites read it as HDR."""
+    hlg = (options.transfer or "pq") == "hlg"
+    if out.suffix.lower() == ".mxf" and not _constant_rate(sequence):
+        raise OutputError(f"{out}: MXF holds constant frame rates only and this sequence's "
+                          "timestamps vary; name the output .mov")
+    writer = _writer(sequence, out, options, codec=kind, bits=10, color=BT2020_LIMITED,
+                     primaries="bt2020", transfer="arib-std-b67" if hlg else "smpte2084",
+                     chroma="444")
+    signal = hlg_signal if hlg else (lambda hdr: hdr10_signal(hdr, options.peak_nits))
+    _encode(sequence, out, writer, signal, progress)
+    return sequence.warnings + writer.warnings
+
+
+def _constant_rate(sequence: Sequence) -> bool:
+    steps = set(np.diff(sequence.pts)) if sequence.pts and len(sequence.pts) > 1 else set()
+    return len(steps) <= 1
+
+
+def _encode(sequence: Sequence, out: Path, writer: VideoWriter,
+            signal: Callable[[np.ndarray], np.ndarray],
+            progress: Callable[[int], None] | None) -> None:
     with _atomic(out, writer):
         for i, hdr in enumerate(_frames(sequence)):
-            writer.write(hdr10_signal(hdr, options.peak_nits), _pts(sequence, i))
+            writer.write(signal(hdr), _pts(sequence, i))
             if progress:
                 progress(i + 1)
-    return sequence.warnings + writer.warnings
 
 
 def render_png(sequence: Sequence, out_dir: Path, options: RenderOptions = RenderOptions(),
@@ -222,7 +400,8 @@ def render_png(sequence: Sequence, out_dir: Path, options: RenderOptions = Rende
     out_dir.mkdir(parents=True, exist_ok=True)
     for i, hdr in enumerate(_frames(sequence)):
         srgb = tonemap.oetf_srgb(mapper(hdr, sequence.times[i]))
-        png = out_dir / sequence.files[i].with_suffix(".png").name
+        name = sequence.files[i].with_suffix(".png").name if sequence.files else f"frame_{i:06d}.png"
+        png = out_dir / name
         tmp = png.with_name(f".{png.name}.tmp.png")
         if not cv2.imwrite(str(tmp), np.rint(srgb[..., ::-1] * 255).astype(np.uint8)):
             raise OutputError(f"{png}: cannot write; check free space and permissions")
@@ -232,19 +411,39 @@ def render_png(sequence: Sequence, out_dir: Path, options: RenderOptions = Rende
     return sequence.warnings
 
 
+def check_format(kind: str, output: Path, options: RenderOptions) -> None:
+    """Refuse, with one line, a video kind with a container, codec or transfer it cannot take
+    (before any work is done)."""
+    spec = VIDEO_FORMATS.get(kind)
+    if spec is None:
+        raise OutputError(f"unknown output kind {kind!r}; choose {', '.join(VIDEO_FORMATS)} or png")
+    if output.suffix.lower() not in spec.containers:
+        names = ", ".join(spec.containers[:-1]) + " or " * (len(spec.containers) > 1)
+        raise OutputError(f"{output}: a video needs a {names}{spec.containers[-1]} name "
+                          f"(--format {kind})")
+    if options.codec is not None and options.codec not in spec.codecs:
+        raise OutputError(f"--format {kind} cannot be encoded with --codec {options.codec}; "
+                          f"choose {', '.join(spec.codecs)}")
+    if options.transfer is not None and options.transfer not in spec.transfers:
+        which = ("prores and dnxhr take --transfer pq or hlg; --format hdr10 is PQ and "
+                 "--format hlg is HLG")
+        raise OutputError(f"--format {kind} with --transfer {options.transfer}: {which}")
+
+
 def render(source: str | Path, output: str | Path, kind: str | None = None,
            options: RenderOptions = RenderOptions(),
            progress: Callable[[int], None] | None = None) -> list[str]:
-    """Render ``source`` (see `read_sequence`) to ``output``: ``kind`` is sdr, hdr10 or png;
-    by default png for a folder and sdr for a .mp4/.mkv/.mov name."""
+    """Render ``source`` (see `read_sequence`) to ``output``: ``kind`` is sdr, hdr10, hlg,
+    prores, dnxhr or png; by default png for a folder and sdr for a video name."""
     output = Path(output)
     kind = kind or ("sdr" if output.suffix.lower() in VIDEO_SUFFIXES else "png")
-    renderers = {"sdr": render_sdr, "hdr10": render_hdr10, "png": render_png}
-    if kind not in renderers:
-        raise OutputError(f"unknown output kind {kind!r}; choose sdr, hdr10 or png")
-    if kind != "png" and output.suffix.lower() not in VIDEO_SUFFIXES:
-        raise OutputError(f"{output}: a video needs a .mp4, .mkv or .mov name")
-    return renderers[kind](read_sequence(source), output, options, progress)
+    if kind != "png":
+        check_format(kind, output, options)
+    sequence = read_sequence(source, options.peak_nits)
+    if kind in ("prores", "dnxhr"):
+        return render_mezzanine(kind, sequence, output, options, progress)
+    renderers = {"sdr": render_sdr, "hdr10": render_hdr10, "hlg": render_hlg, "png": render_png}
+    return renderers[kind](sequence, output, options, progress)
 
 
 class _atomic:

@@ -3,7 +3,8 @@
 HDR frames are linear Rec.709 RGB on the hdrvid scale: float (H, W, 3), 1.0 = the clipping
 point of the shortest exposure. `ToneMapper` turns them into display-linear Rec.709 in [0, 1];
 the caller then encodes with `oetf_srgb` (PNG) or `eotf_inverse_bt1886` (BT.709 video). HDR10
-output uses `BT709_TO_BT2020`, `eotf_inverse_st2084` and `content_light_level`.
+output uses `BT709_TO_BT2020`, `eotf_inverse_st2084` and `content_light_level`; HLG output
+`oetf_hlg`. Decoding HDR video back to linear light uses `eotf_st2084` and `oetf_inverse_hlg`.
 
 References
 ----------
@@ -15,6 +16,7 @@ References
 - Kalantari & Ramamoorthi 2017, "Deep high dynamic range imaging of dynamic scenes": μ-law.
 - IEC 61966-2-1:1999, sRGB; ITU-R BT.1886 (2011), reference EOTF for HDTV.
 - SMPTE ST 2084:2014, perceptual quantizer (PQ).
+- ITU-R BT.2100-2 (2018), Table 5: hybrid log-gamma (HLG, ARIB STD-B67) OETF and its inverse.
 - ITU-R BT.2087-0 (2015), Rec.709 to Rec.2020 colour conversion (linear RGB matrix).
 - CTA-861.3-A (2015), Annex P: MaxCLL and MaxFALL.
 
@@ -49,6 +51,11 @@ PQ_C1 = 3424 / 4096
 PQ_C2 = 2413 / 4096 * 32
 PQ_C3 = 2392 / 4096 * 32
 PQ_PEAK = 10000.0  # cd/m² at code value 1
+
+# ITU-R BT.2100 HLG: a, b = 1 - 4a, c = 0.5 - a ln(4a)
+HLG_A = 0.17883277
+HLG_B = 1 - 4 * HLG_A
+HLG_C = 0.5 - HLG_A * math.log(4 * HLG_A)
 
 # Hable's Uncharted 2 curve: shoulder strength, linear strength, linear angle, toe strength,
 # toe numerator, toe denominator, linear white point; ExposureBias
@@ -278,6 +285,29 @@ def eotf_inverse_st2084(nits) -> np.ndarray:
     n /= y
     np.power(n, PQ_M2, out=n)
     return n[()]
+
+
+def oetf_hlg(e) -> np.ndarray:
+    """ITU-R BT.2100 HLG OETF: scene-linear E in [0, 1] (clipped) -> signal E' in [0, 1].
+
+    ``sqrt(3E)`` for E ≤ 1/12, else ``a ln(12E − b) + c``. Scene-referred: no OOTF is applied
+    (the display applies it, with its own peak luminance).
+    """
+    e = _clean(e, 1.0)
+    root = np.sqrt(3 * e)
+    log = HLG_A * np.log(np.fmax(12 * e - HLG_B, TINY)) + HLG_C
+    return np.where(e <= 1 / 12, root, log)[()]
+
+
+def oetf_inverse_hlg(signal) -> np.ndarray:
+    """ITU-R BT.2100 HLG inverse OETF: signal E' in [0, 1] (clipped) -> scene-linear E in [0, 1].
+
+    ``E'² / 3`` for E' ≤ 1/2, else ``(exp((E' − c) / a) + b) / 12``.
+    """
+    v = _clean(signal, 1.0)
+    square = v * v / 3
+    exp = (np.exp((v - HLG_C) / HLG_A) + HLG_B) / 12
+    return np.where(v <= 0.5, square, exp)[()]
 
 
 def content_light_level(nits_rgb) -> tuple[float, float]:

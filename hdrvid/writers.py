@@ -20,6 +20,7 @@ import numpy as np
 import OpenEXR
 
 from hdrvid.errors import OutputError
+from hdrvid.primaries import CHROMATICITIES
 
 COMPRESSIONS = {
     "none": OpenEXR.NO_COMPRESSION, "rle": OpenEXR.RLE_COMPRESSION,
@@ -28,14 +29,42 @@ COMPRESSIONS = {
     "b44": OpenEXR.B44_COMPRESSION, "b44a": OpenEXR.B44A_COMPRESSION,
     "dwaa": OpenEXR.DWAA_COMPRESSION, "dwab": OpenEXR.DWAB_COMPRESSION,
 }
-# CIE xy of red, green, blue and white (D65): ITU-R BT.709
-REC709_CHROMATICITIES = (0.64, 0.33, 0.30, 0.60, 0.15, 0.06, 0.3127, 0.3290)
-BT2020_CHROMATICITIES = (0.708, 0.292, 0.170, 0.797, 0.131, 0.046, 0.3127, 0.3290)
+REC709_CHROMATICITIES = CHROMATICITIES["rec709"]
+BT2020_CHROMATICITIES = CHROMATICITIES["bt2020"]
+# SMPTE ST 2065-4 (the ACES image container) allows no compression; OpenEXR's own ACES file
+# API also writes PIZ and B44A, which Resolve and Nuke read, but such files are not containers
+ACES_CONTAINER_COMPRESSIONS = ("none", "piz", "b44a")
 FRAME_PATTERN = "frame_{:06d}.exr"
 
 
 def frame_name(index: int) -> str:
     return FRAME_PATTERN.format(index)
+
+
+def primaries_header(primaries: str, compression: str, half: bool) -> tuple[dict, list[str]]:
+    """Header entries of EXRs holding linear RGB in ``primaries`` (a name in
+    `hdrvid.primaries.CHROMATICITIES`), and warnings.
+
+    ACES2065-1 files follow the ACES image container (SMPTE ST 2065-4): half float, scanlines,
+    R, G, B, the AP0 chromaticities and ACES white, ``acesImageContainerFlag`` 1 and
+    ``adoptedNeutral``; the flag is written only for uncompressed files, which alone conform.
+    """
+    header = {"chromaticities": CHROMATICITIES[primaries]}
+    if primaries != "aces2065-1":
+        return header, []
+    if not half:
+        raise OutputError("--primaries aces2065-1 writes ACES containers (SMPTE ST 2065-4), which "
+                          "are half float; drop --float32 or use --primaries acescg")
+    if compression not in ACES_CONTAINER_COMPRESSIONS:
+        raise OutputError(f"--primaries aces2065-1 with --compression {compression}: ACES files "
+                          "take none (an SMPTE ST 2065-4 container), piz or b44a")
+    header["adoptedNeutral"] = np.array(CHROMATICITIES[primaries][6:], np.float32)
+    if compression == "none":
+        header["acesImageContainerFlag"] = 1
+        return header, []
+    note = (f"ACES2065-1 EXRs with {compression} compression are not SMPTE ST 2065-4 "
+            "containers (no acesImageContainerFlag); use --compression none for those")
+    return header, [note]
 
 
 def write_exr(path: Path, rgb: np.ndarray, header: dict) -> None:
@@ -110,17 +139,20 @@ class ExrSequenceWriter:
     """Write ``frame_NNNNNN.exr`` files into ``out_dir`` from a bounded pool of threads.
 
     half: store float16 (default) or float32. attributes: extra header entries on every frame
-    (Python int/float/str/Fraction; floats are stored as 32-bit).
+    (Python int/float/str/Fraction; floats are stored as 32-bit). matrix: a 3×3 matrix M applied
+    to every pixel before it is stored (``M @ rgb``: a change of primaries, done in the writer
+    threads).
     """
 
     def __init__(self, out_dir: str | Path, compression: str = "piz", half: bool = True,
                  fps: fractions.Fraction | None = None, attributes: dict | None = None,
-                 workers: int | None = None):
+                 workers: int | None = None, matrix: np.ndarray | None = None):
         if compression not in COMPRESSIONS:
             raise OutputError(f"unknown EXR compression {compression!r}; choose one of "
                               f"{', '.join(COMPRESSIONS)}")
         self.out_dir = Path(out_dir)
         self.dtype = np.float16 if half else np.float32
+        self.matrix = None if matrix is None else np.asarray(matrix, np.float32).T.copy()
         self.header = {"compression": COMPRESSIONS[compression], "type": OpenEXR.scanlineimage,
                        "chromaticities": REC709_CHROMATICITIES, **(attributes or {})}
         if fps:
@@ -139,7 +171,7 @@ class ExrSequenceWriter:
         """Queue frame ``index`` (H, W, 3) linear RGB; blocks while the pool is full."""
         self._raise_failures()
         header = {**self.header, **(attributes or {})}
-        pixels = hdr.astype(self.dtype, copy=False)
+        pixels = hdr.astype(self.dtype, copy=False) if self.matrix is None else hdr
         started = time.perf_counter()
         self._slots.acquire()
         self.wait_seconds += time.perf_counter() - started
@@ -150,6 +182,8 @@ class ExrSequenceWriter:
     def _write(self, index: int, pixels: np.ndarray, header: dict) -> int:
         path = self.out_dir / frame_name(index)
         started = time.perf_counter()
+        if self.matrix is not None:
+            pixels = (pixels.astype(np.float32) @ self.matrix).astype(self.dtype)
         try:
             write_exr(path, pixels, header)
         except (OSError, RuntimeError) as exc:  # OpenEXR raises RuntimeError on I/O failures
