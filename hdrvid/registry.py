@@ -51,6 +51,8 @@ class ModelSpec:
     parallel_windows: bool = False
     license: str = "MIT (hdrvid)"
     trained: bool = False
+    # what to pick the model for, in a few plain words (`hdrvid models`, the README's table)
+    use_for: str = ""
 
     @property
     def periods(self) -> tuple[int, ...]:
@@ -117,6 +119,8 @@ CHEN21_LICENSE = "CC BY-NC-SA 4.0 (official weights, guanyingc/DeepHDRVideo; non
 MODELS: dict[str, ModelSpec] = {
     "merge": ModelSpec(
         name="merge",
+        use_for="the default, for any footage: the most accurate on our benchmarks, no "
+                "weights, the fastest on a CPU",
         description="DIS flow alignment + linear merge with deghosting",
         build=lambda period: ExposureMerge(),
         windows={2: 3, 3: 3},  # 5 frames for 3 exposures measured no better (-0.06 dB)
@@ -126,12 +130,15 @@ MODELS: dict[str, ModelSpec] = {
     ),
     "reference": ModelSpec(
         name="reference",
+        use_for="a floor to compare other models against (no merging)",
         description="the reference frame alone (the floor)",
         build=lambda period: ReferenceFrame(),
         windows={2: 1, 3: 1},
     ),
     "lan-hdr": ModelSpec(
         name="lan-hdr",
+        use_for="comparing with the paper, with the authors' weights (weights pull); slow on "
+                "a CPU",
         description="LAN-HDR (ICCV 2023): luminance-based attention alignment + gated fusion",
         build=lambda period: LanHdr(frames=2 * period + 1),
         windows={2: 5, 3: 7},
@@ -144,7 +151,9 @@ MODELS: dict[str, ModelSpec] = {
     ),
     "hdrflow": ModelSpec(
         name="hdrflow",
-        description="HDRFlow (CVPR 2024): real-time flow alignment + fusion, the fast path",
+        use_for="comparing; our CPU-trained weights score below merge and can leave colour "
+                "blotches (the authors': weights pull, --weights official)",
+        description="HDRFlow (CVPR 2024): flow network alignment + fusion network",
         build=lambda period: HDRFlow(exposures=period),
         windows={2: 3, 3: 5},
         pad_multiple=16,
@@ -180,6 +189,7 @@ MODELS: dict[str, ModelSpec] = {
     ),
     "chen21-coarse": ModelSpec(
         name="chen21-coarse",
+        use_for="comparing, with the authors' checkpoint folder (non-commercial)",
         description="Chen21's coarse stage alone: the loadable Kalantari19-style model",
         build=lambda period: Chen21Coarse(period),
         windows={2: 3, 3: 5},
@@ -194,6 +204,7 @@ MODELS: dict[str, ModelSpec] = {
     ),
     "kalantari19": ModelSpec(
         name="kalantari19",
+        use_for="training your own (no published weights)",
         description="Kalantari19 (EG 2019): flow alignment + EG19 merge net (no public weights)",
         build=lambda period: Kalantari19(period),
         windows={2: 3, 3: 5},
@@ -209,6 +220,7 @@ MODELS: dict[str, ModelSpec] = {
     ),
     "fshdrv": ModelSpec(
         name="fshdrv",
+        use_for="training your own (no published weights)",
         description="FSHDRV merging network, built from its authors' memo (no public weights)",
         build=lambda period: Fshdrv(),
         windows={2: 3},  # the memo covers 2 exposures only

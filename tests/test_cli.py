@@ -73,6 +73,19 @@ def test_models_table():
     assert "merge" in result.stdout and "reference" in result.stdout
 
 
+def test_models_table_fits_80_columns_and_says_which_to_use():
+    result = CliRunner(env={"COLUMNS": "80"}).invoke(main, ["models"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert len(lines) <= 3 * len(MODELS) + 6  # a few lines per model, not a wrapped wall
+    assert "fast path" not in result.stdout
+    merge_row = next(line for line in lines if line.split()[:1] == ["merge"])
+    assert "the default" in merge_row
+    hdrflow = " ".join(lines[lines.index(next(r for r in lines if r.startswith(" hdrflow"))):])
+    assert "below merge" in hdrflow
+
+
 # --- info --------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", CLIP_NAMES)
