@@ -148,6 +148,22 @@ def test_tonemap_refuses_sdr_videos(exrs, tmp_path):
     assert_one_line_error(result, "clip.mp4: not an HDR video", "HDR10 or HLG")
 
 
+def test_hlg_curve_and_scale():
+    from hdrvid.render import hlg_signal
+    from hdrvid.tonemap import oetf_hlg, oetf_inverse_hlg
+
+    # BT.2100: E = 1/12 is the joint of the square root and the log (signal 0.5), E = 1 is 1.0,
+    # and BT.2408's reference white (75 % signal) is scene light 0.2650
+    assert oetf_hlg(1 / 12) == pytest.approx(0.5, abs=1e-12)
+    assert oetf_hlg(1.0) == pytest.approx(1.0, abs=1e-7)
+    assert oetf_inverse_hlg(0.75) == pytest.approx(0.2650, abs=1e-4)
+    e = np.linspace(0, 1, 10001)
+    np.testing.assert_allclose(oetf_inverse_hlg(oetf_hlg(e)), e, atol=1e-12)
+    grey = np.array([[[1.0, 1.0, 1.0], [0.265, 0.265, 0.265], [4.0, 4.0, 4.0]]], np.float32)
+    np.testing.assert_allclose(hlg_signal(grey)[0], [[1, 1, 1], [0.75, 0.75, 0.75], [1, 1, 1]],
+                               atol=1e-3)  # hdrvid 1.0 = E 1; brighter clips
+
+
 # --- EXR primaries ---------------------------------------------------------------------------
 
 # SMPTE ST 2065-1 (AP0) and Academy S-2014-004 (AP1): RGB -> XYZ as published
