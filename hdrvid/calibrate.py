@@ -29,6 +29,7 @@ that the saved curve is smooth and monotone.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -325,9 +326,8 @@ def pair_frames(info: VideoInfo, pattern: ExposurePattern, segments: int = SEGME
         starts = np.arange(0, max(1, (count or span * segments) - span + 1), span)[:segments]
     pairs = []
     for start in starts:
-        frames = [f for f in read_frames(info.path, info.color, int(start) + span, int(start),
-                                         stamps)]
-        for a, b in zip(frames, frames[1:]):
+        frames = read_frames(info.path, info.color, int(start) + span, int(start), stamps)
+        for a, b in itertools.pairwise(frames):
             ta, tb = pattern.time(a.index), pattern.time(b.index)
             if ta == tb:
                 continue

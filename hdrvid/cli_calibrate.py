@@ -89,10 +89,10 @@ def response_rows(estimate) -> list[tuple[str, str]]:
                "does not look like gamma 2.2")
     return [("response", f"{estimate.curve.spec} (from the {estimate.source})"),
             ("curve", points), ("gamma 2.2", gamma),
-            ("fit", f"residual {estimate.residual_stops:.3f} stops, {estimate.equations} "
-                    f"equations over {estimate.coverage:.0%} of the code range, confidence "
-                    f"{estimate.confidence:.2f}; differs from gamma 2.2 by up to "
-                    f"{estimate.gamma22_difference():.2f} stops: {verdict}")]
+            ("fit", (f"residual {estimate.residual_stops:.3f} stops, {estimate.equations} "
+                     f"equations over {estimate.coverage:.0%} of the code range, confidence "
+                     f"{estimate.confidence:.2f}; differs from gamma 2.2 by up to "
+                     f"{estimate.gamma22_difference():.2f} stops: {verdict}"))]
 
 
 def info_response(video, pattern, input_transfer: str, warnings: list[str]

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from hdrvid import __version__
+from hdrvid.calibrate import resolve_auto
 from hdrvid.errors import ExposureError, HdrvidError, InputError, ModelError, OutputError
 from hdrvid.exposure import (
     DETECTION_FRAMES,
@@ -44,10 +45,9 @@ from hdrvid.exposure import (
     trained_range_warning,
 )
 from hdrvid.predictor import HdrPredictor
-from hdrvid.registry import get_spec
 from hdrvid.primaries import CHROMATICITIES, PRIMARIES, conversion
+from hdrvid.registry import get_spec
 from hdrvid.render import VIDEO_FORMATS, RenderOptions, check_format, render
-from hdrvid.calibrate import resolve_auto
 from hdrvid.response import AUTO, Response, load_response
 from hdrvid.video import Frame, VideoInfo, probe, read_frames
 from hdrvid.windows import Chunk, Window, sliding_windows

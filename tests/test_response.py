@@ -1,0 +1,231 @@
+"""Camera responses: the SlopeCurve model, `--input-transfer auto`, `hdrvid calibrate` (video and
+still stack) and `hdrvid info`'s curve, on clips rendered through known non-gamma curves."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import FPS, HEIGHT, SHARED_DATA, WIDTH
+
+from hdrvid import ConvertOptions, convert
+from hdrvid.calibrate import (
+    CalibrationError,
+    calibrate_stack,
+    estimate_from_video,
+    fit_curve,
+    read_stack_exposures,
+)
+from hdrvid.cli import main
+from hdrvid.errors import InputError
+from hdrvid.exposure import pattern_from_cycle
+from hdrvid.metrics import psnr_t
+from hdrvid.response import SlopeCurve, linearize_gamma22, load_response
+from hdrvid.synth import procedural_scene
+from hdrvid.video import VideoWriter, probe
+from hdrvid.writers import frame_name, read_exr
+
+K = 0.18**0.6
+
+
+def film(x: np.ndarray) -> np.ndarray:
+    """A film-like sigmoid: lifted shadows, rolled-off highlights (issue 26's curve)."""
+    return x**0.6 / (x**0.6 + K) * (1 + K)
+
+
+def film_inverse(v: np.ndarray) -> np.ndarray:
+    return (K * v / (1 + K - v)) ** (1 / 0.6)
+
+
+def render(path: Path, cycle, encode, n: int = 12, seed: int = 1) -> list[np.ndarray]:
+    """The procedural scene exposed with ``cycle`` (noise, clipping), encoded with ``encode``."""
+    pattern = pattern_from_cycle(cycle)
+    rng = np.random.default_rng(seed)
+    truth = []
+    with VideoWriter(path, WIDTH, HEIGHT, fps=FPS, crf=12) as writer:
+        for i, hdr in enumerate(procedural_scene(n, WIDTH, HEIGHT, seed=seed)):
+            x = np.clip(hdr * pattern.time(i), 0, 1)
+            x = np.clip(x + rng.standard_normal(x.shape, dtype=np.float32) * np.sqrt(2e-4 * x + 2e-6),
+                        0, 1)
+            writer.write(encode(x).astype(np.float32))
+            truth.append(hdr)
+    return truth
+
+
+@pytest.fixture(scope="module")
+def film_clip(tmp_path_factory) -> tuple[Path, list[np.ndarray]]:
+    path = tmp_path_factory.mktemp("response") / "film.mp4"
+    return path, render(path, (1, 8), film)
+
+
+@pytest.fixture(scope="module")
+def gamma_clip(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("response") / "gamma.mp4"
+    render(path, (1, 4, 16), lambda x: x ** (1 / 2.2))
+    return path
+
+
+# what the estimates reach on these small clips (docs/response.md): the shape is closer, most of
+# the error is the scale the curve's extrapolation to f(1) = 1 sets
+TOLERANCE_STOPS = 0.3
+
+
+def stops_apart(curve: SlopeCurve, inverse) -> float:
+    v = np.linspace(0.1, 0.9, 81)
+    return float(np.max(np.abs(curve.log_linear(v) - np.log(inverse(v)))) / math.log(2))
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+# --- the model ---------------------------------------------------------------------------------
+
+def test_slope_curve_of_a_constant_slope_is_that_power():
+    v = np.linspace(0, 1, 101, dtype=np.float32)
+    response = load_response("slope:2.2")
+    assert np.allclose(response.linearize(v), linearize_gamma22(v), atol=1e-4)
+    assert SlopeCurve((1.0, 0.5)).linear(np.array([1.0]))[0] == pytest.approx(1.0)
+
+
+def test_slope_spec_that_is_not_increasing_is_refused():
+    with pytest.raises(InputError, match="not increasing"):
+        load_response("slope:2.2,-4")
+    with pytest.raises(InputError, match="slope:C0"):
+        load_response("slope:2.2,x")
+
+
+def test_auto_outside_convert_is_an_error_not_a_silent_gamma():
+    with pytest.raises(InputError, match="auto"):
+        load_response("auto")
+
+
+# --- estimation from video ---------------------------------------------------------------------
+
+def test_film_curve_is_recovered_from_an_alternating_clip(film_clip):
+    path, _ = film_clip
+    estimate = estimate_from_video(probe(path), pattern_from_cycle((1, 8)))
+    assert stops_apart(estimate.curve, film_inverse) < TOLERANCE_STOPS
+    assert not estimate.looks_like_gamma22()
+    assert estimate.residual_stops < 0.1 and estimate.confidence > 0.7
+
+
+def test_gamma_clip_is_recognised_as_gamma(gamma_clip):
+    estimate = estimate_from_video(probe(gamma_clip), pattern_from_cycle((1, 4, 16)))
+    assert estimate.looks_like_gamma22(), estimate.as_dict()
+
+
+def test_convert_auto_beats_gamma_on_film_footage_and_records_the_curve(film_clip, tmp_path):
+    path, truth = film_clip
+    scores = {}
+    for transfer in ("gamma2.2", "auto"):
+        out = tmp_path / transfer
+        report = convert(path, out, ConvertOptions(exposures="1,8", input_transfer=transfer))
+        scores[transfer] = np.mean([psnr_t(read_exr(out / frame_name(i))[0], truth[i])
+                                    for i in range(len(truth))])
+    sidecar = json.loads((tmp_path / "auto" / "hdrvid.json").read_text())
+    assert sidecar["options"]["input_transfer"].startswith("slope:")
+    assert sidecar["response"]["samples"] and sidecar["response"]["residual_stops"] < 0.1
+    assert report.response == sidecar["response"]
+    assert scores["auto"] > scores["gamma2.2"] + 5, scores
+
+
+def test_calibrate_video_writes_a_table_convert_reads(film_clip, tmp_path):
+    path, _ = film_clip
+    table = tmp_path / "response.txt"
+    result = run("calibrate", path, "-o", table, "--exposures", "1,8")
+    assert result.exit_code == 0, result.output
+    response = load_response(str(table))
+    v = np.linspace(0.1, 0.9, 9, dtype=np.float32)
+    assert np.max(np.abs(np.log2(response.linearize(v) / film_inverse(v)))) < TOLERANCE_STOPS
+    again = run("calibrate", path, "-o", table, "--exposures", "1,8")
+    assert again.exit_code == 1 and "--overwrite" in again.output
+
+
+def test_info_says_film_footage_is_not_gamma(film_clip):
+    path, _ = film_clip
+    result = run("info", path, "--exposures", "1,8", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["response"]["gamma22_difference_stops"] > 0.5
+    assert any("does not look like gamma 2.2" in w for w in data["warnings"])
+    text = run("info", path, "--exposures", "1,8").stdout
+    assert "response" in text and "residual" in text
+
+
+# --- bad input ---------------------------------------------------------------------------------
+
+def test_single_exposure_video_is_an_error_for_calibrate(constant_clip, tmp_path):
+    result = run("calibrate", constant_clip, "-o", tmp_path / "r.txt", "--exposures", "1,8")
+    assert result.exit_code == 1
+    assert "look the same" in result.output and not (tmp_path / "r.txt").exists()
+
+
+def test_auto_on_a_single_exposure_video_falls_back_to_gamma_with_a_warning(constant_clip,
+                                                                            tmp_path):
+    report = convert(constant_clip, tmp_path / "out",
+                     ConvertOptions(exposures="1,8", input_transfer="auto", max_frames=4))
+    assert report.response is None
+    assert any("assuming gamma 2.2" in w for w in report.warnings)
+    sidecar = json.loads((tmp_path / "out" / "hdrvid.json").read_text())
+    assert sidecar["options"]["input_transfer"] == "gamma2.2"
+
+
+def test_flat_scene_has_too_few_usable_pixels(tmp_path):
+    path = tmp_path / "flat.mp4"
+    pattern = pattern_from_cycle((1, 8))
+    with VideoWriter(path, WIDTH, HEIGHT, fps=FPS, crf=12) as writer:
+        for i in range(8):  # one grey level: a single comparagram point per pair
+            writer.write(np.full((HEIGHT, WIDTH, 3), 0.03 * pattern.time(i) ** (1 / 2.2),
+                                 np.float32))
+    with pytest.raises(CalibrationError, match="too few|span only"):
+        estimate_from_video(probe(path), pattern)
+
+
+def test_a_curve_that_comes_out_decreasing_is_refused():
+    # equations from a curve that rises then falls: the best fit is not monotone
+    bent = SlopeCurve((2.2, 0.0, -12.0))
+    short = np.linspace(0.1, 0.5, 60)
+    long = np.clip(short * 1.6, 0, 0.94)
+    ratio = bent.log_linear(long) - bent.log_linear(short)
+    keep = ratio > 0
+    with pytest.raises(CalibrationError, match="not increasing"):
+        fit_curve(short[keep], long[keep], np.abs(bent.log_linear(long) -
+                                                  bent.log_linear(short))[keep] + 0.7,
+                  np.full(keep.sum(), 1000.0))
+
+
+# --- still stacks ------------------------------------------------------------------------------
+
+def test_still_stack_calibration_recovers_the_film_curve(tmp_path):
+    hdr = next(procedural_scene(1, WIDTH, HEIGHT, seed=3))
+    lines = []
+    for i, seconds in enumerate((1 / 64, 1 / 16, 1 / 4, 1, 4)):
+        v = film(np.clip(hdr * seconds * 8, 0, 1))
+        name = f"img{i}.png"
+        cv2.imwrite(str(tmp_path / name), np.round(v[..., ::-1] * 255).astype(np.uint8))
+        lines.append(f"{name} {'1/' + str(round(1 / seconds)) if seconds < 1 else seconds}")
+    (tmp_path / "exposures.txt").write_text("# image seconds\n" + "\n".join(lines) + "\n")
+    estimate = calibrate_stack(tmp_path)
+    assert stops_apart(estimate.curve, film_inverse) < TOLERANCE_STOPS
+
+
+def test_stack_exposures_file_errors_name_the_line(tmp_path):
+    bad = tmp_path / "exposures.txt"
+    bad.write_text("a.png 1/64\nb.png fast\n")
+    with pytest.raises(InputError, match=r"exposures.txt:2: expected 'IMAGE SECONDS'"):
+        read_stack_exposures(bad)
+    bad.write_text("a.png 1\nb.png 1\n")
+    with pytest.raises(InputError, match="different exposure times"):
+        read_stack_exposures(bad)
+
+
+@pytest.mark.requires_shared_data
+def test_memorial_stack_is_not_gamma():
+    estimate = calibrate_stack(SHARED_DATA / "memorial")
+    assert estimate.curve.is_monotone() and not estimate.looks_like_gamma22()
