@@ -27,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from quality import DATA, PATTERNS, STILLS, _scale, memorial_clips
 from rich.console import Console
 from rich.table import Table
 
@@ -37,7 +38,6 @@ from hdrvid.exposure import pattern_from_cycle
 from hdrvid.metrics import psnr_t
 from hdrvid.video import VideoWriter
 from hdrvid.writers import frame_name, read_exr
-from quality import DATA, PATTERNS, STILLS, _scale, memorial_clips
 
 FILM_K = 0.18**0.6
 LOG_A = 100.0
