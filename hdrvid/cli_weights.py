@@ -211,6 +211,9 @@ def _import_target(checkpoint: Path, spec, output: Path | None, exposures: int |
 @click.option("--flow-weight", type=click.FloatRange(0), default=None,
               help="Weight of the flow supervision on windows with exact flow (HDRFlow; "
                    "default the official 0.001 for 2 exposures, 0.0005 for 3).")
+@click.option("--stage", type=click.Choice(["fusion", "all"]), default=None,
+              help="f2hdr: train the fusion network alone on DIS flows (first), or every "
+                   "learned part (default all).")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines of validation records.")
 def train(run_dir: Path, as_json: bool, **kwargs) -> None:
     """Train a model into RUN_DIR (last.pt, best.safetensors, log.jsonl)."""

@@ -28,7 +28,7 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 BENCHMARK_STILLS = ("StillLife", "CandleGlass", "Desk", "GoldenGate", "Tree", "Bonita")
 BENCHMARK_VIDEOS = ("blackswan", "car-roundabout", "dance-twirl", "soapbox")
 TRAIN_STILLS = ("MtTamWest", "Adjuster", "Cannon", "Carrots", "StageEnvLatLong",
-                "KernerEnvLatLong")
+                "KernerEnvLatLong", "MtTamNorth", "CrissyField", "Flowers", "StarField")
 TRAIN_VIDEOS = ("breakdance", "camel", "cows", "dog", "drift-chicane", "drift-straight",
                 "libby", "motocross-jump", "paragliding-launch", "scooter-black")
 VALIDATION = (("Rec709",), ("goat",))

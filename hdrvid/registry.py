@@ -11,6 +11,7 @@ from torch import nn
 from hdrvid import inputs
 from hdrvid.errors import ModelError
 from hdrvid.models.chen21 import Chen21, Chen21Coarse
+from hdrvid.models.f2hdr import F2HDR
 from hdrvid.models.fshdrv import Fshdrv
 from hdrvid.models.hdrflow import HDRFlow
 from hdrvid.models.kalantari19 import Kalantari19
@@ -173,8 +174,21 @@ MODELS: dict[str, ModelSpec] = {
         parallel_windows=True,
         trained=True,
     ),
+    "f2hdr": ModelSpec(
+        name="f2hdr",
+        use_for="learned fusion over merge's DIS flows (F²HDR); being trained here",
+        description="F²HDR (CVPR 2026) on DIS flow: flow adapter, fusion and refinement nets",
+        # the adapter and the refinement narrower than the official 64 / 48 × 3 blocks: at the
+        # official sizes they cost several seconds per CPU frame (docs/models/f2hdr.md)
+        build=lambda period: F2HDR(period, adapter_width=24, refine_width=24, refine_blocks=1),
+        windows={2: 3, 3: 5},
+        pad_multiple=8,
+        license="MIT (F²HDR, wei1895/F2HDR; weights trained by hdrvid)",
+        trained=True,
+    ),
     "chen21": ModelSpec(
         name="chen21",
+        use_for="comparing, with the authors' checkpoint folder (non-commercial); slow",
         description="Chen21 (ICCV 2021): flow + weight net coarse stage, deformable refinement",
         build=lambda period: Chen21(period),
         windows={2: 5, 3: 7},

@@ -24,9 +24,10 @@ from torch import nn
 from hdrvid.dataset import DATA, VALIDATION, Recipe, WindowSynth, collate
 from hdrvid.errors import HdrvidError
 from hdrvid.models.common import luma
+from hdrvid.models.hdrflow_layers import warp
 from hdrvid.predictor import resolve_device, resolve_precision
 from hdrvid.registry import MODELS, ModelSpec, get_spec
-from hdrvid.weights import load_weights, save_safetensors
+from hdrvid.weights import load_weights, read_safetensors, save_safetensors
 
 MU = 5000.0
 
@@ -63,6 +64,7 @@ class TrainOptions:
     resume: bool = False
     init: str | None = None  # weights to start from (a fresh run only): fine-tuning
     flow_weight: float | None = None  # weight of flow supervision; None: the model's docs
+    stage: str = "all"  # models trained in stages (f2hdr): "fusion" first, then "all"
 
 
 def hdrflow_step(net: nn.Module, batch: dict[str, torch.Tensor], flow_weight: float | None = None
@@ -96,7 +98,47 @@ def hdrflow_step(net: nn.Module, batch: dict[str, torch.Tensor], flow_weight: fl
     return hdr, extra
 
 
-STEPS: dict[str, Callable] = {"hdrflow": hdrflow_step}
+def f2hdr_step(net: nn.Module, batch: dict[str, torch.Tensor], flow_weight: float | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """F²HDR's output and its extra losses (docs/models/f2hdr.md): 0.5 × the μ-law L1 of each
+    neighbour's ground truth warped by the refined flow against the reference's, where the
+    reference is badly exposed (luma > 0.8 or < 0.2); 0.001 × the flow L1 where the true flow
+    is known. Both only when the adapter runs: in the fusion stage the flows are DIS's, fixed."""
+    ldr, times, gt = batch["ldr"], batch["times"], batch["gt"]
+    hdr, flows = net(ldr, times, return_flows=True)
+    extra = hdr.new_zeros(())
+    if not net.refined:
+        return hdr, extra
+    c = ldr.shape[1] // 2
+    y = luma(ldr[:, c].float())
+    mask = ((y > 0.8) | (y < 0.2)).expand(-1, 3, -1, -1)
+    flow_weight = 0.001 if flow_weight is None else flow_weight
+    target = mu_law(gt[:, c])[mask] if mask.any() else None
+    for k, flow in flows.items():
+        if target is not None:
+            extra = extra + 0.5 * (mu_law(warp(gt[:, k], flow))[mask] - target).abs().mean()
+        if "flow" in batch and (known := ~batch["flow"][:, k].isnan()).any():
+            extra = extra + flow_weight * (flow - batch["flow"][:, k])[known].abs().mean()
+    return hdr, extra
+
+
+STEPS: dict[str, Callable] = {"hdrflow": hdrflow_step, "f2hdr": f2hdr_step}
+
+
+def initialise(net: nn.Module, init: str, spec: ModelSpec, period: int) -> None:
+    """Load ``init`` into a fresh network: weights of this model, or for f2hdr an ``hdrflow``
+    file, whose fusion network F²HDR's has the shapes of (docs/models/f2hdr.md)."""
+    if Path(init).suffix == ".safetensors" and spec.name == "f2hdr":
+        state, meta = read_safetensors(Path(init))
+        if meta.get("model") == "hdrflow":
+            if meta.get("period") != period:
+                raise HdrvidError(f"--init {init}: hdrflow weights for {meta.get('period')} "
+                                  f"exposures, not {period}")
+            prefix = "fusion_net."
+            net.fusion_net.load_state_dict(
+                {k[len(prefix):]: v.float() for k, v in state.items() if k.startswith(prefix)})
+            return
+    load_weights(net, init, spec.checkpoint, f"{spec.name} {period}-exposure")
 
 
 def default_step(net: nn.Module, batch: dict[str, torch.Tensor], spec: ModelSpec):
@@ -155,7 +197,9 @@ def train(run_dir: str | Path, options: TrainOptions = TrainOptions(),
         net.tone_perturb = True
     if device.type == "cpu" and dtype is not None:
         net.to(memory_format=torch.channels_last)
-    optimiser = torch.optim.AdamW(net.parameters(), options.lr, weight_decay=options.weight_decay)
+    parts = net.learned_parts(options.stage) if hasattr(net, "learned_parts") else [net]
+    optimiser = torch.optim.AdamW([p for part in parts for p in part.parameters()], options.lr,
+                                  weight_decay=options.weight_decay)
     schedule = torch.optim.lr_scheduler.MultiStepLR(
         optimiser, [options.steps // 2, options.steps * 3 // 4], gamma=0.5)
     step, best = 0, -math.inf
@@ -167,10 +211,12 @@ def train(run_dir: str | Path, options: TrainOptions = TrainOptions(),
         schedule.load_state_dict(state["schedule"])
         step, best = state["step"], state["best"]
     elif options.init and not (run_dir.exists() and any(run_dir.iterdir())):
-        load_weights(net, options.init, spec.checkpoint, f"{options.model} {period}-exposure")
+        initialise(net, options.init, spec, period)
     elif run_dir.exists() and any(run_dir.iterdir()) and not options.resume:
         raise HdrvidError(f"{run_dir}: holds an earlier run; pass --resume to continue it or "
                           "choose another folder")
+    if hasattr(net, "learned_parts"):
+        net.learned_parts(options.stage)  # weights loaded above may have recorded another stage
     run_dir.mkdir(parents=True, exist_ok=True)
     validation = Validation(recipe, options.val_windows, data, device)
     step_fn = functools.partial(STEPS[options.model], flow_weight=options.flow_weight) \
@@ -225,8 +271,11 @@ def export(net: nn.Module, path: Path, options: TrainOptions, record: dict) -> N
     half.load_state_dict(net.state_dict())
     half.half()
     tmp = path.with_suffix(".tmp")
-    save_safetensors(half, tmp, {"model": options.model, "period": options.exposures,
-                                 "recipe": asdict(options), "validation": record})
+    meta = {"model": options.model, "period": options.exposures, "recipe": asdict(options),
+            "validation": record}
+    if hasattr(net, "refined"):  # fusion-stage weights skip the untrained adapter and refinement
+        meta["attributes"] = {"refined": net.refined}
+    save_safetensors(half, tmp, meta)
     tmp.replace(path)
 
 

@@ -64,20 +64,8 @@ class HDRFlow(nn.Module):
 
     def stack(self, images: list[torch.Tensor], dtype: torch.dtype = torch.float32
               ) -> torch.Tensor:
-        """(B, 3, H, W) images concatenated along channels, written once into the layout the
-        networks run in (``channels_last`` when set) and ``dtype``. For the fusion net that is
-        the dtype of its first convolution (bf16 in CPU inference): concatenating, changing
-        layout, then autocast's cast each made a pass over its 30 full-resolution channels,
-        18.8 ms per 640×368 window on one CPU core against 5.5 for this
-        (benchmarks/hdrflow_profile.py). The flow net reads fp32: it also average-pools its
-        input, which must not be rounded first."""
-        b, _, h, w = images[0].shape
-        layout = torch.channels_last if self.channels_last else torch.contiguous_format
-        stacked = torch.empty(b, 3 * len(images), h, w, dtype=dtype, device=images[0].device,
-                              memory_format=layout)
-        for i, image in enumerate(images):  # cast, then copy: a casting strided copy is 2× slower
-            stacked[:, 3 * i:3 * i + 3] = image.to(dtype)
-        return stacked
+        """`stack_channels` in the layout the networks run in."""
+        return stack_channels(images, dtype, self.channels_last)
 
     def perturb(self, ref: torch.Tensor) -> torch.Tensor:
         """Tone perturbation of the reference (B, 3, H, W) in training, else the reference."""
@@ -123,20 +111,44 @@ class HDRFlow(nn.Module):
         ldrs = [pt, *warped, *(frames[k] for k in order)]
         hdrs = [linearize(x, t[k]) for x, k in zip(ldrs, [c, *order, *order])]
 
-        # fusion net: 2E reads the linear items then the LDR ones, 3E (LDR, linear) pairs
-        if self.exposures == 2:
-            items = [*hdrs, *ldrs]
-        else:
-            items = [x for pair in zip(ldrs, hdrs) for x in pair]
-        weights = self.fusion_net(self.stack(items, self.fusion_net.conv1[0].weight.dtype))
-
-        # merge the candidates, the unperturbed reference first, in fp32
-        candidates = [hdrs[0] if pt is ref else linearize(ref, t[c]), *hdrs[1:]]
-        weights = weights / (weights.sum(dim=1, keepdim=True) + 1e-8)
-        hdr = weights[:, :1] * candidates[0].float()
-        for i, x in enumerate(candidates[1:], 1):
-            hdr += weights[:, i:i + 1] * x.float()
+        reference = hdrs[0] if pt is ref else linearize(ref, t[c])  # merged unperturbed
+        hdr = merge_candidates(self.fusion_net, self.exposures, ldrs, hdrs, reference, self.stack)
         return (hdr, flows) if return_flows else hdr
+
+
+def stack_channels(images: list[torch.Tensor], dtype: torch.dtype, channels_last: bool
+                   ) -> torch.Tensor:
+    """(B, 3, H, W) images concatenated along channels, written once into the layout the
+    networks run in and ``dtype``. For the fusion net that is the dtype of its first
+    convolution (bf16 in CPU inference): concatenating, changing layout, then autocast's cast
+    each made a pass over its full-resolution channels (docs/performance.md). The flow net
+    reads fp32: it also average-pools its input, which must not be rounded first."""
+    b, _, h, w = images[0].shape
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    stacked = torch.empty(b, 3 * len(images), h, w, dtype=dtype, device=images[0].device,
+                          memory_format=layout)
+    for i, image in enumerate(images):  # cast, then copy: a casting strided copy is slower
+        stacked[:, 3 * i:3 * i + 3] = image.to(dtype)
+    return stacked
+
+
+def merge_candidates(fusion_net: FusionNet, exposures: int, ldrs: list[torch.Tensor],
+                     hdrs: list[torch.Tensor], reference_hdr: torch.Tensor, stack) -> torch.Tensor:
+    """The fusion net's weighted mean of the linear candidates (§4): ``ldrs`` and ``hdrs`` are
+    the reference as the net sees it, then the warped, then the unwarped neighbours;
+    ``reference_hdr`` replaces the first candidate in the mean (the unperturbed reference).
+    2E reads the linear items then the LDR ones, 3E (LDR, linear) pairs. -> (B, 3, H, W) fp32"""
+    if exposures == 2:
+        items = [*hdrs, *ldrs]
+    else:
+        items = [x for pair in zip(ldrs, hdrs) for x in pair]
+    weights = fusion_net(stack(items, fusion_net.conv1[0].weight.dtype))
+    candidates = [reference_hdr, *hdrs[1:]]
+    weights = weights / (weights.sum(dim=1, keepdim=True) + 1e-8)
+    hdr = weights[:, :1] * candidates[0].float()
+    for i, x in enumerate(candidates[1:], 1):
+        hdr += weights[:, i:i + 1] * x.float()
+    return hdr
 
 
 def replace_reference(hdr: torch.Tensor, ldr: torch.Tensor, times: torch.Tensor) -> torch.Tensor:

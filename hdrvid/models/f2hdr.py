@@ -1,0 +1,318 @@
+"""F²HDR over classical flow (Wei et al., CVPR 2026; official code wei1895/F2HDR, MIT). Written
+from docs/models/f2hdr.md.
+
+F²HDR freezes a pretrained flow estimator and learns only what sits on top of it. Here the
+frozen flow is DIS, exactly as `merge` computes it (the same exposure-matched luma), and the
+learned parts are F²HDR's:
+
+  1. coarse flow, frozen: DIS from the reference to each neighbour (no gradient);
+  2. flow adapter: a dilated residual net predicts a correction of the coarse flows from the
+     warped neighbours; its last layer starts at zero, so it starts as the identity;
+  3. physical motion mask per flow: translation, divergence, curl and shear of the flow field,
+     weighted by a small net, sharpened by multi-scale contrast, soft-thresholded at Otsu;
+  4. fusion network (HDRFlow's, same shapes): weights over the linear candidates (reference,
+     warped and unwarped neighbours); their weighted mean is the coarse HDR;
+  5. refinement network: per-frame HDR/LDR features, neighbours' features warped by the
+     refined flows and gated by |flow| and the motion mask, multi-scale residual blocks,
+     conditioned on the coarse HDR; its residual head starts at zero, so it starts as the
+     identity on the coarse HDR.
+
+3 exposures are not in the official release. They extend 2E the way HDRFlow's 3E extends its
+2E: a 5-frame window (p2, p1, c, n1, n2), a flow per neighbour, HDRFlow's 3E fusion network
+over 9 candidates, and the adapter and refinement reading every frame of the window (one gate
+per neighbour). Module and parameter names are the official ones (2E at the official widths
+loads an official checkpoint's learned parts).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hdrvid.models.common import keep_fp32, linearize
+from hdrvid.models.hdrflow import PAIRS, VARIANTS, merge_candidates, stack_channels
+from hdrvid.models.hdrflow_layers import FusionNet, warp
+from hdrvid.models.merge import ExposureMerge
+
+DIV_FLOW = 20.0  # flows are given to the networks in units of 20 px
+MAX_FLOW = 100.0  # refined flows are clamped to ±100 px, as the official adapter does
+
+
+def conv_prelu(c_in: int, c_out: int, kernel: int = 3, dilation: int = 1,
+               groups: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, kernel, padding=dilation * (kernel // 2),
+                                   dilation=dilation, groups=groups), nn.PReLU(c_out))
+
+
+class ResDilatedBlock(nn.Module):
+    """x -> PReLU(x + conv(PReLU(conv(x)))), both convs 3×3 at one dilation."""
+
+    def __init__(self, width: int, dilation: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(width, width, 3, padding=dilation, dilation=dilation), nn.PReLU(width),
+            nn.Conv2d(width, width, 3, padding=dilation, dilation=dilation))
+        self.act = nn.PReLU(width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(x + self.body(x))
+
+
+class FlowAdapter(nn.Module):
+    """Residual correction of the coarse flows: flow_k + 20 · Δ_k, clamped to ±100 px."""
+
+    def __init__(self, frames: int, width: int = 64, dilations: tuple[int, ...] = (1, 2, 4, 8, 4, 2)):
+        super().__init__()
+        flows = frames - 1
+        self.head = conv_prelu(3 * frames + 2 * flows, width)
+        self.body = nn.Sequential(*(ResDilatedBlock(width, d) for d in dilations))
+        self.fuse = conv_prelu(width, width)
+        self.tail = nn.Conv2d(width, 2 * flows, 3, padding=1)
+        nn.init.zeros_(self.tail.weight)  # the identity on the coarse flows at initialisation
+        nn.init.zeros_(self.tail.bias)
+
+    def forward(self, images: list[torch.Tensor], flows: list[torch.Tensor]) -> list[torch.Tensor]:
+        """images: the warped neighbours and the reference in window order (B, 3, H, W) each;
+        flows: the neighbours' coarse flows (B, 2, H, W) in window order -> refined flows"""
+        x = torch.cat([*images, *(f / DIV_FLOW for f in flows)], dim=1)
+        residual = self.tail(self.fuse(self.body(self.head(x)))).float()
+        return [(f + DIV_FLOW * r).clamp(-MAX_FLOW, MAX_FLOW)
+                for f, r in zip(flows, residual.split(2, dim=1))]
+
+
+class PhysicalMotionMask(nn.Module):
+    """Soft motion mask (B, 1, H, W) in [0, 1] from a flow (B, 2, H, W)."""
+
+    def __init__(self, scales: tuple[int, ...] = (1, 2, 4), bins: int = 64, eps: float = 1e-6):
+        super().__init__()
+        self.scales, self.bins, self.eps = scales, bins, eps
+        # how much each cue (translation, divergence, curl, shear) counts, per pixel
+        self.weight_net = nn.Sequential(
+            nn.Conv2d(2, 32, 3, padding=1), nn.PReLU(32),
+            nn.Conv2d(32, 32, 3, padding=1), nn.PReLU(32), nn.Conv2d(32, 4, 1))
+        sobel = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]) / 8
+        self.register_buffer("sobel_x", sobel.view(1, 1, 3, 3))
+        self.register_buffer("sobel_y", sobel.t().reshape(1, 1, 3, 3).contiguous())
+
+    def gradients(self, component: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return (F.conv2d(component, self.sobel_x, padding=1),
+                F.conv2d(component, self.sobel_y, padding=1))
+
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        """Min-max to [0, 1] per image."""
+        low = x.amin(dim=(1, 2, 3), keepdim=True)
+        high = x.amax(dim=(1, 2, 3), keepdim=True)
+        return ((x - low) / (high - low + self.eps)).clamp(0, 1)
+
+    def contrast(self, energy: torch.Tensor) -> torch.Tensor:
+        """Mean centre-surround contrast over the scales, normalised."""
+        terms = [(F.avg_pool2d(energy, 2 * s + 1, 1, s) - F.avg_pool2d(energy, 4 * s + 1, 1, 2 * s))
+                 .abs() for s in self.scales]
+        return self.normalise(torch.stack(terms).mean(dim=0))
+
+    @torch.no_grad()
+    def otsu(self, x: torch.Tensor) -> torch.Tensor:
+        """Otsu's threshold (B, 1, 1, 1) of each [0, 1] map: no gradient flows through it."""
+        flat = x.flatten(1)
+        index = (flat * self.bins).long().clamp(0, self.bins - 1)
+        histogram = torch.zeros(flat.shape[0], self.bins, device=x.device)
+        histogram.scatter_add_(1, index, torch.ones_like(flat))
+        histogram /= histogram.sum(dim=1, keepdim=True).clamp_min(1)
+        centres = (torch.arange(self.bins, device=x.device) + 0.5) / self.bins
+        omega, mu = histogram.cumsum(1), (histogram * centres).cumsum(1)
+        between = (mu[:, -1:] * omega - mu).pow(2) / (omega * (1 - omega)).clamp_min(1e-6)
+        return centres[between.argmax(dim=1)].view(-1, 1, 1, 1)
+
+    def forward(self, flow: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(flow.device.type, enabled=False):
+            flow = flow.float()
+            u, v = flow[:, :1], flow[:, 1:]
+            (u_x, u_y), (v_x, v_y) = self.gradients(u), self.gradients(v)
+            cues = torch.cat([(u * u + v * v + self.eps).sqrt(), (u_x + v_y).abs(),
+                              (v_x - u_y).abs(), (0.5 * (u_y + v_x)).abs()], dim=1)
+            weights = F.softplus(self.weight_net(flow / DIV_FLOW)) + 1e-3
+            energy = (weights * cues).sum(1, keepdim=True) / (weights.sum(1, keepdim=True) + self.eps)
+            energy = self.normalise(energy * (1 + 2 * self.contrast(energy)))
+            return 0.5 * (1 + torch.tanh(8 * (energy - self.otsu(energy))))
+
+
+class SEGate(nn.Module):
+    """Squeeze-and-excitation: x scaled per channel by a gate from its global mean."""
+
+    def __init__(self, width: int, reduction: int = 8):
+        super().__init__()
+        mid = max(1, width // reduction)
+        self.fc = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(width, mid, 1), nn.PReLU(mid),
+                                nn.Conv2d(mid, width, 1), nn.Sigmoid())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.fc(x)
+
+
+class MSRFBlock(nn.Module):
+    """Multi-scale residual fusion: dilated 3×3 at 1, 2, 4 and a depthwise 5×5 branch in
+    parallel, a 1×1 merge, an SE gate, a 3×3 out, plus the input."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        inner = width // 2
+        self.b1, self.b2, self.b3 = (conv_prelu(width, inner, dilation=d) for d in (1, 2, 4))
+        self.dw = nn.Sequential(nn.Conv2d(width, width, 5, padding=2, groups=width),
+                                nn.PReLU(width), nn.Conv2d(width, inner, 1), nn.PReLU(inner))
+        self.merge = nn.Conv2d(4 * inner, width, 1)
+        self.se = SEGate(width)
+        self.out = conv_prelu(width, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.cat([self.b1(x), self.b2(x), self.b3(x), self.dw(x)], dim=1)
+        return x + self.out(self.se(self.merge(y)))
+
+
+class ModalityEncoder(nn.Module):
+    """A frame's HDR and LDR (B, 6, H, W) encoded apart, then fused: (B, width, H, W)."""
+
+    def __init__(self, width: int = 48):
+        super().__init__()
+        self.hdr_enc = nn.Sequential(conv_prelu(3, width), conv_prelu(width, width))
+        self.ldr_enc = nn.Sequential(conv_prelu(3, width), conv_prelu(width, width))
+        self.fuse = conv_prelu(2 * width, width, 1)
+
+    def forward(self, hdr_ldr: torch.Tensor) -> torch.Tensor:
+        hdr, ldr = hdr_ldr.split(3, dim=1)
+        return self.fuse(torch.cat([self.hdr_enc(hdr), self.ldr_enc(ldr)], dim=1))
+
+
+class FlowMaskGate(nn.Module):
+    """How much a warped neighbour's features count, per pixel, from |flow| and its motion
+    mask: (B, 1, H, W) in (0, 1)."""
+
+    def __init__(self, width: int = 16):
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.PReLU(width),
+                                 nn.Conv2d(width, width, 3, padding=1), nn.PReLU(width),
+                                 nn.Conv2d(width, 1, 1), nn.Sigmoid())
+
+    def forward(self, flow: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        magnitude = flow.float().pow(2).sum(1, keepdim=True).clamp_min(1e-12).sqrt() / DIV_FLOW
+        return self.net(torch.cat([magnitude, mask, torch.ones_like(mask)], dim=1))
+
+
+class RefineNet(nn.Module):
+    """coarse HDR + a residual from the window's features, clamped to [0, 1]. Neighbours are
+    window indices; each has a gate named ``gate{index}`` (2E: gate0, gate2)."""
+
+    def __init__(self, neighbours: list[int], width: int = 48, blocks: int = 3):
+        super().__init__()
+        self.neighbours = neighbours
+        self.enc = ModalityEncoder(width)
+        for k in neighbours:
+            setattr(self, f"gate{k}", FlowMaskGate())
+        self.adapt_in = nn.Conv2d(3 * width, width, 1)
+        self.msrf = nn.Sequential(*(MSRFBlock(width) for _ in range(blocks)))
+        self.cond = nn.Sequential(conv_prelu(3, width // 2),
+                                  nn.Conv2d(width // 2, width, 3, padding=1), nn.PReLU(width))
+        self.fuse_cond = conv_prelu(2 * width, width, 1)
+        self.head = nn.Sequential(conv_prelu(width, width), nn.Conv2d(width, 3, 3, padding=1))
+        nn.init.zeros_(self.head[1].weight)  # the identity on the coarse HDR at initialisation
+        nn.init.zeros_(self.head[1].bias)
+
+    def forward(self, reference: torch.Tensor, neighbours: dict[int, torch.Tensor],
+                flows: dict[int, torch.Tensor], masks: dict[int, torch.Tensor],
+                coarse_hdr: torch.Tensor) -> torch.Tensor:
+        """reference and each neighbour: HDR and LDR (B, 6, H, W); flows, masks by window
+        index; coarse_hdr (B, 3, H, W) -> HDR (B, 3, H, W) fp32"""
+        f_ref = self.enc(reference)
+        f_nei = sum(getattr(self, f"gate{k}")(flows[k], masks[k]) *
+                    warp(self.enc(neighbours[k]), flows[k]) for k in self.neighbours)
+        f_nei = f_nei.to(f_ref.dtype)
+        x = self.msrf(self.adapt_in(torch.cat([f_nei, f_ref, f_nei - f_ref], dim=1)))
+        x = self.fuse_cond(torch.cat([x, self.cond(coarse_hdr.to(x.dtype))], dim=1))
+        return (coarse_hdr + self.head(x).float()).clamp(0, 1)
+
+
+class F2HDR(nn.Module):
+    """F²HDR on DIS flows for 2 (3-frame windows) or 3 exposures per cycle (5-frame windows).
+
+    adapter_width / refine_width / refine_blocks: the learned parts' sizes (official: 64, 48,
+    3). ``refined`` False runs the coarse flow and the fusion network only: the first training
+    stage, and weights whose adapter and refinement are still at their zero initialisation.
+    ``tone_perturb``: training only, the reference the networks see is raised to 1/γ per sample
+    and channel, γ = exp(U(-0.7, 0.7)).
+    """
+
+    def __init__(self, exposures: int = 2, adapter_width: int = 64, refine_width: int = 48,
+                 refine_blocks: int = 3):
+        super().__init__()
+        if exposures not in PAIRS:
+            raise ValueError(f"F²HDR exists for 2 or 3 exposures per cycle, not {exposures}")
+        frames = 2 * exposures - 1
+        c = frames // 2
+        self.exposures = exposures
+        self.flow_order = [k for pair in PAIRS[exposures] for k in pair]  # fusion's order
+        self.neighbours = [k for k in range(frames) if k != c]  # window order
+        self.coarse_flow_net = ExposureMerge()  # DIS, frozen, no parameters
+        self.flow_adapter = FlowAdapter(frames, adapter_width)
+        self.motion_mask = keep_fp32(PhysicalMotionMask())  # runs outside autocast
+        self.fusion_net = FusionNet(*VARIANTS[exposures][3:])
+        self.refine_net = RefineNet(self.neighbours, refine_width, refine_blocks)
+        self.refined = True
+        self.tone_perturb = False
+        self.channels_last = True
+
+    def perturb(self, ref: torch.Tensor) -> torch.Tensor:
+        if not (self.training and self.tone_perturb):
+            return ref
+        gamma = torch.empty(ref.shape[0], 3, 1, 1, device=ref.device).uniform_(-0.7, 0.7).exp()
+        return ref.clamp(0, 1).pow(1 / gamma).to(ref.dtype)
+
+    @torch.no_grad()
+    def coarse_flows(self, ldr: torch.Tensor, times: torch.Tensor) -> dict[int, torch.Tensor]:
+        """DIS flow (B, 2, H, W) from the reference to each neighbour, by window index."""
+        c = ldr.shape[1] // 2
+        ref, t_ref = ldr[:, c].float(), times[:, c].float()
+        others = [(ldr[:, k].float(), times[:, k].float()) for k in self.neighbours]
+        flows = self.coarse_flow_net.flows(ref, t_ref, others)
+        return {k: f.to(ldr.device) for k, f in zip(self.neighbours, flows)}
+
+    def forward(self, ldr: torch.Tensor, times: torch.Tensor, return_flows: bool = False
+                ) -> torch.Tensor | tuple[torch.Tensor, dict[int, torch.Tensor]]:
+        """ldr (B, n, 3, H, W) gamma 2.2 in [0, 1], times (B, n) with min 1 -> linear HDR
+        (B, 3, H, W) fp32 [, the refined flows by window index]."""
+        n = ldr.shape[1]
+        if n != 2 * self.exposures - 1:
+            raise ValueError(f"F²HDR-{self.exposures}E reads {2 * self.exposures - 1} frames, "
+                             f"got {n}")
+        c = n // 2
+        frames, t = ldr.unbind(1), times.unbind(1)
+        ref, seen = frames[c], self.perturb(frames[c])
+        flows = self.coarse_flows(ldr, times)
+        if self.refined:  # the adapter corrects the frozen flows
+            warped = {k: warp(frames[k], flows[k]).to(ref.dtype) for k in self.neighbours}
+            images = [warped[k] if k != c else seen for k in range(n)]
+            flows = dict(zip(self.neighbours, self.flow_adapter(
+                images, [flows[k] for k in self.neighbours])))
+
+        # fusion: weights over the reference, the warped and the unwarped neighbours
+        order = self.flow_order
+        warped = {k: warp(frames[k], flows[k]) for k in order}
+        ldrs = [seen, *(warped[k] for k in order), *(frames[k] for k in order)]
+        hdrs = [linearize(x, t[k]) for x, k in zip(ldrs, [c, *order, *order])]
+        stack = lambda images, dtype: stack_channels(images, dtype, self.channels_last)
+        hdr = merge_candidates(self.fusion_net, self.exposures, ldrs, hdrs,
+                               hdrs[0] if seen is ref else linearize(ref, t[c]), stack)
+        if self.refined:
+            masks = {k: self.motion_mask(flows[k]) for k in self.neighbours}
+            pair = lambda k: torch.cat([linearize(frames[k], t[k]), frames[k]], dim=1)
+            hdr = self.refine_net(torch.cat([hdrs[0], seen], dim=1),
+                                  {k: pair(k) for k in self.neighbours}, flows, masks, hdr)
+        return (hdr, flows) if return_flows else hdr
+
+    def learned_parts(self, stage: str) -> list[nn.Module]:
+        """The modules a training stage updates: ``fusion`` (the first stage: the adapter and
+        refinement stay at their zero initialisation and are skipped), or ``all``."""
+        if stage == "fusion":
+            self.refined = False
+            return [self.fusion_net]
+        self.refined = True
+        return [self.flow_adapter, self.motion_mask, self.fusion_net, self.refine_net]

@@ -1,0 +1,199 @@
+"""F²HDR on DIS flow: shapes, parameter counts, the zero-initialised heads, windows at clip
+edges, training stages and resumption, and its weights."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from hdrvid.models.f2hdr import F2HDR
+from hdrvid.models.hdrflow import HDRFlow
+from hdrvid.registry import count_parameters, get_spec
+from hdrvid.synth import expose
+from hdrvid.weights import WEIGHTS_DIR
+
+# the official modules' sizes (wei1895/F2HDR, 2 exposures)
+OFFICIAL = {"flow_adapter": 490_820, "motion_mask": 10_052, "fusion_net": 690_693,
+            "refine_net": 279_345}
+
+
+def scene_window(exposures: int, shift: float = 2.0, size: int = 48, seed: int = 0):
+    """A smooth HDR scene moving ``shift`` px per frame, exposed as one window."""
+    rng = np.random.default_rng(seed)
+    n = 2 * exposures - 1
+    ys, xs = np.mgrid[:size, :size].astype(np.float32)
+    cycle = [1.0, 8.0] if exposures == 2 else [1.0, 4.0, 16.0]
+    times = [cycle[i % exposures] for i in range(n)]
+    frames = []
+    for i in range(n):
+        x = xs + shift * (i - n // 2)
+        radiance = 0.02 + 0.4 * (1 + np.sin(x / 5.0) * np.cos(ys / 7.0)) * (x / size + 0.2)
+        hdr = np.clip(np.repeat(radiance[..., None], 3, axis=2) * [1.0, 0.8, 0.6], 0, 1)
+        frames.append(np.round(expose(hdr.astype(np.float32), times[i], rng, (1e-4, 1e-6)) * 255)
+                      / 255)
+    ldr = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float()[None]
+    return ldr, torch.tensor([times])
+
+
+def test_official_module_sizes_and_names():
+    net = F2HDR(2)
+    for name, count in OFFICIAL.items():
+        assert count_parameters(getattr(net, name)) == count, name
+    keys = net.state_dict()
+    assert "refine_net.gate0.net.0.weight" in keys and "refine_net.gate2.net.0.weight" in keys
+    assert "flow_adapter.tail.weight" in keys and "refine_net.head.1.weight" in keys
+
+
+def test_registry_entry_builds_both_exposure_counts():
+    spec = get_spec("f2hdr")
+    assert spec.windows == {2: 3, 3: 5} and spec.trained
+    for period in (2, 3):
+        net = spec.build(period)
+        # the fusion network has HDRFlow's shapes, so HDRFlow's weights initialise it
+        hdrflow = HDRFlow(period)
+        net.fusion_net.load_state_dict(hdrflow.fusion_net.state_dict())
+        assert count_parameters(net) > count_parameters(net.fusion_net)
+
+
+@pytest.mark.parametrize("exposures", [2, 3])
+def test_zero_heads_reproduce_the_coarse_result(exposures):
+    torch.manual_seed(0)
+    net = F2HDR(exposures, adapter_width=16, refine_width=16, refine_blocks=1).eval()
+    ldr, times = scene_window(exposures)
+    with torch.no_grad():
+        full, flows = net(ldr, times, return_flows=True)
+        coarse_flows = net.coarse_flows(ldr, times)
+        net.refined = False
+        coarse = net(ldr, times)
+    assert full.shape == (1, 3, 48, 48)
+    for k, flow in flows.items():  # the adapter starts as the identity on DIS's flows
+        assert torch.equal(flow, coarse_flows[k].clamp(-100, 100))
+    assert torch.equal(full, coarse.clamp(0, 1))  # and the refinement on the coarse HDR
+    # DIS found the motion: frame k shows the scene moved by -2 (k - c) px along x
+    c = ldr.shape[1] // 2
+    for k, flow in coarse_flows.items():
+        assert abs(flow[0, 0, 12:36, 12:36].median().item() + 2.0 * (k - c)) < 0.5
+
+
+def test_trained_heads_change_the_output():
+    torch.manual_seed(0)
+    net = F2HDR(2, adapter_width=16, refine_width=16, refine_blocks=1).eval()
+    ldr, times = scene_window(2)
+    with torch.no_grad():
+        before = net(ldr, times)
+        net.refine_net.head[1].bias.fill_(0.01)
+        after = net(ldr, times)
+    assert (after - before).abs().max() > 0.005
+
+
+@pytest.mark.parametrize("exposures", [2, 3])
+def test_coarse_result_is_accurate_with_hdrflow_fusion(exposures):
+    """At initialisation (HDRFlow's fusion weights on DIS flows) the output is close to the
+    scene: the starting point training improves on."""
+    from hdrvid.weights import load_weights
+
+    hdrflow = HDRFlow(exposures)
+    load_weights(hdrflow, WEIGHTS_DIR / get_spec("hdrflow").weights[exposures][0].filename,
+                 None, f"hdrflow {exposures}-exposure")
+    net = F2HDR(exposures).eval()
+    net.fusion_net.load_state_dict(hdrflow.fusion_net.state_dict())
+    net.refined = False
+    ldr, times = scene_window(exposures, size=64)
+    c = ldr.shape[1] // 2
+    with torch.no_grad():
+        hdr = net(ldr, times)
+    truth = ldr[:, c].clamp(0, 1).pow(2.2) / times[:, c]  # the reference is well exposed here
+    inner = (slice(None), slice(None), slice(8, 56), slice(8, 56))
+    well = (ldr[:, c] > 0.1) & (ldr[:, c] < 0.9)
+    assert (hdr - truth)[inner][well[inner]].abs().mean() < 0.01
+
+
+@pytest.mark.parametrize("exposures", [2, 3])
+def test_converts_every_frame_to_the_clip_edges(exposures, clip2, clip3, tmp_path, read_output):
+    """Every frame, the first and last included (windows padded at the clip's edges), comes out
+    close to the scene, in 2E and 3E."""
+    from click.testing import CliRunner
+
+    from hdrvid.cli import main
+    from hdrvid.metrics import psnr_t
+
+    clip = clip2 if exposures == 2 else clip3
+    weights = tmp_path / "f2hdr.safetensors"
+    _export_initial(weights, exposures)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["convert", str(clip.path), "-o", str(out), "-m", "f2hdr",
+                                       "--weights", str(weights), "-q"])
+    assert result.exit_code == 0, result.output
+    frames = read_output(out, clip.n_frames)
+    scores = [psnr_t(frame, truth) for frame, truth in zip(frames, clip.truth)]
+    assert min(scores[0], scores[-1]) > 25 and np.mean(scores) > 28
+
+
+def _export_initial(path, period: int) -> None:
+    """f2hdr weights at the start of training: HDRFlow's fusion network, the rest at its
+    initialisation."""
+    from hdrvid.weights import load_weights, save_safetensors
+
+    hdrflow = load_weights(HDRFlow(period), WEIGHTS_DIR / get_spec("hdrflow").weights[period][0]
+                           .filename, None, f"hdrflow {period}-exposure")
+    net = get_spec("f2hdr").build(period)
+    net.fusion_net.load_state_dict(hdrflow.fusion_net.state_dict())
+    net.half()
+    save_safetensors(net, path, {"model": "f2hdr", "period": period,
+                                 "attributes": {"refined": False}})
+
+
+def test_fusion_stage_trains_and_resumes(tmp_path):
+    from hdrvid.train import TrainOptions, train
+
+    init = WEIGHTS_DIR / get_spec("hdrflow").weights[2][0].filename
+    options = TrainOptions(model="f2hdr", exposures=2, steps=2, batch_size=2, crop=64,
+                           val_every=2, val_windows=2, workers=0, stage="fusion",
+                           init=str(init))
+    record = train(tmp_path / "run", options)
+    assert record["step"] == 2 and np.isfinite(record["val_psnr_t"])
+    meta = _metadata(tmp_path / "run" / "best.safetensors")
+    assert meta["attributes"] == {"refined": False}
+    # resuming continues from last.pt; the second stage trains every part from the first's
+    resumed = train(tmp_path / "run", TrainOptions(**{**options.__dict__, "steps": 3,
+                                                      "resume": True, "init": None}))
+    assert resumed["step"] == 3
+    second = TrainOptions(**{**options.__dict__, "stage": "all", "steps": 1, "val_every": 1,
+                             "init": str(tmp_path / "run" / "best.safetensors")})
+    record = train(tmp_path / "all", second)
+    assert record["step"] == 1
+    assert _metadata(tmp_path / "all" / "best.safetensors")["attributes"] == {"refined": True}
+
+
+def _metadata(path) -> dict:
+    from hdrvid.weights import read_safetensors
+
+    return read_safetensors(path)[1]
+
+
+def test_wrong_init_is_refused(tmp_path):
+    from hdrvid.errors import HdrvidError
+    from hdrvid.train import TrainOptions, train
+
+    init = WEIGHTS_DIR / get_spec("hdrflow").weights[3][0].filename  # 3 exposures, for a 2E run
+    options = TrainOptions(model="f2hdr", exposures=2, steps=1, batch_size=1, crop=64,
+                           val_windows=1, workers=0, init=str(init))
+    with pytest.raises(HdrvidError, match="3 exposures"):
+        train(tmp_path / "run", options)
+
+
+def test_weights_load_strictly(tmp_path):
+    from hdrvid.errors import WeightsError
+    from hdrvid.predictor import HdrPredictor
+    from hdrvid.weights import save_safetensors
+
+    good = tmp_path / "good.safetensors"
+    _export_initial(good, 2)
+    predictor = HdrPredictor("f2hdr", 2, "cpu", weights=good, precision="fp32")
+    assert predictor.model.refined is False
+    bad = tmp_path / "bad.safetensors"
+    net = F2HDR(2)  # the official widths: not the registry's
+    save_safetensors(net, bad, {"model": "f2hdr", "period": 2})
+    with pytest.raises(WeightsError):
+        HdrPredictor("f2hdr", 2, "cpu", weights=bad, precision="fp32")
