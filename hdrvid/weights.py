@@ -22,8 +22,18 @@ from torch import nn
 from hdrvid.errors import WeightsError
 
 METADATA_KEY = "hdrvid"
-# weights/ at the top of a source checkout; $HDRVID_WEIGHTS overrides it
-WEIGHTS_DIR = Path(os.environ.get("HDRVID_WEIGHTS", Path(__file__).resolve().parents[1] / "weights"))
+
+
+def _bundled_dir() -> Path:
+    """weights/ at the top of a source checkout (an editable install reads it there); a wheel
+    carries the same files as the package data hdrvid/_weights (pyproject.toml maps them)."""
+    package = Path(__file__).resolve().parent
+    checkout = package.parent / "weights"
+    return checkout if checkout.is_dir() else package / "_weights"
+
+
+# $HDRVID_WEIGHTS overrides where the files we ship are looked for
+WEIGHTS_DIR = Path(os.environ.get("HDRVID_WEIGHTS", _bundled_dir()))
 
 
 @dataclass(frozen=True)
