@@ -568,6 +568,11 @@ def _complete_frames(frames_dir: Path, info: VideoInfo, options: ConvertOptions,
             raise OutputError(f"{frames_dir}: holds a run with model {earlier.get('model')} and "
                               f"exposures {earlier.get('exposures', {}).get('times')}; resume with "
                               "the same options, or pass --overwrite")
+        primaries = earlier.get("options", {}).get("primaries")
+        if primaries != options.primaries:  # frames in two colour spaces must not be mixed
+            held = primaries or "of the input"
+            raise OutputError(f"{frames_dir}: holds frames in primaries {held}; resume with the "
+                              "same --primaries, or pass --overwrite")
     expected = ((info.height, info.width, 3), np.float32 if options.float32 else np.float16,
                 options.model)
     return {int(path.stem.removeprefix("frame_")) for path in frames_dir.glob("frame_*.exr")

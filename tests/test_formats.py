@@ -248,6 +248,15 @@ def test_aces_sequences_render_like_rec709_ones(by_primaries):
         np.testing.assert_allclose(_linear(by_primaries[name]), rec709, rtol=3e-3, atol=3e-4)
 
 
+def test_resume_refuses_other_primaries(by_primaries, exrs, tmp_path):
+    import shutil
+
+    shutil.copytree(by_primaries["acescg"], tmp_path / "out")
+    with pytest.raises(OutputError, match="holds frames in primaries acescg"):
+        convert(exrs[0], tmp_path / "out", ConvertOptions(model="reference", max_frames=4,
+                                                         resume=True))
+
+
 def test_compressed_aces2065_files_are_not_flagged_as_containers(tmp_path, exrs):
     report = convert(exrs[0], tmp_path, ConvertOptions(model="reference", max_frames=2,
                                                       primaries="aces2065-1", compression="piz"))
