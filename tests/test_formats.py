@@ -193,6 +193,10 @@ def test_primaries_matrices_match_the_published_ones():
     np.testing.assert_allclose(primaries.rgb_to_xyz(c["acescg"]), AP1_TO_XYZ, atol=1e-8)
     np.testing.assert_allclose(primaries.conversion(c["aces2065-1"], c["acescg"]), AP0_TO_AP1,
                                atol=1e-8)
+    from hdrvid.tonemap import BT709_TO_BT2020  # the HDR videos' matrix agrees (BT.2087)
+
+    np.testing.assert_allclose(primaries.conversion(c["rec709"], c["bt2020"]), BT709_TO_BT2020,
+                               atol=1e-12)
     # the published Rec.709 -> AP0 matrix maps white to (1.00001, 0.99998, 0.99979): it was
     # rounded from slightly different whites; ours maps it to (1, 1, 1)
     np.testing.assert_allclose(primaries.conversion(c["rec709"], c["aces2065-1"]),
