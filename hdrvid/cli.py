@@ -344,7 +344,8 @@ class _progress_reporter:
               help="Tone-mapping operator (default hable).")
 @click.option("--exposure", type=float, default=None, help="Extra exposure in stops (default 0).")
 @click.option("--time-constant", type=click.FloatRange(0), default=None,
-              help="Seconds over which the exposure key adapts (default 1; 0: per frame).")
+              help="Let the exposure adapt over this many seconds (0: per frame). Default: "
+                   "one exposure for the whole sequence, from its log-average luminance.")
 @click.option("--preserve", type=click.Choice(["luminance", "channels"]), default=None,
               help="Tone-map luminance and keep hues (default), or each channel.")
 @_video_options

@@ -32,7 +32,9 @@ from __future__ import annotations
 
 import fractions
 import glob
+import itertools
 import json
+import math
 import os
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -99,7 +101,7 @@ class RenderOptions:
 
     operator: str = "hable"
     exposure: float = 0.0
-    time_constant: float = 1.0
+    time_constant: float | None = None  # None: one exposure for the whole sequence
     preserve: str = "luminance"
     codec: str | None = None  # None: the format's default (VIDEO_FORMATS)
     crf: int = 18
@@ -108,13 +110,19 @@ class RenderOptions:
     audio: bool = True
     transfer: str | None = None  # prores, dnxhr: pq (default) or hlg
 
-    def tonemapper(self) -> tonemap.ToneMapper:
+    def tonemapper(self, sequence: Sequence) -> tonemap.ToneMapper:
+        """The sequence's tone mapper: one exposure for every frame, from the sequence's key
+        (`tonemap.sequence_key`), unless ``time_constant`` asks for one that adapts over time
+        (around the same key value)."""
         if self.operator not in tonemap.OPERATORS:
             raise OutputError(f"unknown tone-mapping operator {self.operator!r}; choose one of "
                               f"{', '.join(tonemap.OPERATORS)}")
-        return tonemap.ToneMapper(tonemap.ToneMapOptions(
-            operator=self.operator, exposure=self.exposure, time_constant=self.time_constant,
-            preserve=self.preserve))
+        key = tonemap.sequence_key(_sample_frames(sequence), sequence.longest_exposure)
+        options = tonemap.ToneMapOptions(
+            operator=self.operator, exposure=self.exposure, key=key.key,
+            time_constant=1.0 if self.time_constant is None else self.time_constant,
+            preserve=self.preserve)
+        return tonemap.ToneMapper(options, key if self.time_constant is None else None)
 
 
 @dataclass
@@ -134,6 +142,9 @@ class Sequence:
     transfer: int = 0  # the video's transfer tag: TRC_PQ or TRC_HLG
     peak_nits: float = 1000.0  # PQ video: cd/m² of hdrvid 1.0
     size: tuple[int, int] | None = None  # (H, W) of a video's frames
+    # the longest exposure's relative time on the frames' scale (hdrvid.json), for the tone
+    # mapper's key; None: unknown
+    longest_exposure: float | None = None
 
     @property
     def bt2020(self) -> bool:
@@ -208,6 +219,8 @@ def _apply_sidecar(sequence: Sequence, sidecar: dict) -> None:
             sequence.time_base = fractions.Fraction(sidecar["time_base"])
     else:
         sequence.times = [i / float(sequence.fps) for i in range(len(sequence.files))]
+    if times := sidecar.get("exposures", {}).get("times"):
+        sequence.longest_exposure = float(times[-1]) / float(sidecar.get("scale_factor", 1.0))
     video = Path(sidecar.get("input", {}).get("path", ""))
     if video.is_file():
         sequence.source = video
@@ -219,9 +232,29 @@ def _frames(sequence: Sequence, lookahead: int = 3) -> Iterator[np.ndarray]:
     """The frames as linear Rec.709 float32 (H, W, 3), read ahead in a thread while the caller
     encodes. Frames in other primaries (BT.2020, ACES) are converted, and colours outside
     Rec.709 clipped."""
-    to_709 = primaries.conversion(tuple(sequence.chromaticities), REC709_CHROMATICITIES)
-    to_709 = None if np.array_equal(to_709, np.eye(3)) else to_709.T.astype(np.float32)
+    to_709 = _to_709(sequence)
     for frame in _video_frames(sequence) if sequence.video else _exr_frames(sequence, lookahead):
+        yield frame if to_709 is None else np.maximum(frame @ to_709, 0.0)
+
+
+def _to_709(sequence: Sequence) -> np.ndarray | None:
+    """The (3, 3) matrix (for ``frame @ m``) from the frames' primaries to Rec.709; None: none
+    needed."""
+    to_709 = primaries.conversion(tuple(sequence.chromaticities), REC709_CHROMATICITIES)
+    return None if np.array_equal(to_709, np.eye(3)) else to_709.T.astype(np.float32)
+
+
+def _sample_frames(sequence: Sequence, count: int = 24) -> Iterator[np.ndarray]:
+    """Up to ``count`` frames spread evenly over the sequence, for its tone-mapping key."""
+    if sequence.video:  # decoded in order: every n-th frame
+        step = max(1, math.ceil(len(sequence) / count))
+        yield from itertools.islice(_frames(sequence), 0, None, step)
+        return
+    picks = np.unique(np.linspace(0, len(sequence.files) - 1, min(count, len(sequence.files))
+                                  ).round().astype(int))
+    to_709 = _to_709(sequence)
+    for i in picks:
+        frame = _read_frame(sequence.files[i])
         yield frame if to_709 is None else np.maximum(frame @ to_709, 0.0)
 
 
@@ -285,7 +318,7 @@ def _pts(sequence: Sequence, i: int) -> int | None:
 def render_sdr(sequence: Sequence, out: Path, options: RenderOptions = RenderOptions(),
                progress: Callable[[int], None] | None = None) -> list[str]:
     """Tone-mapped BT.709 video. Returns warnings (e.g. about audio)."""
-    mapper = options.tonemapper()
+    mapper = options.tonemapper(sequence)
     notes: list[str] = []
     codec = _encoder(options.codec or "h264", frame_size(sequence), 8, notes)
     writer = _writer(sequence, out, options, codec=codec, bits=8, color=BT709_LIMITED,
@@ -396,7 +429,7 @@ def _encode(sequence: Sequence, out: Path, writer: VideoWriter,
 def render_png(sequence: Sequence, out_dir: Path, options: RenderOptions = RenderOptions(),
                progress: Callable[[int], None] | None = None) -> list[str]:
     """Tone-mapped 8-bit sRGB PNGs, one per frame, named after the EXRs."""
-    mapper = options.tonemapper()
+    mapper = options.tonemapper(sequence)
     out_dir.mkdir(parents=True, exist_ok=True)
     for i, hdr in enumerate(_frames(sequence)):
         srgb = tonemap.oetf_srgb(mapper(hdr, sequence.times[i]))

@@ -10,6 +10,8 @@ References
 ----------
 - Reinhard, Stark, Shirley, Ferwerda 2002, "Photographic tone reproduction for digital
   images", SIGGRAPH: eq. 1 (log-average key), eq. 2 (scaling to the key), eq. 3 and 4.
+- Reinhard 2002, "Parameter estimation for photographic tone reproduction", Journal of
+  Graphics Tools 7(1): eq. 4 (the key value a from the log-average, minimum and maximum).
 - Hable 2010, "Uncharted 2: HDR lighting", GDC, and the filmicworlds.com post "Filmic
   tonemapping operators": A–F, W = 11.2 and ExposureBias = 2.
 - Hill, fitted ACES RRT + sRGB ODT (``ACES.hlsl`` in MJP's BakingLab, MIT licence).
@@ -28,6 +30,7 @@ count as 0 and +inf as the largest value, so outputs are always finite.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,6 +84,7 @@ LARGE = 1e8  # inputs are clamped here: every curve has reached 1 (to float32 pr
 TINY = 1e-30
 FRAME_DURATION = 1 / 24  # seconds between calls that give no time
 KEY_PIXELS = 256  # the key is measured on every n-th pixel, n = max(1, min(H, W) // KEY_PIXELS)
+MID_GREY = 0.18  # Reinhard's middle grey: the key a of an average scene
 
 
 def _clean(x, high: float = LARGE) -> np.ndarray:
@@ -373,11 +377,65 @@ class ToneMapOptions:
             raise ValueError(f"the Reinhard white point must be positive, got {self.white}")
 
 
-class ToneMapper:
-    """Stateful, one per clip: carries the smoothed key across frames."""
+@dataclass(frozen=True)
+class SequenceKey:
+    """A whole sequence's exposure for the tone mapper: its log-average luminance (Reinhard's
+    eq. 1 over every frame) and the key ``a`` it is scaled to."""
 
-    def __init__(self, options: ToneMapOptions = ToneMapOptions()):
+    log_average: float
+    key: float = MID_GREY
+
+    @property
+    def stops(self) -> float:
+        """The exposure change it makes, in stops (before an operator's own bias)."""
+        return math.log2(self.key / self.log_average)
+
+
+def sequence_key(frames: Iterable[np.ndarray], longest_exposure: float | None = None
+                 ) -> SequenceKey:
+    """One exposure for a whole sequence (or a sample of its frames), so it cannot flicker.
+
+    The log-average of the frames' pooled luminance is scaled to a key ``a`` from Reinhard's
+    automatic estimate (2002 JGT, eq. 4): ``0.18 · 4^k``, where ``k`` places the log-average
+    between the log of the darkest and the brightest luminance (1st and 99.9th percentiles:
+    lamps are small). A low-key scene (a dim room lit by a few lamps: most pixels near the
+    darkest) gets a key down to 0.045, so its background stays dark and its noise unlifted
+    instead of being raised to middle grey; other scenes keep 0.18.
+
+    longest_exposure: what the longest exposure of the clip multiplied these values by (its
+    relative time on the hdrvid scale). The camera exposed that frame for the scene; when even
+    it showed the log-average below middle grey, the scene is dim, and the key is no higher
+    than that frame showed it (the merge adds range, not light), down to 3 stops below middle
+    grey.
+    """
+    samples = []
+    for frame in frames:
+        step = max(1, min(frame.shape[:2]) // KEY_PIXELS)
+        with np.errstate(invalid="ignore", over="ignore"):
+            y = luminance_bt709(np.asarray(frame)[::step, ::step]).ravel()
+        samples.append(y[np.isfinite(y) & (y >= 0)])
+    y = np.concatenate(samples) if samples else np.zeros(0, np.float32)
+    if y.size == 0:
+        return SequenceKey(KEY_FLOOR)
+    log_average = log_average_luminance(np.repeat(y[:, None], 3, axis=1))
+    key = MID_GREY
+    low, high = (max(float(v), KEY_FLOOR) for v in np.percentile(y, [1.0, 99.9]))
+    if high > low * 2:  # else a flat sequence: nothing to place the average between
+        k = (2 * math.log2(log_average) - math.log2(low) - math.log2(high)) / math.log2(high / low)
+        key *= 4.0 ** min(k, 0.0)
+    if longest_exposure is not None:
+        key = min(key, log_average * longest_exposure)
+    return SequenceKey(log_average, max(key, MID_GREY / 8))
+
+
+class ToneMapper:
+    """Stateful, one per clip: carries the smoothed key across frames, or, given ``sequence``,
+    applies that one exposure to every frame (``time_constant`` is then unused)."""
+
+    def __init__(self, options: ToneMapOptions = ToneMapOptions(),
+                 sequence: SequenceKey | None = None):
         self.options = options
+        self.sequence = sequence
         self._log_key: float | None = None
         self._time: float | None = None
         self._keys: list[float] = []
@@ -400,8 +458,12 @@ class ToneMapper:
         hdr = np.asarray(hdr)
         if hdr.ndim != 3 or hdr.shape[2] != 3 or hdr.size == 0:
             raise ValueError(f"expected an (H, W, 3) frame, got shape {hdr.shape}")
-        key = self._smoothed_key(_frame_key(hdr), time)
-        planes = _to_planes(hdr, self._gain(key))
+        if self.sequence is None:
+            gain = self._gain(self._smoothed_key(_frame_key(hdr), time), self.options.key)
+        else:
+            self._keys.append(self.sequence.log_average)
+            gain = self._gain(self.sequence.log_average, self.sequence.key)
+        planes = _to_planes(hdr, gain)
         if self.options.preserve == "luminance":
             self._map_luminance(planes)
         elif self.options.operator == "aces":
@@ -426,11 +488,11 @@ class ToneMapper:
         self._keys.append(math.exp(self._log_key))
         return self._keys[-1]
 
-    def _gain(self, key: float) -> float:
+    def _gain(self, log_average: float, key: float) -> float:
         """Linear factor from the hdrvid scale to the curve's input (Reinhard's eq. 2)."""
         stops = self.options.exposure
         if self.options.operator != "mu-law":
-            stops += math.log2(self.options.key / key)
+            stops += math.log2(key / log_average)
         if self.options.operator == "hable":
             stops += math.log2(HABLE_EXPOSURE_BIAS)
         return 2.0 ** min(max(stops, -126.0), 100.0)  # stays a normal float32

@@ -246,3 +246,58 @@ def test_sdr_encoder_choice(clip_with_audio, tmp_path):
         assert container.streams.video[0].codec_context.name == "hevc"
         assert not container.streams.audio
     assert ColorInfo("bt709", False, True).describe() == "BT709 limited range"
+
+
+# --- the SDR preview's exposure ----------------------------------------------------------------
+
+def _dim_room(tmp_path, frames=12):
+    """A dim interior shot 1, 8: walls a few codes above black even in the long frames, small
+    lamps near the short frames' clipping point."""
+    path = tmp_path / "dim.mp4"
+    pattern = pattern_from_cycle([1, 8])
+    with VideoWriter(path, 256, 144, fps=24) as writer:
+        for i, hdr in enumerate(procedural_scene(frames, 256, 144, seed=3)):
+            writer.write(expose(0.05 * hdr, pattern.time(i)))
+    return path
+
+
+def _decoded(path):
+    from hdrvid.video import read_frames
+
+    return [frame.rgb for frame in read_frames(path)]
+
+
+def test_the_sdr_preview_of_a_dark_scene_stays_dark_and_steady(tmp_path):
+    clip = _dim_room(tmp_path)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["convert", str(clip), "-o", str(out), "--format", "sdr",
+                                       "--exposures", "1,8", "-q"])
+    assert result.exit_code == 0, result.output
+    frames = np.stack(_decoded(out / "dim-sdr.mp4"))
+    long_frames = np.stack(_decoded(clip)[1::2])
+    # not lifted to middle grey: no brighter on average than the camera's own long exposure
+    # (the old per-frame key put the walls at about 0.4), and not crushed to black either
+    assert 0.04 < frames.mean() <= long_frames.mean() + 0.03, (frames.mean(), long_frames.mean())
+    clipped = (frames.max(axis=-1) > 0.98).mean()
+    assert clipped < 0.03, clipped  # the lamps' cores, not the room
+    # one exposure for the whole sequence: the walls' level does not move from frame to frame
+    walls = np.median(frames[:, 100:, :], axis=(1, 2, 3))
+    assert np.ptp(walls) < 0.02, walls
+
+
+def test_a_sequence_gets_one_exposure_even_when_a_lamp_comes_on(tmp_path):
+    folder = tmp_path / "seq"
+    folder.mkdir()
+    room = np.full((64, 96, 3), 0.02, np.float32)
+    for i in range(8):
+        frame = room.copy()
+        if i >= 4:
+            frame[:, :48] = 4.0  # half the picture lights up
+        write_exr(folder / frame_name(i), frame, {})
+    render(folder, tmp_path / "png", "png", RenderOptions())
+    import cv2
+
+    pngs = [cv2.imread(str(tmp_path / "png" / frame_name(i).replace(".exr", ".png")))
+            for i in range(8)]
+    # the unlit half keeps its value: the exposure does not pump when the lamp comes on
+    assert len({int(p[:, 60:].mean().round()) for p in pngs}) == 1
