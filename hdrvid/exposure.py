@@ -40,6 +40,8 @@ class ExposurePattern:
     phase: int = 0
     source: str = "given"
     confidence: float | None = None
+    # what detection could not measure and assumed instead (said in a warning and hdrvid.json)
+    assumed: str | None = None
 
     def __post_init__(self) -> None:
         if len(self.times) not in (2, 3):
@@ -72,7 +74,8 @@ class ExposurePattern:
 
     def as_dict(self) -> dict:
         return {"period": self.period, "times": list(self.times), "stops": list(self.stops),
-                "phase": self.phase, "source": self.source, "confidence": self.confidence}
+                "phase": self.phase, "source": self.source, "confidence": self.confidence,
+                "assumed": self.assumed}
 
 
 def pattern_from_cycle(cycle: Sequence[float], source: str = "given") -> ExposurePattern:
@@ -163,8 +166,10 @@ def _first_break(values: list[float]) -> int:
 
 # --- detection ---------------------------------------------------------------------------------
 
-# dense near the top, where the darker frame of a pair still holds its well-exposed values
-_QUANTILES = np.concatenate([np.linspace(0.01, 0.9, 90), np.linspace(0.901, 0.999, 99)])
+# dense near the top, where the darker frame of a pair still holds its well-exposed values, and
+# near the bottom, where a long frame that is nearly all clipped still holds a few
+_QUANTILES = np.concatenate([np.linspace(0.0005, 0.0095, 19), np.linspace(0.01, 0.9, 90),
+                             np.linspace(0.901, 0.999, 99)])
 _LOW, _HIGH = 0.06, 0.92  # gamma-domain range trusted in both frames: above noise, below clipping
 _BRIGHT = 0.4  # prefer values this high in the brighter frame: the darker one is then above noise
 
@@ -204,35 +209,89 @@ def detect_exposure_pattern(frames: Sequence[np.ndarray]) -> ExposurePattern:
 
     frames: the first ~24 frames of a clip, float (H, W, 3) in [0, 1]. The log ratio between each
     pair of neighbouring frames is fitted with a cycle of 2 and of 3; the better fit wins if its
-    steps are larger than half a stop and it explains the pairs consistently. Stops are rounded
-    to the nearest third of a stop (the cameras' exposure step); pass --exposures for others.
+    steps are larger than half a stop and it explains the pairs consistently. When a long
+    exposure is so clipped that some pairs cannot be measured, the cycle and its order come
+    from the frames' brightness, which repeats with the cycle, and the unmeasured steps from
+    the others: the steps of a cycle add up to 0, and a step nothing can tell is assumed equal
+    to its neighbour (``assumed`` says so). Stops are rounded to the nearest third of a stop
+    (the cameras' exposure step); pass --exposures for others.
     """
     if len(frames) < 4:
         raise ExposureError(f"only {len(frames)} frames: exposure detection needs at least 4; pass "
                             "--exposures (e.g. --exposures 1,8)")
-    steps = measure_steps(frames)
+    quantiles = [_brightness_quantiles(f) for f in frames]
+    steps = np.array([_log2_ratio(a, b) for a, b in itertools.pairwise(quantiles)])
     if np.isnan(steps).all():
-        raise ExposureError("could not measure exposure ratios (frames mostly black or clipped); "
-                            "pass --exposures (e.g. --exposures 1,8)")
+        raise ExposureError("could not measure any exposure ratio between neighbouring frames "
+                            "(frames almost all black or clipped); pass --exposures (e.g. "
+                            "--exposures 1,8) or --stops N --cycle 2|3")
     fits = [_fit_cycle(steps, period) for period in (2, 3)]
     deltas, confidence = max(fits, key=lambda fit: fit[1])
+    assumed = None
     if min(abs(d) for d in deltas) < MIN_STEP_STOPS or confidence < MIN_CONFIDENCE:
-        unmeasured = int(np.isnan(steps).sum())
-        if unmeasured > len(steps) // 4:
+        if np.isnan(steps).sum() <= len(steps) // 4:  # measured, and no cycle in it
+            measured = ", ".join(f"{s:+.1f}" for s in steps[:8] if not math.isnan(s))
             raise ExposureError(
-                f"could not measure the exposure ratio of {unmeasured} of {len(steps)} pairs of "
-                "neighbouring frames (too little is well exposed in both); pass --exposures "
-                "(e.g. --exposures 1,4,16) or --stops N --cycle 2|3")
-        measured = ", ".join(f"{s:+.1f}" for s in steps[:8] if not math.isnan(s))
-        raise ExposureError(
-            f"the video does not alternate exposures in a 2- or 3-frame cycle (stops between "
-            f"neighbouring frames: {measured}); pass --exposures 1,8 (or --stops N --cycle 2|3, "
-            "or --exposure-file) if it does")
+                f"the video does not alternate exposures in a 2- or 3-frame cycle (stops between "
+                f"neighbouring frames: {measured}); pass --exposures 1,8 (or --stops N --cycle "
+                "2|3, or --exposure-file) if it does")
+        brightness = np.array([float(q.mean()) for q in quantiles])
+        deltas, confidence, assumed = _fit_with_gaps(steps, brightness)
     # exposure (stops) of frame classes i % P, from the per-pair steps
     class_stops = np.concatenate([[0.0], np.cumsum(deltas[:-1])])
     class_stops = _snap_thirds(class_stops - class_stops.min())
     pattern = pattern_from_cycle([2.0**s for s in class_stops], source="detected")
-    return replace(pattern, confidence=round(confidence, 3))
+    return replace(pattern, confidence=round(confidence, 3), assumed=assumed)
+
+
+def _fit_with_gaps(steps: np.ndarray, brightness: np.ndarray
+                   ) -> tuple[np.ndarray, float, str | None]:
+    """The cycle of a clip whose steps are partly unmeasurable: (steps per class of pair,
+    confidence, what was assumed). The period and which frame is which level come from the
+    frames' mean brightness, which repeats with the cycle; each step measured in its class is
+    kept, one missing step follows from the others (they add up to 0), and with two missing
+    (3 exposures, one step measured) the cycle is taken to have equal steps in stops."""
+    candidates = []
+    for period in (2, 3):
+        classes = np.arange(len(brightness)) % period
+        levels = np.array([np.median(brightness[classes == c]) for c in range(period)])
+        gap = float(np.min(np.diff(np.sort(levels))))
+        spread = float(np.median(np.abs(brightness - levels[classes])))
+        periodicity = max(0.0, 1.0 - 2.0 * spread / gap) if gap > 0.01 else 0.0
+        candidates.append((periodicity, period, levels))
+    periodicity, period, levels = max(candidates, key=lambda c: c[0])
+    classes = np.arange(len(steps)) % period
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # unmeasured classes stay NaN
+        deltas = np.array([np.nanmedian(steps[classes == c]) for c in range(period)])
+    expected_sign = np.sign(np.roll(levels, -1) - levels)  # brighter next frame: a step up
+    measured = ~np.isnan(deltas)
+    consistent = np.all(np.sign(deltas[measured]) == expected_sign[measured])
+    if periodicity < MIN_CONFIDENCE or not consistent or not measured.any():
+        unmeasured = int(np.isnan(steps).sum())
+        raise ExposureError(
+            f"could not measure the exposure ratio of {unmeasured} of {len(steps)} pairs of "
+            "neighbouring frames, and the rest show no steady 2- or 3-frame cycle; pass "
+            "--exposures (e.g. --exposures 1,4,16) or --stops N --cycle 2|3")
+    assumed = None
+    if (~measured).sum() == 1:
+        deltas[~measured] = -deltas[measured].sum()
+    elif (~measured).sum() == 2:  # 3 exposures: low -> mid -> high -> low, one step known
+        known = int(np.flatnonzero(measured)[0])
+        span = -deltas[known] if expected_sign[known] < 0 else 2 * deltas[known]
+        deltas = np.where(expected_sign > 0, span / 2, -span)
+        assumed = ("2 of the 3 exposure steps could not be measured (the long frames are almost "
+                   f"all clipped): equal steps of {span / 2:.2g} stops are assumed; pass "
+                   "--exposures if they differ")
+    residual = float(np.nanmedian(np.abs(steps - deltas[classes])))
+    smallest = float(np.min(np.abs(deltas)))
+    if smallest < MIN_STEP_STOPS:
+        raise ExposureError(
+            f"the video does not alternate exposures in a 2- or 3-frame cycle (the steps it shows "
+            f"are under {MIN_STEP_STOPS} stop); pass --exposures 1,8 (or --stops N --cycle 2|3, "
+            "or --exposure-file) if it does")
+    confidence = min(periodicity, max(0.0, 1.0 - 2.0 * residual / smallest))
+    return deltas, confidence * (0.5 if assumed else 1.0), assumed
 
 
 def _fit_cycle(steps: np.ndarray, period: int) -> tuple[np.ndarray, float]:

@@ -207,9 +207,11 @@ def resolve_exposures(info: VideoInfo, options: ConvertOptions, response: Respon
         pattern = read_exposure_file(options.exposure_file)
     else:
         try:
-            return detect_exposure_pattern(frames)
+            pattern = detect_exposure_pattern(frames)
         except ExposureError as exc:
             raise ExposureError(f"{info.path}: {exc}") from exc
+        warnings += [pattern.assumed] if pattern.assumed else []
+        return pattern
     phase, error = fit_phase(measure_steps(frames), pattern.times)
     if phase != pattern.phase and error < 0.5:
         first = LEVEL_NAMES[pattern.period][phase]

@@ -256,3 +256,76 @@ def test_detected_stops_are_finite(clip3):
     pattern = detect_exposure_pattern([f.rgb for f in read_frames(clip3.path)])
     assert all(math.isfinite(s) for s in pattern.stops)
     assert pattern.stops == pytest.approx((0.0, 2.0, 4.0))
+
+
+# --- strongly saturated clips ------------------------------------------------------------------
+
+def _saturated_clip(path, cycle, clipped, frames=18, seed=11):
+    """A bright clip whose longest frames have ``clipped`` of their pixels at the top (the
+    procedural scene scaled so): what an over-bright 1,4,16 or 1,8 bracket records."""
+    import numpy as np
+
+    from hdrvid.synth import procedural_scene, write_alternating_clip
+
+    scene = list(procedural_scene(frames, 256, 144, seed=seed))
+    peaks = np.concatenate([f.max(axis=-1).ravel() for f in scene])
+    gain = 1.0 / (max(cycle) * np.quantile(peaks, 1.0 - clipped))
+    pattern = pattern_from_cycle(cycle)
+    write_alternating_clip(path, (gain * f for f in scene), pattern, seed=seed)
+    return pattern
+
+
+def _clipped_fraction(path, pattern):
+    import numpy as np
+
+    longest = pattern.period - 1
+    fractions = [float((f.rgb.max(axis=-1) >= 0.95).mean()) for f in read_frames(path)
+                 if pattern.level(f.index) == longest]
+    return float(np.mean(fractions))
+
+
+@pytest.mark.parametrize("cycle", [(1, 8), (8, 1), (1, 4, 16), (4, 16, 1), (16, 1, 4)])
+def test_detection_of_clips_whose_long_frames_are_almost_all_clipped(tmp_path, cycle):
+    from click.testing import CliRunner
+
+    from hdrvid.cli import main
+
+    path = tmp_path / "bright.mp4"
+    truth = _saturated_clip(path, cycle, clipped=0.97)
+    assert _clipped_fraction(path, truth) >= 0.95
+    result = CliRunner().invoke(main, ["info", "--json", str(path)])
+    assert result.exit_code == 0, result.output
+    import json
+
+    exposures = json.loads(result.stdout)["exposures"]
+    assert (exposures["times"], exposures["phase"]) == (pytest.approx(truth.times), truth.phase)
+    assert exposures["assumed"] is None  # the few unclipped pixels measured every step
+
+
+def test_a_three_exposure_clip_with_one_measurable_step_assumes_equal_steps(tmp_path):
+    from click.testing import CliRunner
+
+    from hdrvid.cli import main
+
+    path = tmp_path / "blown.mp4"
+    truth = _saturated_clip(path, (1, 4, 16), clipped=0.9995)
+    frames = [f.rgb for f in read_frames(path)]
+    pattern = detect_exposure_pattern(frames)
+    assert (pattern.times, pattern.phase) == (pytest.approx(truth.times), truth.phase)
+    assert "equal steps" in pattern.assumed
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["convert", str(path), "-o", str(out), "--frames", "6",
+                                       "-m", "reference", "-q"])
+    assert result.exit_code == 0, result.output
+    import json
+
+    sidecar = json.loads((out / "hdrvid.json").read_text())
+    assert "equal steps" in sidecar["exposures"]["assumed"]
+    assert any("equal steps" in w for w in sidecar["report"]["warnings"])
+
+
+def test_a_two_exposure_clip_with_nothing_measurable_fails_with_what_to_pass(tmp_path):
+    path = tmp_path / "blown.mp4"
+    _saturated_clip(path, (1, 8), clipped=0.9995)
+    with pytest.raises(ExposureError, match="--exposures"):
+        detect_exposure_pattern([f.rgb for f in read_frames(path)])
