@@ -88,6 +88,9 @@ def main() -> None:
               help="Exposures per cycle, with --stops.")
 @click.option("--exposure-file", type=click.Path(dir_okay=False), default=None,
               help="Sidecar file of exposures in stops: one per frame, or one per level.")
+@click.option("--force-exposures", is_flag=True, default=None,
+              help="Convert with the given exposures even where the video's frames contradict "
+                   "them (otherwise refused).")
 @click.option("--input-transfer", default=None, metavar="gamma2.2|srgb|linear|auto|FILE",
               help="Transfer curve of the input (default gamma2.2, as the models assume), auto "
                    "(estimated from the video; see hdrvid info), or a table of the inverse "
@@ -400,7 +403,9 @@ def info(input: Path, exposures: str | None, input_transfer: str, as_json: bool)
 
     try:
         video = probe(input)
-        options = ConvertOptions(exposures=exposures, input_transfer=input_transfer)
+        # a check: given exposures the frames contradict are reported, not refused
+        options = ConvertOptions(exposures=exposures, input_transfer=input_transfer,
+                                 force_exposures=True)
         warnings: list[str] = []
         response = Response() if input_transfer == AUTO else load_response(input_transfer)
         pattern = resolve_exposures(video, options, response, warnings)

@@ -354,6 +354,43 @@ def fit_phase(steps: np.ndarray, times: Sequence[float]) -> tuple[int, float]:
     return best, errors[best]
 
 
+def contradicted(steps: np.ndarray, pattern: ExposurePattern) -> str | None:
+    """What the measured ``steps`` between neighbouring frames say against a given pattern, or
+    None when they agree or cannot tell. Given ratios may be off by up to half the smallest step
+    (a camera response other than gamma 2.2 changes the measured steps, but not that much); a
+    wrong order or a video that does not alternate is off by whole steps."""
+    if not np.isfinite(steps).any():
+        return None
+    index = np.arange(len(steps))
+    stops = np.asarray(pattern.stops)
+    expected = stops[pattern.level(index + 1)] - stops[pattern.level(index)]
+    error = float(np.nanmedian(np.abs(steps - expected)))
+    if error <= max(MIN_STEP_STOPS, 0.5 * float(np.min(np.diff(stops)))):
+        return None
+    phase, phase_error = fit_phase(steps, pattern.times)
+    if phase != pattern.phase and phase_error <= MIN_STEP_STOPS:
+        return (f"the video's frame 0 is {LEVEL_NAMES[pattern.period][phase]}, not what "
+                f"{pattern.source} says (frame 0 {LEVEL_NAMES[pattern.period][pattern.phase]})")
+    measured = ", ".join(f"{s:+.1f}" for s in steps[:6] if not math.isnan(s))
+    wanted = ", ".join(f"{s:+.1f}" for s in expected[:len(pattern.times)])
+    return (f"the video's neighbouring frames differ by {measured} stops, where "
+            f"{pattern.source} means {wanted}, ...")
+
+
+def flicker_stops(pattern: ExposurePattern, brightness: dict[int, float]) -> float:
+    """How much converted frames alternate in brightness with the exposure cycle, in stops:
+    the largest per-position median of log2 ratios between neighbouring output frames.
+    ``brightness``: log2 mean luminance per frame index. Right exposures merge every frame to
+    the same scale, so the steps of the cycle vanish; wrong ones leave them in."""
+    steps: list[list[float]] = [[] for _ in range(pattern.period)]
+    for index, value in brightness.items():
+        if index + 1 in brightness:
+            steps[pattern.level(index)].append(brightness[index + 1] - value)
+    if any(len(s) < 2 for s in steps):
+        return 0.0
+    return max(abs(float(np.median(s))) for s in steps)
+
+
 class CycleMonitor:
     """Checks, frame by frame, that a clip keeps the exposure cycle it started with.
 

@@ -33,10 +33,11 @@ from hdrvid.calibrate import resolve_auto
 from hdrvid.errors import ExposureError, HdrvidError, InputError, ModelError, OutputError
 from hdrvid.exposure import (
     DETECTION_FRAMES,
-    LEVEL_NAMES,
     CycleMonitor,
     ExposurePattern,
+    contradicted,
     detect_exposure_pattern,
+    flicker_stops,
     fit_phase,
     measure_steps,
     parse_exposures,
@@ -59,6 +60,9 @@ from hdrvid.writers import (
     write_json_atomic,
 )
 
+# the output alternating more than this with the exposure cycle means the exposures are wrong:
+# right ones merge every frame to the same scale
+FLICKER_STOPS = 0.5
 SCALE_NOTE = "linear light; 1.0 = the clipping point of the shortest exposure"
 FORMATS = {"exr": ("exr",), "sdr": ("sdr",), "hdr10": ("hdr10",), "hlg": ("hlg",),
            "prores": ("prores",), "dnxhr": ("dnxhr",), "all": ("exr", "sdr", "hdr10")}
@@ -74,6 +78,7 @@ class ConvertOptions:
     stops: float | None = None
     cycle: int | None = None
     exposure_file: str | None = None
+    force_exposures: bool = False  # convert with given exposures the video's frames contradict
     input_transfer: str = "gamma2.2"
     device: str = "auto"
     precision: str = "auto"
@@ -202,7 +207,7 @@ def resolve_exposures(info: VideoInfo, options: ConvertOptions, response: Respon
         pattern = pattern_from_stops(options.stops, options.cycle)
         # the cycle's phase is read from the video: which frame is the short one
         phase, _ = fit_phase(measure_steps(frames), pattern.times)
-        return dataclasses.replace(pattern, phase=phase)
+        pattern = dataclasses.replace(pattern, phase=phase)
     elif options.exposure_file is not None:
         pattern = read_exposure_file(options.exposure_file)
     else:
@@ -212,11 +217,11 @@ def resolve_exposures(info: VideoInfo, options: ConvertOptions, response: Respon
             raise ExposureError(f"{info.path}: {exc}") from exc
         warnings += [pattern.assumed] if pattern.assumed else []
         return pattern
-    phase, error = fit_phase(measure_steps(frames), pattern.times)
-    if phase != pattern.phase and error < 0.5:
-        first = LEVEL_NAMES[pattern.period][phase]
-        warnings.append(f"the video looks like frame 0 is {first}, not what {pattern.source} says; "
-                        "check the order of the exposures")
+    if contradiction := contradicted(measure_steps(frames), pattern):
+        if not options.force_exposures:
+            raise ExposureError(f"{info.path}: {contradiction}; correct them (hdrvid info shows "
+                                "what the video says), or pass --force-exposures to insist")
+        warnings.append(f"{contradiction}; converting anyway (--force-exposures)")
     return pattern
 
 
@@ -399,6 +404,7 @@ def run_frames(job: Job, predictor: HdrPredictor, report: Report, timestamps: li
     out_dtype = torch.float16 if writer.dtype == np.float16 else torch.float32  # the EXRs' type
     stages = dict.fromkeys(("prepare", "model", "fetch"), 0.0)
     monitor = CycleMonitor(pattern, signature=job.cycle_signature)
+    brightness: dict[int, float] = {}  # log2 mean luminance of each output frame (flicker)
     # the cycle check and the model's input conversion run in the decode thread, which has time
     # to spare: the main thread is left to the model (on a GPU, the thread that feeds it)
     decoded = _Prefetch(_prepared(read_frames(info.path, info.color, stop, start,
@@ -419,12 +425,19 @@ def run_frames(job: Job, predictor: HdrPredictor, report: Report, timestamps: li
             for window in batch:
                 entry = _frame_entry(window, pattern)
                 if window.center not in job.done:
-                    _write_frame(writer, entry, next(images))
+                    image = next(images)
+                    brightness[entry["index"]] = _log2_brightness(image)
+                    _write_frame(writer, entry, image)
                 timestamps.append(entry)
             report.frames += len(batch)
             report.resumed += len(batch) - len(todo)
             if progress:
                 progress(ProgressEvent(report.frames, total, time.perf_counter() - started))
+        if (flicker := flicker_stops(pattern, brightness)) > FLICKER_STOPS:
+            report.warnings.append(
+                f"the result flickers: its frames alternate by {flicker:.1f} stops with the "
+                f"exposure cycle, so the exposures ({pattern.source}: {pattern.describe()}) "
+                "look wrong; check them with hdrvid info")
     finally:
         gc.unfreeze()
         decoded.close()
@@ -543,6 +556,13 @@ def _frame_entry(window: Window, pattern: ExposurePattern) -> dict:
     frame: Frame = window.items[len(window.items) // 2][0]
     return {"index": frame.index, "file": frame_name(frame.index), "pts": frame.pts,
             "time": frame.time, "exposure": pattern.time(frame.index)}
+
+
+def _log2_brightness(image: np.ndarray) -> float:
+    """log2 of a frame's mean luminance, on every 8th pixel of every 8th row."""
+    sample = np.asarray(image[::8, ::8], np.float32)
+    luminance = float(np.mean(sample @ np.array([0.2126, 0.7152, 0.0722], np.float32)))
+    return math.log2(max(luminance, 1e-6))
 
 
 def _write_frame(writer: ExrSequenceWriter, entry: dict, image: np.ndarray) -> None:

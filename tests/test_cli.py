@@ -119,6 +119,33 @@ def test_info_with_exposures_in_the_wrong_order_warns(clip2):
     assert len(data["warnings"]) == 1 and "frame 0 is low" in data["warnings"][0]
 
 
+def test_convert_refuses_exposures_the_video_contradicts_unless_forced(clip2, tmp_path):
+    result = run("convert", clip2.path, "-o", tmp_path / "a", "--exposures", "8,1")
+    assert_one_line_error(result, "frame 0 is low", "--force-exposures")
+    assert not (tmp_path / "a").exists()
+    result = run("convert", clip2.path, "-o", tmp_path / "b", "--exposures", "8,1",
+                 "--force-exposures", "-m", "reference", "--frames", "8")
+    assert result.exit_code == 0, result.output
+    assert "frame 0 is low" in result.stderr and "flickers" in result.stderr
+
+
+def test_forced_exposures_on_a_steady_video_warn_that_the_result_flickers(constant_clip,
+                                                                          tmp_path):
+    result = run("convert", constant_clip, "-o", tmp_path / "out", "--exposures", "1,8",
+                 "--force-exposures", "-m", "reference", "--frames", "8", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout.splitlines()[-1])
+    assert any("flickers" in w for w in report["warnings"]), report["warnings"]
+    sidecar = json.loads((tmp_path / "out" / "hdrvid.json").read_text())
+    assert any("flickers" in w for w in sidecar["report"]["warnings"])
+
+
+def test_a_right_conversion_does_not_warn_of_flicker(clip2, tmp_path):
+    result = run("convert", clip2.path, "-o", tmp_path / "out", "--json")
+    assert result.exit_code == 0, result.output
+    assert not any("flicker" in w for w in json.loads(result.stdout.splitlines()[-1])["warnings"])
+
+
 # --- errors ------------------------------------------------------------------------------------
 
 def _bad_input(kind, tmp_path, constant_clip):

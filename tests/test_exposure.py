@@ -235,21 +235,37 @@ def test_given_exposures_matching_the_video_give_no_warning(clip2_high_first):
     assert warnings == []
 
 
-def test_given_exposures_in_the_wrong_order_warn(clip2_high_first):
+def test_given_exposures_in_the_wrong_order_are_refused(clip2_high_first):
+    with pytest.raises(ExposureError, match="frame 0 is high.*--force-exposures"):
+        resolve_exposures(probe(clip2_high_first.path), ConvertOptions(exposures="1,8"),
+                          Response())
+
+
+def test_forced_exposures_in_the_wrong_order_are_kept_with_a_warning(clip2_high_first):
     warnings = []
-    pattern = resolve_exposures(probe(clip2_high_first.path), ConvertOptions(exposures="1,8"),
+    pattern = resolve_exposures(probe(clip2_high_first.path),
+                                ConvertOptions(exposures="1,8", force_exposures=True),
                                 Response(), warnings)
     assert pattern.phase == 0  # the user's word is kept...
     assert len(warnings) == 1  # ...with a warning that the video says otherwise
     assert "frame 0 is high" in warnings[0]
 
 
-def test_wrong_order_warning_names_the_detected_level_for_three_exposures(clip3_high_first):
-    warnings = []
-    resolve_exposures(probe(clip3_high_first.path), ConvertOptions(exposures="4,16,1"),
-                      Response(), warnings)
-    assert len(warnings) == 1
-    assert "frame 0 is high" in warnings[0]  # the clip's frame 0 is the t = 16 exposure
+def test_wrong_order_names_the_detected_level_for_three_exposures(clip3_high_first):
+    with pytest.raises(ExposureError, match="frame 0 is high"):  # frame 0 is the t = 16 one
+        resolve_exposures(probe(clip3_high_first.path), ConvertOptions(exposures="4,16,1"),
+                          Response())
+
+
+def test_exposures_forced_on_a_video_that_does_not_alternate_are_refused(constant_clip):
+    with pytest.raises(ExposureError, match="differ by .* --force-exposures"):
+        resolve_exposures(probe(constant_clip), ConvertOptions(exposures="1,8"), Response())
+
+
+def test_ratios_a_little_off_are_not_contradicted(clip2):
+    warnings = []  # the clip is 1, 8: a camera response can move measured steps by a stop
+    resolve_exposures(probe(clip2.path), ConvertOptions(exposures="1,4"), Response(), warnings)
+    assert warnings == []
 
 
 def test_detected_stops_are_finite(clip3):
