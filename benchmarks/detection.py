@@ -1,19 +1,24 @@
 """How often exposure detection recovers cycle, phase and ratios on clips from ../shared/data.
 
 Every source of benchmarks/quality.py at 320×180, 24 frames, as 2-exposure (1:8 starting low and
-high, 1:4) and 3-exposure (1:4:16 in all three phases) clips with camera or real motion.
+high, 1:4) and 3-exposure (1:4:16 in all three phases) clips with camera or real motion; then
+`hdrvid info --json`, without hints, on the very clips benchmarks/quality.py converts (the
+simulated ones and the Memorial Church stack).
 
     python benchmarks/detection.py
 """
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 
-from quality import DATA, STILLS, VIDEOS
+from click.testing import CliRunner
+from quality import DATA, PATTERNS, STILLS, VIDEOS, memorial_clips, simulated_clips
 
 from hdrvid import synth
+from hdrvid.cli import main as hdrvid_main
 from hdrvid.errors import ExposureError
 from hdrvid.exposure import detect_exposure_pattern, pattern_from_cycle
 from hdrvid.video import read_frames
@@ -43,6 +48,26 @@ def main() -> None:
                 right, total = right + ok, total + 1
                 print(f"{'ok  ' if ok else 'MISS'} {name:15s} {cycle!s:12s} {result}")
     print(f"{right} of {total} clips: cycle, phase and ratios recovered exactly")
+    quality_clips()
+
+
+def quality_clips() -> None:
+    """`hdrvid info` on the clips of benchmarks/quality.py (12 frames, 640×360)."""
+    right = total = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        clips = [*simulated_clips(Path(tmp), 12, (640, 360)), *memorial_clips(Path(tmp), 12)]
+        for clip in clips:
+            truth = pattern_from_cycle(PATTERNS[clip.exposures])
+            result = CliRunner().invoke(hdrvid_main, ["info", "--json", str(clip.path)])
+            if result.exit_code == 0:
+                found = json.loads(result.stdout)["exposures"]
+                ok = (tuple(found["times"]), found["phase"]) == (truth.times, truth.phase)
+                text = f"{found['times']} phase {found['phase']}"
+            else:
+                ok, text = False, result.output.strip()
+            right, total = right + ok, total + 1
+            print(f"{'ok  ' if ok else 'MISS'} {clip.name:15s} {clip.exposures} {text}")
+    print(f"{right} of {total} benchmarks/quality.py clips: hdrvid info found the pattern")
 
 
 if __name__ == "__main__":
