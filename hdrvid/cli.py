@@ -80,6 +80,7 @@ def main() -> None:
                    "authors' weights fetched by `hdrvid weights pull MODEL`. Default: the "
                    "weights shipped for the model, else the authors' if pulled.")
 @click.option("--exposures", default=None, metavar="T0,T1[,T2]",
+              callback=lambda ctx, param, value: _check_exposures(value),
               help="Relative exposure times of frames 0, 1[, 2], e.g. 1,8 (or 8,1 if frame 0 is "
                    "the long one).")
 @click.option("--stops", type=float, default=None, help="Stops between neighbouring exposures "
@@ -181,6 +182,18 @@ def convert(inputs: tuple[Path, ...], output: Path, quiet: bool, as_json: bool,
     finally:
         if ray_address is not None:
             engine.close()
+
+
+def _check_exposures(value: str | None) -> str | None:
+    """A malformed --exposures is a usage error (exit 2), found before anything is read."""
+    if value is not None:
+        from hdrvid.exposure import parse_exposures
+
+        try:
+            parse_exposures(value)
+        except HdrvidError as exc:
+            raise click.BadParameter(str(exc), param_hint="--exposures") from exc
+    return value
 
 
 def _ray_address(value: str | None) -> str | None:
@@ -343,8 +356,9 @@ class _progress_reporter:
 @click.option("--format", "kind", type=click.Choice(["sdr", "hdr10", "hlg", "prores", "dnxhr",
                                                      "png"]), default=None,
               help="Default: sdr for a video name, png for a folder.")
-@click.option("--operator", type=click.Choice(OPERATORS), default=None,
-              help="Tone-mapping operator (default hable).")
+@click.option("--tonemap", "--operator", "operator", type=click.Choice(OPERATORS), default=None,
+              help="Tone-mapping operator (default hable), as convert --tonemap; --operator is "
+                   "the same option's old name.")
 @click.option("--exposure", type=float, default=None, help="Extra exposure in stops (default 0).")
 @click.option("--time-constant", type=click.FloatRange(0), default=None,
               help="Let the exposure adapt over this many seconds (0: per frame). Default: "
@@ -573,8 +587,11 @@ def _print_eval(result, per_frame: bool) -> None:
     console.print(_eval_means_table(result))
     if per_frame:
         console.print(_eval_frames_table(result))
-    for name, reason in result.unavailable.items():
-        console.print(f"[yellow]not computed:[/] {name}: {escape(reason)}", soft_wrap=True)
+    if result.unavailable:  # optional metrics skipped by default: one line (--json has why)
+        from hdrvid.evaluate import INSTALL_HINT
+
+        console.print(f"[yellow]not computed:[/] {', '.join(result.unavailable)} (optional: "
+                      f"{escape(INSTALL_HINT)})", soft_wrap=True)
     for note in result.notes:
         console.print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
 

@@ -37,8 +37,8 @@ from hdrvid.exposure import (
     ExposurePattern,
     contradicted,
     detect_exposure_pattern,
-    flicker_stops,
     fit_phase,
+    flicker_stops,
     measure_steps,
     parse_exposures,
     pattern_from_stops,
@@ -188,7 +188,8 @@ class Report:
                 "warnings": self.warnings, "response": self.response, "workers": self.workers}
 
     def __str__(self) -> str:
-        return (f"{self.input}: {self.frames} frames -> {self.output} in {self.seconds:.1f} s "
+        frames = f"{self.frames} frame{'' if self.frames == 1 else 's'}"
+        return (f"{self.input}: {frames} -> {self.output} in {self.seconds:.1f} s "
                 f"({self.fps:.2f} fps, model {self.model})")
 
 
@@ -652,11 +653,24 @@ def _prepare_output(output: Path, overwrite: bool, videos: Iterable[Path] = ()) 
         raise OutputError(f"{output}: cannot create the output folder ({exc.strerror})") from exc
     existing = list(output.glob("frame_*.exr"))
     if existing and not overwrite:
-        raise OutputError(f"{output}: already holds {len(existing)} frames from another run; pass "
+        count = f"{len(existing)} frame{'' if len(existing) == 1 else 's'}"
+        if _unfinished(output):
+            raise OutputError(f"{output}: holds {count} of an unfinished run; pass --resume to "
+                              "finish it, --overwrite to start again, or choose another folder")
+        raise OutputError(f"{output}: already holds {count} from another run; pass "
                           "--overwrite to replace them or choose another folder")
     if not overwrite and (video := next((v for v in videos if v.exists()), None)):
         raise OutputError(f"{video}: exists; pass --overwrite to replace it or choose another "
                           "folder")
+
+
+def _unfinished(output: Path) -> bool:
+    """Whether the folder's hdrvid.json records a run that did not complete."""
+    try:
+        status = json.loads((output / "hdrvid.json").read_text()).get("status")
+    except (OSError, ValueError, AttributeError):
+        return False
+    return status in ("running", "interrupted", "failed")
 
 
 def _remove_stale_frames(output: Path, count: int) -> None:

@@ -35,7 +35,8 @@ def window_indices(center: int, size: int, n_total: int, period: int) -> list[in
     if size % 2 == 0 or size < 1:
         raise ValueError(f"window size must be odd, got {size}")
     if n_total < period:
-        raise ValueError(f"a clip of {n_total} frames is shorter than one exposure cycle ({period})")
+        frames = f"{n_total} frame{'' if n_total == 1 else 's'}"
+        raise ValueError(f"a clip of {frames} is shorter than one exposure cycle ({period})")
     if not 0 <= center < n_total:
         raise ValueError(f"center {center} outside a clip of {n_total} frames")
     radius = size // 2

@@ -581,3 +581,38 @@ def test_profile_says_how_the_windows_ran(clip2, tmp_path):
                         .stdout.splitlines()[-1])
     assert (report["batch_size"], report["threads_per_window"], report["parallel_windows"]) == (
         1, cores, False)
+
+
+# --- smaller points of issue 24 ------------------------------------------------------------------
+
+@pytest.mark.parametrize("value", ["abc", "1", "8,8", "1,2,3,4"])
+def test_a_bad_exposures_value_is_a_usage_error(clip2, tmp_path, value):
+    result = run("convert", clip2.path, "-o", tmp_path / "out", "--exposures", value)
+    assert result.exit_code == 2, result.output
+    assert "--exposures" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_one_frame_is_not_frames(clip2, tmp_path):
+    result = run("convert", clip2.path, "-o", tmp_path / "out", "--frames", "1", "-m", "reference")
+    assert_one_line_error(result, "a clip of 1 frame is shorter")
+    assert "1 frames" not in result.stderr
+
+
+def test_tonemap_takes_the_operator_under_converts_name(clip2, tmp_path):
+    out = tmp_path / "out"
+    assert run("convert", clip2.path, "-o", out, "--frames", "4", "-m", "reference",
+               "-q").exit_code == 0
+    result = run("tonemap", out, "-o", tmp_path / "png", "--tonemap", "reinhard", "-q")
+    assert result.exit_code == 0, result.output
+    assert len(list((tmp_path / "png").glob("*.png"))) == 4
+
+
+def test_rerunning_into_an_interrupted_folder_suggests_resume(clip2, tmp_path):
+    out = tmp_path / "out"
+    assert run("convert", clip2.path, "-o", out, "--frames", "4", "-m", "reference",
+               "-q").exit_code == 0
+    sidecar = json.loads((out / "hdrvid.json").read_text())
+    (out / "hdrvid.json").write_text(json.dumps({**sidecar, "status": "interrupted"}))
+    result = run("convert", clip2.path, "-o", out, "-m", "reference")
+    assert_one_line_error(result, "--resume", "--overwrite")
