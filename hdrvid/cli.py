@@ -420,16 +420,27 @@ def info(input: Path, exposures: str | None, input_transfer: str, as_json: bool)
         # a check: given exposures the frames contradict are reported, not refused
         options = ConvertOptions(exposures=exposures, input_transfer=input_transfer,
                                  force_exposures=True)
-        warnings: list[str] = []
         response = Response() if input_transfer == AUTO else load_response(input_transfer)
+    except HdrvidError as exc:
+        raise click.ClickException(str(exc)) from exc
+    warnings: list[str] = []
+    try:  # what was not found is said after the file's details, which are shown anyway
         pattern = resolve_exposures(video, options, response, warnings)
         curve, curve_rows = info_response(video, pattern, input_transfer, warnings)
     except HdrvidError as exc:
-        raise click.ClickException(str(exc)) from exc
+        pattern, curve, curve_rows, failure = None, None, [], str(exc)
     if as_json:
-        _emit_json({**video.as_dict(), "exposures": pattern.as_dict(), "response": curve,
-                    "warnings": warnings})
-        return
+        _emit_json({**video.as_dict(), "exposures": pattern.as_dict() if pattern else None,
+                    "response": curve, "warnings": warnings,
+                    **({} if pattern else {"error": failure})})
+    else:
+        _print_info(video, pattern, curve_rows, warnings)
+    if pattern is None:
+        click.echo(f"Error: {failure}", err=True)
+        raise SystemExit(1)
+
+
+def _print_info(video, pattern, curve_rows: list, warnings: list[str]) -> None:
     from rich.table import Table
 
     table = Table(show_header=False, box=None)
@@ -442,8 +453,8 @@ def info(input: Path, exposures: str | None, input_transfer: str, as_json: bool)
                    + (f", {video.duration:.2f} s" if video.duration else "")),
         ("colour", video.color.describe()),
         ("audio", f"{video.audio_streams} stream(s)"),
-        ("exposures", pattern.describe()),
-        ("source", pattern.source),
+        ("exposures", pattern.describe() if pattern else "not found (below)"),
+        *([("source", pattern.source)] if pattern else []),
         *curve_rows,
     ]
     for name, value in rows:
