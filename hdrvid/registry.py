@@ -184,6 +184,9 @@ MODELS: dict[str, ModelSpec] = {
         windows={2: 3, 3: 5},
         pad_multiple=8,
         license="MIT (F²HDR, wei1895/F2HDR; weights trained by hdrvid)",
+        # trained here (weights/README.md); fusion-stage files record refined=False
+        weights={2: (WeightFile("f2hdr-2e.safetensors", sha256="92c380d23b1c51b358854e198e71476c"
+                                "78ec2c1d9e6217979f6f189d740baa8c", size=1659916),)},
         trained=True,
     ),
     "chen21": ModelSpec(

@@ -66,7 +66,8 @@ def test_shipped_weights_are_used_by_default_from_weights_dir(shipped):
                                    MODELS["hdrflow"].forward(expected, ldr, times),
                                    rtol=1e-4, atol=1e-6)
     rows = json.loads(run("weights", "list", "--json").stdout)
-    assert [(r["model"], r["where"], r["sha256"]) for r in rows if r["source"] == "hdrvid"] == [
+    assert [(r["model"], r["where"], r["sha256"]) for r in rows
+            if r["source"] == "hdrvid" and r["model"] == "hdrflow"] == [
         ("hdrflow", "bundled", entry.sha256)]
 
 
