@@ -185,8 +185,10 @@ MODELS: dict[str, ModelSpec] = {
         pad_multiple=8,
         license="MIT (F²HDR, wei1895/F2HDR; weights trained by hdrvid)",
         # trained here (weights/README.md); fusion-stage files record refined=False
-        weights={2: (WeightFile("f2hdr-2e.safetensors", sha256="92c380d23b1c51b358854e198e71476c"
-                                "78ec2c1d9e6217979f6f189d740baa8c", size=1659916),)},
+        weights={2: (WeightFile("f2hdr-2e.safetensors", sha256="4b8e2b8fbebb05315c356c379c87cdb2"
+                                "511f7592898e4a797c30b1ccb1094405", size=1659908),),
+                 3: (WeightFile("f2hdr-3e.safetensors", sha256="69de0b669e2bbd0c88f9dd9457b9fa33"
+                                "4d62ca58849ecd0880f4ef965d2071d3", size=4845040),)},
         trained=True,
     ),
     "chen21": ModelSpec(
