@@ -1,8 +1,8 @@
 """What holds a trained HDRFlow back: its flow network or its fusion network.
 
 On the training run's fixed validation windows (sources never trained on), next to `merge`:
-PSNR-T of HDRFlow as it runs (its own flows), of its fusion network on DIS flows (the flows
-`merge` aligns with) instead, each with and without the reference replacement (hdrflow.md §5),
+PSNR-T of HDRFlow as it runs (its own flows), of its fusion network on DIS flows (the flows `merge`
+aligns with) instead, each with and without the reference replacement (docs/models/hdrflow.md §5),
 and the mean absolute error of both kinds of flow against the windows' known flow (exact on the
 photograph windows, forward-backward-checked DIS on the clean video frames).
 

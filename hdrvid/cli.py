@@ -550,7 +550,7 @@ def eval_command(pred: Path, gt: Path, metrics: tuple[str, ...] | None, fps: flo
 
     PRED and GT are two folders of EXR frames or two EXR files. Folders of hdrvid frames
     (frame_NNNNNN.exr) are paired by name, other *.exr files by sorted order. Metrics
-    (conventions.md §8): PSNR-T (mu-law, mu=5000, clipped to [0,1], no renormalisation),
+    (docs/conventions.md §8): PSNR-T (mu-law, mu=5000, clipped to [0,1], no renormalisation),
     PSNR-L, SSIM-T, temporal error and, with `pip install 'hdrvid[metrics]'`, PU21-PSNR,
     HDR-FLIP and ColorVideoVDP. Means are over frames, and per reference exposure when PRED
     records exposures (hdrvid.json).

@@ -1,11 +1,11 @@
-"""Training windows synthesised on the fly from ../shared/data (conventions.md §9).
+"""Training windows synthesised on the fly from ../shared/data (docs/conventions.md §9).
 
 Two sources, both re-exposed with the §9.2 recipe (sensor-like noise, gamma 2.2, 8-bit):
   * DAVIS LDR video made pseudo-HDR by Chen21's inverse-CRF recipe: real motion;
   * real HDR photographs under a seeded camera path (pan, zoom, rotation, jitter) with a moving
     patch: real highlights and shadows, synthetic motion.
-Radiance is scaled per window as HDRFlow's recipe does (hdrflow.md §7.2) and clipped to [0, 1]:
-the ground truth of every frame, 1.0 = the clipping point of the shortest exposure.
+Radiance is scaled per window as HDRFlow's recipe does (docs/models/hdrflow.md §7.2) and clipped
+to [0, 1]: the ground truth of every frame, 1.0 = the clipping point of the shortest exposure.
 
 The sources of benchmarks/quality.py are never used for training, and `VALIDATION` ones only
 for validation. Every window is a pure function of (seed, index).
@@ -159,7 +159,7 @@ class WindowSynth:
             ph, pw = rng.integers(r.crop // 6, r.crop // 2, size=2)
             py, px = rng.integers(0, h - ph), rng.integers(0, w - pw)
             patch = image[py:py + ph, px:px + pw]
-            # its radiance 0.05-20× the background's (conventions.md §9.3): some of it clips
+            # its radiance 0.05-20× the background's (docs/conventions.md §9.3): some of it clips
             patch = patch * (rng.uniform(0.05, 20) * float(np.median(image)) /
                              max(float(np.median(patch)), 1e-6))
             patch_start = rng.uniform(0, r.crop - max(ph, pw), size=2)

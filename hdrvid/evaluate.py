@@ -1,4 +1,4 @@
-"""Compare a predicted EXR sequence with its ground truth (`hdrvid eval`, conventions.md §8).
+"""Compare a predicted EXR sequence with its ground truth (`hdrvid eval`, docs/conventions.md §8).
 
 `evaluate(pred, gt)` pairs the frames of two EXR folders (or two EXR files), reads them one
 pair at a time, and returns an `EvalResult`: per-frame values, clip means, and means per
@@ -398,7 +398,7 @@ def _resolve_fps(fps: float | None, sidecar: dict, header: dict, notes: list[str
 def evaluate(pred: str | Path, gt: str | Path, metrics: Iterable[str] | None = None,
              fps: float | None = None, device: str | None = None,
              progress: Callable[[EvalProgress], None] | None = None) -> EvalResult:
-    """Compare the linear HDR frames in ``pred`` with those in ``gt`` (conventions.md §8).
+    """Compare the linear HDR frames in ``pred`` with those in ``gt`` (docs/conventions.md §8).
 
     Parameters
     ----------

@@ -2,9 +2,9 @@
 
 A clip is described by `ExposurePattern(times, phase)`: ascending relative times with the
 shortest equal to 1, and the level of frame 0. Frame i has level ``(i + phase) % period``
-(conventions.md §3.1). Patterns come from the user (``--exposures``, ``--stops``, a sidecar file)
-or from `detect_exposure_pattern`, which compares the brightness distributions of neighbouring
-frames.
+(docs/conventions.md §3.1). Patterns come from the user (``--exposures``, ``--stops``, a sidecar
+file) or from `detect_exposure_pattern`, which compares the brightness distributions of
+neighbouring frames.
 """
 
 from __future__ import annotations

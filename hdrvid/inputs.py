@@ -21,9 +21,9 @@ def direct(net: nn.Module, ldr: torch.Tensor, times: torch.Tensor) -> torch.Tens
 
 
 def lan_hdr(net: nn.Module, ldr: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
-    """LAN-HDR (lan-hdr.md §2). Per frame i: ``[L_i, H_i, Y(L_i)]``, keys ``[Y(L_i), H_i]`` and
-    queries ``[Y(L̃_i), H̃_i]`` from the reference re-exposed to t_i; the output is already on
-    the shortest-exposure scale, in (0, 1)."""
+    """LAN-HDR (docs/models/lan-hdr.md §2). Per frame i: ``[L_i, H_i, Y(L_i)]``, keys
+    ``[Y(L_i), H_i]`` and queries ``[Y(L̃_i), H̃_i]`` from the reference re-exposed to t_i; the
+    output is already on the shortest-exposure scale, in (0, 1)."""
     b, n = times.shape
     c = n // 2
     ldr = ldr.clamp(0, 1)
@@ -42,11 +42,11 @@ def lan_hdr(net: nn.Module, ldr: torch.Tensor, times: torch.Tensor) -> torch.Ten
 
 def hdrflow(net: nn.Module, ldr: torch.Tensor, times: torch.Tensor,
             replace: bool | None = None) -> torch.Tensor:
-    """HDRFlow (hdrflow.md): the network reads the window as it is (it re-exposes and linearises
-    itself); then, as the official test scripts do and their published metrics include, the
-    well-exposed pixels of the reference replace the network's (§5), unless the weights say
-    otherwise (``net.reference_replacement``) or ``replace`` is given. The output is already on
-    the shortest-exposure scale, in [0, 1]."""
+    """HDRFlow (docs/models/hdrflow.md): the network reads the window as it is (it re-exposes and
+    linearises itself); then, as the official test scripts do and their published metrics include,
+    the well-exposed pixels of the reference replace the network's (§5), unless the weights say
+    otherwise (``net.reference_replacement``) or ``replace`` is given. The output is already on the
+    shortest-exposure scale, in [0, 1]."""
     hdr = net(ldr, times)
     if replace is None:
         replace = getattr(net, "reference_replacement", True)
@@ -54,7 +54,8 @@ def hdrflow(net: nn.Module, ldr: torch.Tensor, times: torch.Tensor,
 
 
 def flow_family(net: nn.Module, ldr: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
-    """Chen21, Kalantari19 and FSHDRV (flow-models.md): the window and its exposures, in fp32.
+    """Chen21, Kalantari19 and FSHDRV (docs/models/flow-models.md): the window and its
+    exposures, in fp32.
 
     These networks build their own inputs (the reference re-exposed to its neighbours, every
     frame linearised with its own exposure) because Chen21 runs its coarse stage on three

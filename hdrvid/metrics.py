@@ -1,4 +1,4 @@
-"""Quality metrics on linear HDR frames (conventions.md §8).
+"""Quality metrics on linear HDR frames (docs/conventions.md §8).
 
 Every frame argument is linear RGB on the hdrvid scale: float (H, W, 3), BT.709 primaries,
 1.0 = the clipping point of the shortest exposure. Per-frame metrics return one float; the
@@ -143,7 +143,7 @@ def temporal_error_step(pred_prev: np.ndarray, pred: np.ndarray, gt_prev: np.nda
 
 
 def temporal_error(pred_frames: Iterable[np.ndarray], gt_frames: Iterable[np.ndarray]) -> float:
-    """Temporal error of a clip (conventions.md §8): the mean of `temporal_error_step` over
+    """Temporal error of a clip (docs/conventions.md §8): the mean of `temporal_error_step` over
     t = 1 … N − 1, i.e. the mean over frame pairs and pixels. Frames are consumed one at a time;
     NaN for clips shorter than two frames.
     """
@@ -184,7 +184,7 @@ def pu21_encode(luminance: np.ndarray) -> np.ndarray:
 
 
 def pu21_psnr(pred: np.ndarray, gt: np.ndarray, k: float = K_ABS) -> float:
-    """PU21-PSNR of one frame in dB, on luminance (conventions.md §8).
+    """PU21-PSNR of one frame in dB, on luminance (docs/conventions.md §8).
 
     ``Y = k · Y709(rgb)`` (cd/m², k = 1000 per unit by default) is PU21-encoded, and
     ``PSNR = 20·log10(PU(100 cd/m²) / RMSE)``, as pycvvdp's ``pu_psnr_y``. pycvvdp pools the

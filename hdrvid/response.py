@@ -1,6 +1,6 @@
 """Camera responses: how decoded R'G'B' values map to linear light (numpy only).
 
-Every supported model expects frames encoded with a pure 1/2.2 power (conventions.md §1), so
+Every supported model expects frames encoded with a pure 1/2.2 power (docs/conventions.md §1), so
 footage with another response is linearised with its own curve and re-encoded with gamma 2.2
 exactly once, before it reaches a model (`Response.to_gamma22`).
 """

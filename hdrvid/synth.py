@@ -1,4 +1,4 @@
-"""Synthetic alternating-exposure clips from known linear HDR scenes (conventions.md §9).
+"""Synthetic alternating-exposure clips from known linear HDR scenes (docs/conventions.md §9).
 
 Scenes are float32 (H, W, 3) linear Rec.709 frames on the output scale (1.0 = the clipping point
 of the shortest exposure). `expose` turns one into the LDR frame a camera would record at
@@ -124,7 +124,7 @@ def procedural_scene(n_frames: int, width: int = 640, height: int = 360, seed: i
 def camera_motion(image: np.ndarray, n_frames: int, width: int, height: int, seed: int = 0,
                   max_speed: float = 6.0) -> Iterator[np.ndarray]:
     """Frames of a seeded camera path over a linear HDR still: pan, slight zoom and rotation,
-    with jitter (conventions.md §9.3), plus one moving patch cut from the same image."""
+    with jitter (docs/conventions.md §9.3), plus one moving patch cut from the same image."""
     rng = np.random.default_rng(seed)
     ih, iw = image.shape[:2]
     scale = max(1.0, 1.6 * max(width / iw, height / ih))

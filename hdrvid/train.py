@@ -1,8 +1,8 @@
 """`hdrvid train`: train a registered model on windows synthesised from ../shared/data.
 
-AdamW on the μ-law L1 of the reference frame (conventions.md §8), plus the model's own terms
-where its docs give them (HDRFlow: the HDR-domain alignment loss, hdrflow.md §6). bf16 autocast
-with channels_last on CPUs that have native bf16, bf16 autocast on CUDA. A run folder holds
+AdamW on the μ-law L1 of the reference frame (docs/conventions.md §8), plus the model's own terms
+where its docs give them (HDRFlow: the HDR-domain alignment loss, docs/models/hdrflow.md §6). bf16
+autocast with channels_last on CPUs that have native bf16, bf16 autocast on CUDA. A run folder holds
 ``last.pt`` (model, optimiser, step: ``--resume`` continues from it), ``best.safetensors`` (fp16,
 the best validation PSNR-T so far) and ``log.jsonl``.
 """
@@ -69,7 +69,7 @@ class TrainOptions:
 
 def hdrflow_step(net: nn.Module, batch: dict[str, torch.Tensor], flow_weight: float | None = None
                  ) -> tuple[torch.Tensor, torch.Tensor]:
-    """HDRFlow's raw output and its extra losses (hdrflow.md §6):
+    """HDRFlow's raw output and its extra losses (docs/models/hdrflow.md §6):
 
     * HALoss: each neighbour's ground truth warped with the predicted flow must match the
       reference's where the reference is clipped or dark;

@@ -1,7 +1,7 @@
 """Sliding windows of frames around each reference frame (numpy only).
 
 Every input frame gets an output frame. A slot that falls outside the clip is moved by whole
-exposure cycles, so each slot keeps the exposure level the network expects (conventions.md §4).
+exposure cycles, so each slot keeps the exposure level the network expects (docs/conventions.md §4).
 """
 
 from __future__ import annotations

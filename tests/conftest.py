@@ -252,5 +252,5 @@ def randomized(module: torch.nn.Module, seed: int = 0, scale: float = 0.05) -> t
 
 
 def T(x: float) -> float:
-    """The μ-law curve of conventions.md §8, written out: clip to [0, 1], μ = 5000."""
+    """The μ-law curve of docs/conventions.md §8, written out: clip to [0, 1], μ = 5000."""
     return math.log1p(5000 * min(max(x, 0.0), 1.0)) / math.log1p(5000)

@@ -1,4 +1,5 @@
-"""Exposure patterns: parsing, sidecar files and detection from decoded video (conventions §2-3)."""
+"""Exposure patterns: parsing, sidecar files and detection from decoded video (docs/conventions.md
+§2-3)."""
 
 import math
 

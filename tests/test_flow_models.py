@@ -1,4 +1,4 @@
-"""The flow family (docs/flow-models.md): Chen21, its coarse stage, Kalantari19 and FSHDRV.
+"""The flow family (docs/models/flow-models.md): Chen21, its coarse stage, Kalantari19 and FSHDRV.
 
 Official layouts and parameter counts, strict loading of the official three-file folders, the
 warp and the flow net's bookkeeping, the plain-torch DCN against a naive reference, the
@@ -26,7 +26,7 @@ from hdrvid.weights import load_weights, save_safetensors
 from hdrvid.writers import frame_name, read_exr
 
 PARTS = ("flow_net", "weight_net", "refine_net")
-# flow-models.md §2, §4, §5, §7
+# docs/models/flow-models.md §2, §4, §5, §7
 COUNTS = {2: {"flow_net": 907_145, "weight_net": 2_525_071, "refine_net": 3_010_019},
           3: {"flow_net": 1_032_165, "weight_net": 2_549_659, "refine_net": 3_008_291}}
 TOTAL = {2: 6_442_235, 3: 6_590_115}

@@ -1,6 +1,6 @@
-"""HDRFlow (docs/hdrflow.md): official layout and parameter counts, strict loading of the official
-checkpoint format, both warps, the merge, the reference replacement, and `convert` end to end
-with random weights."""
+"""HDRFlow (docs/models/hdrflow.md): official layout and parameter counts, strict loading of the
+official checkpoint format, both warps, the merge, the reference replacement, and `convert` end to
+end with random weights."""
 
 import dataclasses
 
@@ -20,7 +20,7 @@ from hdrvid.writers import frame_name, read_exr
 
 SPEC = MODELS["hdrflow"]
 
-# hdrflow.md §8: parameters() counts (the aliased BatchNorm once, buffers excluded)
+# docs/models/hdrflow.md §8: parameters() counts (the aliased BatchNorm once, buffers excluded)
 TOTAL = {2: 3_269_865, 3: 5_331_153}
 PER_MODULE = {
     2: {"flow_net": 2_579_172, "fusion_net": 690_693, "flow_net.conv1": 14_208,

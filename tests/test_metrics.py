@@ -1,4 +1,5 @@
-"""Metrics of conventions.md §8, checked against values computed by hand from the definitions."""
+"""Metrics of docs/conventions.md §8, checked against values computed by hand from the
+definitions."""
 
 import math
 

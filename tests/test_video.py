@@ -1,5 +1,5 @@
 """Decoding and encoding with PyAV: colour matrices and ranges, bit depths, timestamps, and
-linearisation of decoded frames (conventions.md §1)."""
+linearisation of decoded frames (docs/conventions.md §1)."""
 
 import numpy as np
 import pytest
@@ -114,7 +114,7 @@ def test_untagged_sd_assumes_bt601(tmp_path):
 
 def test_untagged_hd_assumes_bt709(tmp_path):
     """PyAV treats untagged YUV as BT.601: a BT.709 (200, 40, 40) comes back as (185, 23, 41)
-    (conventions.md §1). hdrvid assumes BT.709 for 720 rows and more."""
+    (docs/conventions.md §1). hdrvid assumes BT.709 for 720 rows and more."""
     path = tmp_path / "untagged_hd.mp4"
     _write_two_colours(path, 1280, 720, ColorInfo("bt709", False, False))
     info = probe(path)

@@ -1,4 +1,4 @@
-"""Windows and the clip-edge rule (conventions.md §4.2)."""
+"""Windows and the clip-edge rule (docs/conventions.md §4.2)."""
 
 import itertools
 
@@ -7,7 +7,7 @@ import pytest
 from hdrvid.exposure import ExposurePattern
 from hdrvid.windows import sliding_windows, window_indices
 
-# the table of conventions.md §4.2: (P, n, N, centre, indices)
+# the table of docs/conventions.md §4.2: (P, n, N, centre, indices)
 CONVENTIONS_TABLE = [
     (2, 5, 10, 0, [0, 1, 0, 1, 2]),
     (2, 5, 10, 1, [1, 0, 1, 2, 3]),

@@ -1,5 +1,5 @@
 """Chen21: "HDR Video Reconstruction: A Coarse-to-fine Network and A Real-world Benchmark
-Dataset" (Chen et al., ICCV 2021), flow-models.md §1-§8.
+Dataset" (Chen et al., ICCV 2021), docs/models/flow-models.md §1-§8.
 
 Stage 1 (CoarseNet): the flow net aligns the neighbours, the weight net merges them in linear
 light; stage 2 (RefineNet) aligns the coarse HDRs of c−1, c, c+1 in feature space and refines

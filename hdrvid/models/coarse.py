@@ -3,7 +3,7 @@
 The weight networks (Chen21's ``weight_net``, the Kalantari19 ``weight_EG19net``) are the same
 encoder-decoder without skips at different widths; they predict one sigmoid weight per pixel,
 RGB channel and candidate HDR, and the merge normalises the weights by their sum (not a
-softmax). flow-models.md §4-§6.
+softmax). docs/models/flow-models.md §4-§6.
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ def merge_hdr(weights: torch.Tensor, hdrs: Sequence[torch.Tensor]) -> torch.Tens
 
 def reference_level(times: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Exposures (B, m) of a window -> (high, low) booleans (B,) for its centre frame; a frame
-    that is neither is mid (conventions.md §3.1)."""
+    that is neither is mid (docs/conventions.md §3.1)."""
     c = times.shape[1] // 2
     others = torch.cat([times[:, :c], times[:, c + 1:]], dim=1)
     centre = times[:, c:c + 1]

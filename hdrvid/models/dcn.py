@@ -1,9 +1,9 @@
 """Modulated deformable convolution (DCNv2) in plain torch, for Chen21's RefineNet.
 
 Same semantics and offset layout as ``torchvision.ops.deform_conv2d`` and the mmdet/EDVR CUDA
-extension the official code compiled (flow-models.md §7.1), written here so that torchvision
-is not needed: bilinear sampling with ``grid_sample`` (align_corners=True, zeros outside, the
-DCN rule), then the convolution as one matrix product.
+extension the official code compiled (docs/models/flow-models.md §7.1), written here so that
+torchvision is not needed: bilinear sampling with ``grid_sample`` (align_corners=True, zeros
+outside, the DCN rule), then the convolution as one matrix product.
 """
 
 from __future__ import annotations

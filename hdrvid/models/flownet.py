@@ -1,4 +1,4 @@
-"""The flow network of Kalantari19, shared by Chen21 and FSHDRV (flow-models.md §2).
+"""The flow network of Kalantari19, shared by Chen21 and FSHDRV (docs/models/flow-models.md §2).
 
 A SpyNet-style pyramid of 5 levels (1/16 … 1), each with its own 4-layer CNN. Unlike SpyNet the
 level CNN never sees the flow: it sees the neighbours warped by the upsampled flow next to the

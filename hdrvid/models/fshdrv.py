@@ -1,5 +1,5 @@
 """FSHDRV (few-shot HDR video) merging network, built from its authors' memo
-(``Rhysess/Memo-about-FSHDRV``; flow-models.md §9). 2 exposures only, like the memo.
+(``Rhysess/Memo-about-FSHDRV``; docs/models/flow-models.md §9). 2 exposures only, like the memo.
 
 The flow net of Kalantari19 aligns p and n to c; five candidates [L, H] (c, p̃, ñ, p, n; 6
 channels each) go through a hybrid dilated conv per frame, an attention module per frame and

@@ -1,6 +1,6 @@
 """HDRFlow: real-time HDR video reconstruction with large motions (G. Xu, Y. Wang, J. Gu, T. Xue
 and X. Yang, CVPR 2024; official code OpenImagingLab/HDRFlow, MIT licence, © 2024
-OpenImagingLab). Written from docs/hdrflow.md.
+OpenImagingLab). Written from docs/models/hdrflow.md.
 
 Per output frame: a flow network reads exposure-matched LDR triplets (the reference re-exposed
 to its neighbours' level between them) and predicts one flow per neighbour; the neighbours are

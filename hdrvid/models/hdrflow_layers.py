@@ -1,4 +1,4 @@
-"""HDRFlow's two networks and its warp (docs/hdrflow.md §2-4).
+"""HDRFlow's two networks and its warp (docs/models/hdrflow.md §2-4).
 
 Module names, registration order and shapes are those of the official checkpoints
 (OpenImagingLab/HDRFlow, MIT), so that their state dicts load strictly.

@@ -1,5 +1,5 @@
 """Kalantari19: "Deep HDR Video from Sequences with Alternating Exposures" (Kalantari and
-Ramamoorthi, Eurographics 2019), as Chen21 re-implemented it (flow-models.md §5).
+Ramamoorthi, Eurographics 2019), as Chen21 re-implemented it (docs/models/flow-models.md §5).
 
 The flow net of §2 and the EG19 merge network (``weight_EG19net``, width 512). No code or
 weights were released: the interface is our reading of the paper, the same as Chen21's

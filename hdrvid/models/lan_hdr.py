@@ -10,7 +10,7 @@ Per frame i of the window, `Align` turns the frame, its keys and the reference's
 `Merge` fuses the features of all frames with FFT residual blocks into the HDR frame.
 
 Parameter names and shapes are those of the official code (haesoochung/LAN-HDR, whose
-checkpoints keep the state dict under ``"g"``); ``../shared/docs/lan-hdr.md`` documents them.
+checkpoints keep the state dict under ``"g"``); ``docs/models/lan-hdr.md`` documents them.
 """
 
 from __future__ import annotations

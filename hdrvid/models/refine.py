@@ -1,5 +1,6 @@
 """Chen21's RefineNet (``DAHDRnet``): deformable feature alignment of three coarse HDRs and
-temporal-attention fusion (flow-models.md §7). EDVR's PCD alignment without its TSA fusion.
+temporal-attention fusion (docs/models/flow-models.md §7). EDVR's PCD alignment without its TSA
+fusion.
 """
 
 from __future__ import annotations
