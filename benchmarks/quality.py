@@ -31,7 +31,7 @@ from rich.table import Table
 import hdrvid
 from hdrvid import synth
 from hdrvid.exposure import pattern_from_cycle
-from hdrvid.metrics import psnr_l, psnr_t, ssim_t
+from hdrvid.metrics import psnr_l, psnr_t, ssim_t, temporal_error
 from hdrvid.registry import MODELS
 from hdrvid.video import VideoWriter
 from hdrvid.writers import frame_name, read_exr
@@ -90,6 +90,7 @@ def evaluate(clip: Clip, model: str, out: Path, weights: str | None = None) -> d
                                     weights=weights)
     report = hdrvid.convert(clip.path, out, options)
     values: dict[str, list[float]] = {"psnr_t": [], "psnr_l": [], "ssim_t": []}
+    preds, truths = [], []
     for i, truth in enumerate(clip.truth):
         pred = read_exr(out / frame_name(i))[0].astype(np.float32)
         if clip.mask is not None:  # masked pixels are zero in both: they count as equal
@@ -99,8 +100,11 @@ def evaluate(clip: Clip, model: str, out: Path, weights: str | None = None) -> d
         values["psnr_t"].append(psnr_t(pred[clip.mask], truth[clip.mask]))
         values["psnr_l"].append(psnr_l(pred[clip.mask], truth[clip.mask]))
         values["ssim_t"].append(ssim_t(pred, truth))
+        preds.append(pred)
+        truths.append(truth)
     return {"group": clip.group, "clip": clip.name, "exposures": clip.exposures, "model": model,
             **{name: float(np.mean(v)) for name, v in values.items()},
+            "temporal": temporal_error(preds, truths),
             "seconds_per_frame": report.seconds / report.frames}
 
 
@@ -158,6 +162,7 @@ def main() -> None:
                 rows.append(row)
                 print(f"{clip.name:16s} {clip.exposures} {model:10s} PSNR-T {row['psnr_t']:6.2f}  "
                       f"PSNR-L {row['psnr_l']:6.2f}  SSIM-T {row['ssim_t']:.4f}  "
+                      f"temporal {1e3 * row['temporal']:5.2f}e-3  "
                       f"{row['seconds_per_frame']:.3f} s/frame", flush=True)
     print_summary(rows, models)
     print(f"({time.perf_counter() - started:.0f} s; {args.frames} frames per clip; simulated "
@@ -167,8 +172,8 @@ def main() -> None:
 
 
 def print_summary(rows: list[dict], models: list[str]) -> None:
-    table = Table(title="PSNR-T dB / PSNR-L dB / SSIM-T, mean over clips; seconds per frame "
-                        "end to end")
+    table = Table(title="PSNR-T dB / PSNR-L dB / SSIM-T / temporal error ×1e3, mean over "
+                        "clips; seconds per frame end to end")
     table.add_column("clips")
     table.add_column("exposures")
     for model in models:
@@ -189,8 +194,9 @@ def print_summary(rows: list[dict], models: list[str]) -> None:
             mine = [r for r in selected if r["model"] == model]
             if {r["exposures"] for r in mine} != set(key.split("+")):
                 mine = []  # a mean over fewer clips than the other models' is no comparison
-            cells.append(" / ".join(f"{np.mean([r[k] for r in mine]):.{d}f}"
-                                    for k, d in (("psnr_t", 2), ("psnr_l", 2), ("ssim_t", 4)))
+            cells.append(" / ".join(f"{np.mean([r[k] * scale for r in mine]):.{d}f}"
+                                    for k, d, scale in (("psnr_t", 2, 1), ("psnr_l", 2, 1),
+                                                        ("ssim_t", 4, 1), ("temporal", 2, 1e3)))
                          if mine else "-")
         table.add_row(group, key, *cells)
     speed = [f"{np.mean([r['seconds_per_frame'] for r in rows if r['model'] == m]):.3f}"

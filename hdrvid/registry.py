@@ -183,6 +183,7 @@ MODELS: dict[str, ModelSpec] = {
         build=lambda period: F2HDR(period, adapter_width=24, refine_width=24, refine_blocks=1),
         windows={2: 3, 3: 5},
         pad_multiple=8,
+        forward=inputs.hdrflow,
         license="MIT (F²HDR, wei1895/F2HDR; weights trained by hdrvid)",
         # trained here (weights/README.md); fusion-stage files record refined=False
         weights={2: (WeightFile("f2hdr-2e.safetensors", sha256="4b8e2b8fbebb05315c356c379c87cdb2"
