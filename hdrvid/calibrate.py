@@ -48,23 +48,22 @@ DEGREE = 4  # slope polynomial c0..c4: within 0.02 stop of sRGB, film and log cu
 ANALYSIS_WIDTH = 480  # frames are analysed at most this wide: plenty of pixels, quick flow
 SEGMENTS = 8  # places in the video that pairs of frames are taken from
 LOW, HIGH = 0.06, 0.94  # codes trusted in both frames: above the noise floor, below clipping
-# a row's median partner may be darker: noise spreads a partner without biasing its median,
-# while noise in the code a row is conditioned on biases it (regression to the mean), and the
-# shadows of sRGB and log curves (slope near 1) are only seen there
-PARTNER_LOW = 0.008
-FLOOR = 0.06
+# a row conditioned on the short frame, whose codes are the noisier, starts higher: noise in
+# the code a row is conditioned on biases its median partner (regression to the mean)
 SHORT_LOW = 0.15
-FLOOR = 0.06
-SHORT_LOW = 0.15
-FLOOR = 0.06
-SHORT_LOW = 0.15
+# a row's median partner may be darker: noise spreads a partner without biasing its median, and
+# the shadows of sRGB and log curves (slope near 1) are only seen there
+PARTNER_LOW = 0.04
+AVERAGE = 3  # pairs are averaged over AVERAGE×AVERAGE pixels (noise is what biases rows) ...
+FLAT = 0.3  # ... where both frames' luma varies by less than this fraction of its level
 BINS = 256  # comparagram resolution (the 8-bit code step)
 MIN_ROW_PIXELS = 20  # a comparagram row or column needs this many pixels to give an equation
 MIN_EQUATIONS = 24
+MIN_LIT_PIXELS = 200  # a pair must have this many well-lit pixels to tell if it differs
 MIN_COVERAGE = 0.35  # the equations must span this much of the trusted code range
-SMOOTH_OUTSIDE = 1e-4
-SMOOTH = 1e-5  # weight of the pull towards a constant log-log slope (same units as PRIOR)
 PRIOR = 1e-5  # weight of the pull towards gamma 2.2, relative to the data's total weight
+SMOOTH = 1e-6  # weight of the pull towards a straight log-log slope (same units)
+SMOOTH_OUTSIDE = 1e-5  # the same above the codes the data covers
 MIN_SLOPE = 0.3  # a fitted log-log slope below this anywhere is no camera curve
 GAMMA22 = SlopeCurve((GAMMA,) + (0.0,) * DEGREE)
 # the largest difference (stops, over codes 0.1-0.9) from gamma 2.2 that `info` still calls
@@ -208,13 +207,15 @@ def _basis(v: np.ndarray) -> np.ndarray:
 def _priors(top: float) -> tuple[np.ndarray, np.ndarray]:
     """Rows and targets appended to a fit's weighted equations (whose weights sum to 1).
 
-    Weakly towards gamma 2.2, and towards a constant slope (a pure power), which decides the
-    curve where the data says little. Above ``top``, the highest code the data covers, the
-    slope is held more firmly: the curve's extrapolation to f(1) = 1 sets the scale of
+    Weakly towards gamma 2.2, and towards a slope that changes linearly with the code, which
+    decides the curve where the data says little. Above ``top``, the highest code the data
+    covers, it is held more firmly: the curve's extrapolation to f(1) = 1 sets the scale of
     everything below, and a polynomial left free there bends.
     """
     grid = np.linspace(0.0, 1.0, 41)
-    bend = np.stack([np.zeros_like(grid)] + [k * grid**(k - 1) for k in range(1, DEGREE + 1)], 1)
+    # the slope's second derivative: a slope that rises steadily (film) is not penalised
+    bend = np.stack([np.zeros_like(grid)] * 2 + [k * (k - 1) * grid**(k - 2)
+                                                 for k in range(2, DEGREE + 1)], 1)
     strength = np.where(grid > top, SMOOTH_OUTSIDE, SMOOTH) / len(grid)
     rows = np.vstack([math.sqrt(PRIOR) * np.eye(DEGREE + 1), np.sqrt(strength)[:, None] * bend])
     targets = np.concatenate([math.sqrt(PRIOR) * np.array(GAMMA22.coefficients),
@@ -243,7 +244,7 @@ def fit_curve(v_short: np.ndarray, v_long: np.ndarray, log_ratio: np.ndarray,
     # noise of a code becomes noise s(v)·σ/v in ln f: dark codes weigh less. A comparagram point
     # stands for many pixels, but neighbouring pixels share their compression error: the count
     # saturates rather than multiplying the weight.
-    weight = counts / (counts + 200.0) / (1 / np.maximum(v_short, FLOOR)**2 + 1 / v_long**2)
+    weight = counts / (counts + 200.0) / (1 / v_short**2 + 1 / v_long**2)
     weight /= weight.sum()
     prior_rows, prior_target = _priors(float(np.quantile(codes, 0.99)))
     robust = np.ones_like(weight)
@@ -336,12 +337,30 @@ def pair_frames(info: VideoInfo, pattern: ExposurePattern, segments: int = SEGME
     return pairs
 
 
-def _unclipped(rgb: np.ndarray, margin: float = 0.015) -> np.ndarray:
-    """(H, W) mask of pixels with no channel clipped at 1 in their 3×3 neighbourhood: video
-    stores colour at half resolution, so a channel clipped in one pixel bends its neighbours'
-    colours by amounts that depend on the exposure (grey pixels are unaffected)."""
+def _unclipped(rgb: np.ndarray, size: int = 3, margin: float = 0.015) -> np.ndarray:
+    """(H, W) mask of pixels with no channel clipped at 1 in their size×size neighbourhood:
+    video stores colour at half resolution, so a channel clipped in one pixel bends its
+    neighbours' colours by amounts that depend on the exposure (grey pixels are unaffected)."""
     clipped = rgb.max(axis=-1) > 1 - margin
-    return cv2.dilate(clipped.astype(np.uint8), np.ones((3, 3), np.uint8)) == 0
+    return cv2.dilate(clipped.astype(np.uint8), np.ones((size, size), np.uint8)) == 0
+
+
+def add_pair(gram: Comparagram, short: np.ndarray, long: np.ndarray, log_ratio: float,
+             valid: np.ndarray) -> None:
+    """Add an aligned pair to ``gram``: its pixels averaged over AVERAGE×AVERAGE neighbourhoods
+    where both frames are flat there (averaging codes through a curve is exact only where
+    they do not vary), away from clipped channels."""
+    keep = valid & _unclipped(short, AVERAGE + 2) & _unclipped(long, AVERAGE + 2)
+    if AVERAGE > 1:
+        size = (AVERAGE, AVERAGE)
+        flat = np.ones_like(keep)
+        for frame in (short, long):
+            y = _luma(frame)
+            spread = np.sqrt(np.maximum(cv2.blur(y * y, size) - cv2.blur(y, size) ** 2, 0))
+            flat &= spread < FLAT * np.maximum(cv2.blur(y, size), 0.05)
+        short, long = cv2.blur(short, size), cv2.blur(long, size)
+        keep &= flat
+    gram.add(short, long, log_ratio, keep)
 
 
 def estimate_from_pairs(pairs: Sequence[tuple[np.ndarray, np.ndarray, float]],
@@ -351,12 +370,19 @@ def estimate_from_pairs(pairs: Sequence[tuple[np.ndarray, np.ndarray, float]],
     if not pairs:
         raise CalibrationError("no pair of frames with different exposures to compare")
     gram = Comparagram()
-    differences = []
+    brighter = []  # per pair with enough well-lit pixels: the share that the longer brightens
     for short, long, log_ratio in pairs:
         warped, valid = (long, np.ones(short.shape[:2], bool)) if aligned else align(short, long)
-        differences.append(float(np.median(np.abs(_luma(warped) - _luma(short)))))
-        gram.add(short, warped, log_ratio, valid & _unclipped(short) & _unclipped(warped))
-    if max(differences) < 0.01:
+        # the longer frame brightens every point that is well lit in the shorter one
+        y_short, y_long = _luma(short)[valid], _luma(warped)[valid]
+        lit = (y_short > SHORT_LOW) & (y_short < 0.9)
+        if lit.sum() >= MIN_LIT_PIXELS:
+            brighter.append(float(np.mean(y_long[lit] > y_short[lit] + 0.02)))
+        add_pair(gram, short, warped, log_ratio, valid)
+    if not brighter:
+        raise CalibrationError("too few pixels are well exposed in the shorter frames (the "
+                               "scene is too dark in them to compare)")
+    if max(brighter) < 0.5:
         raise CalibrationError("the frames of each pair look the same: the video does not "
                                "alternate exposures (or is a still); give a curve with "
                                "--input-transfer instead")

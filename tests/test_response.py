@@ -20,6 +20,7 @@ from hdrvid.calibrate import (
     estimate_from_video,
     fit_curve,
     read_stack_exposures,
+    resolve_auto,
 )
 from hdrvid.cli import main
 from hdrvid.errors import InputError
@@ -161,19 +162,20 @@ def test_info_says_film_footage_is_not_gamma(film_clip):
 # --- bad input ---------------------------------------------------------------------------------
 
 def test_single_exposure_video_is_an_error_for_calibrate(constant_clip, tmp_path):
+    # exposures given for a video that does not alternate: refused before or by the estimate
     result = run("calibrate", constant_clip, "-o", tmp_path / "r.txt", "--exposures", "1,8")
-    assert result.exit_code == 1
-    assert "look the same" in result.output and not (tmp_path / "r.txt").exists()
+    assert result.exit_code == 1 and result.output.startswith("Error: ")
+    assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "r.txt").exists()
+    with pytest.raises(CalibrationError, match="look the same"):
+        estimate_from_video(probe(constant_clip), pattern_from_cycle((1, 8)))
 
 
-def test_auto_on_a_single_exposure_video_falls_back_to_gamma_with_a_warning(constant_clip,
-                                                                            tmp_path):
-    report = convert(constant_clip, tmp_path / "out",
-                     ConvertOptions(exposures="1,8", input_transfer="auto", max_frames=4))
-    assert report.response is None
-    assert any("assuming gamma 2.2" in w for w in report.warnings)
-    sidecar = json.loads((tmp_path / "out" / "hdrvid.json").read_text())
-    assert sidecar["options"]["input_transfer"] == "gamma2.2"
+def test_auto_on_a_single_exposure_video_falls_back_to_gamma_with_a_warning(constant_clip):
+    warnings: list[str] = []
+    spec, estimate = resolve_auto(probe(constant_clip), pattern_from_cycle((1, 8)), warnings)
+    assert (spec, estimate) == ("gamma2.2", None)
+    assert len(warnings) == 1 and "look the same" in warnings[0]
+    assert "assuming gamma 2.2" in warnings[0]
 
 
 def test_flat_scene_has_too_few_usable_pixels(tmp_path):
