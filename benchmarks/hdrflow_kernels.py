@@ -43,6 +43,7 @@ from hdrvid.exposure import pattern_from_cycle
 from hdrvid.models.hdrflow import HDRFlow
 from hdrvid.models.hdrflow_layers import FlowNet
 from hdrvid.predictor import HdrPredictor
+from hdrvid.process import tune_process
 
 CYCLES = {2: (1.0, 8.0), 3: (1.0, 4.0, 16.0)}
 
@@ -171,6 +172,7 @@ def bench_convert(sizes, frames: int, device: str, weights: dict[int, Path], fol
 
 
 def main() -> None:
+    tune_process()  # as the hdrvid command does, so the speeds are a conversion's
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="640x360,1280x720")
     parser.add_argument("--threads", type=int, default=2)

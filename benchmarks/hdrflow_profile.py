@@ -25,6 +25,7 @@ from rich.table import Table
 from torch import nn
 
 from hdrvid.predictor import HdrPredictor
+from hdrvid.process import tune_process
 
 
 def conv_flops(layer: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
@@ -91,6 +92,7 @@ def stacking_ways(height: int, width: int, runs: int) -> dict[str, float]:
 
 
 def main() -> None:
+    tune_process()  # as the hdrvid command does, so the speeds are a conversion's
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", default="640x360")
     parser.add_argument("--period", type=int, default=2)

@@ -29,6 +29,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hdrvid.predictor import HdrPredictor
+from hdrvid.process import tune_process
 from hdrvid.registry import MODELS
 from hdrvid.weights import save_safetensors
 
@@ -99,6 +100,7 @@ def run_child(folder: Path, **config) -> dict:
 
 
 def main() -> None:
+    tune_process()  # as the hdrvid command does, so the speeds are a conversion's
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", default=",".join(m for m in MODELS if MODELS[m].trained))
     parser.add_argument("--sizes", default="640x360")

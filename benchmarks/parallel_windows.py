@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hdrvid.predictor import HdrPredictor
+from hdrvid.process import tune_process
 
 MODES = ("one at a time", "one batch", "in parallel")
 
@@ -43,6 +44,7 @@ def seconds_per_window(predictor: HdrPredictor, ldr: torch.Tensor, times: torch.
 
 
 def main() -> None:
+    tune_process()  # as the hdrvid command does, so the speeds are a conversion's
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", default="hdrflow,kalantari19,fshdrv,chen21-coarse")
     parser.add_argument("--size", default="640x360")

@@ -26,6 +26,7 @@ from hdrvid import synth
 from hdrvid.cluster import RayEngine, import_ray
 from hdrvid.exposure import pattern_from_cycle
 from hdrvid.pipeline import ConvertOptions, convert
+from hdrvid.process import tune_process
 from hdrvid.writers import frame_name, read_exr
 
 
@@ -49,6 +50,7 @@ def relative_difference(a: Path, b: Path, index: int) -> float:
 
 
 def main() -> None:
+    tune_process()  # as the hdrvid command does, so the speeds are a conversion's
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="merge")
     parser.add_argument("--weights", default=None)

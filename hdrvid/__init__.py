@@ -6,18 +6,12 @@ Library API (the CLI is a thin layer over it)::
     report = hdrvid.convert("input.mp4", "out/", hdrvid.ConvertOptions(model="merge"))
 
 Names are imported on first use, so ``import hdrvid`` (and ``hdrvid --help``) do not pay for
-importing torch.
+importing torch. Importing hdrvid changes nothing in the process: the tuning the CLI does for
+speed (OpenMP spin count, malloc's reuse of freed memory) is `hdrvid.tune_process()`, to call
+before importing torch.
 """
 
 import importlib
-import os
-
-# OpenMP threads out of work spin 300,000 rounds before they sleep (libgomp's default), taking
-# the cores from a conversion's DIS, decode and EXR threads: with 10,000, merge at 640×360 ran
-# 13.96 fps end to end against 13.04 (5 interleaved runs), hdrflow and lan-hdr as fast as before.
-# libgomp reads it when torch loads it, so it is set before anything here imports torch; a
-# value in the environment wins.
-os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
 __version__ = "0.1.0"
 
@@ -28,10 +22,11 @@ _EXPORTS = {
     "HdrPredictor": "hdrvid.predictor",
     "available_models": "hdrvid.registry", "get_spec": "hdrvid.registry",
     "probe": "hdrvid.video", "read_frames": "hdrvid.video",
+    "tune_process": "hdrvid.process",
 }
 __all__ = ["ConvertOptions", "ExposurePattern", "HdrPredictor", "Report", "__version__",
            "available_models", "convert", "detect_exposure_pattern", "get_spec", "probe",
-           "read_frames", "resolve_exposures"]
+           "read_frames", "resolve_exposures", "tune_process"]
 
 
 def __getattr__(name: str):

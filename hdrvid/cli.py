@@ -21,6 +21,7 @@ from hdrvid.cli_calibrate import calibrate
 from hdrvid.cli_weights import simulate, train, weights
 from hdrvid.errors import HdrvidError
 from hdrvid.primaries import PRIMARIES
+from hdrvid.process import tune_process
 from hdrvid.tonemap import OPERATORS
 from hdrvid.writers import COMPRESSIONS
 
@@ -66,6 +67,7 @@ def main() -> None:
     Exit codes: 0 success, 1 conversion failed (one-line error on stderr), 2 usage error,
     130 interrupted (Ctrl-C), 143 terminated (SIGTERM); written frames are always complete.
     """
+    tune_process()  # this process is ours: tune it, before any command imports torch
 
 
 @main.command()

@@ -36,6 +36,7 @@ from hdrvid.pipeline import (
     run_frames,
 )
 from hdrvid.predictor import HdrPredictor
+from hdrvid.process import tune_process
 from hdrvid.registry import get_spec
 from hdrvid.response import load_response
 from hdrvid.video import VideoInfo, frame_timestamps
@@ -77,6 +78,7 @@ class ChunkWorker:
     """A Ray actor: loads the model once, then converts chunks."""
 
     def __init__(self, options: ConvertOptions, period: int, threads: int):
+        tune_process()  # the actor's process exists only to convert, as the CLI's does
         torch.set_num_threads(threads)
         self.predictor = HdrPredictor(options.model, period, options.device,
                                       load_response(options.input_transfer), options.weights,

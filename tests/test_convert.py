@@ -305,13 +305,27 @@ def test_the_collector_skips_older_objects_only_while_frames_run(clip2, tmp_path
     assert gc.get_freeze_count() == 0
 
 
-def test_openmp_threads_spin_briefly_unless_the_environment_says():
-    script = "import os, hdrvid, torch; print(os.environ['GOMP_SPINCOUNT'])"
+LIBRARY_ENVIRONMENT = ("import os, hdrvid, hdrvid.predictor; "
+                       "hdrvid.HdrPredictor('reference', 2, 'cpu'); "
+                       "print(os.environ.get('GOMP_SPINCOUNT'))")
+CLI_ENVIRONMENT = ("import os, sys; from hdrvid.cli import main; before = 'torch' in sys.modules; "
+                   "main.main(['models', '--json'], standalone_mode=False); "
+                   "print(before, os.environ['GOMP_SPINCOUNT'])")
+
+
+def test_importing_hdrvid_leaves_the_environment_alone_and_the_cli_tunes_its_own():
+    """`import hdrvid` and a predictor set nothing; the `hdrvid` command sets the OpenMP spin
+    count (`tune_process`) before any command has imported torch, unless the environment has
+    one."""
     env = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"}
-    spins = [subprocess.run([sys.executable, "-c", script], env=environment, check=True,
-                            capture_output=True, text=True).stdout.strip()
-             for environment in (env, {**env, "GOMP_SPINCOUNT": "5"})]
-    assert spins == ["10000", "5"]
+
+    def last_line(script: str, environment: dict) -> str:
+        return subprocess.run([sys.executable, "-c", script], env=environment, check=True,
+                              capture_output=True, text=True).stdout.strip().splitlines()[-1]
+
+    assert last_line(LIBRARY_ENVIRONMENT, env) == "None"
+    assert last_line(CLI_ENVIRONMENT, env) == "False 10000"
+    assert last_line(CLI_ENVIRONMENT, {**env, "GOMP_SPINCOUNT": "5"}) == "False 5"
 
 
 def test_predictor_rejects_a_wrong_window(clip2):

@@ -3,6 +3,8 @@
 import ctypes
 import ctypes.util
 import itertools
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -13,7 +15,8 @@ from hdrvid import predictor as predictor_module
 from hdrvid.errors import ModelError
 from hdrvid.models.lan_hdr import LanHdr
 from hdrvid.pipeline import ConvertOptions, convert
-from hdrvid.predictor import HdrPredictor, feather, keep_freed_memory, resolve_precision, tiles
+from hdrvid.predictor import HdrPredictor, feather, resolve_precision, tiles
+from hdrvid.process import keep_freed_memory
 
 
 @pytest.mark.parametrize("size, tile, overlap", [(100, 40, 8), (1080, 512, 32), (64, 64, 32),
@@ -214,8 +217,7 @@ class MallInfo2(ctypes.Structure):
 
 
 def test_large_blocks_come_from_the_heap_once_freed_memory_is_kept():
-    """After `keep_freed_memory` (what every CPU predictor calls), a 64 MB
-    activation is carved from malloc's heap, where freed blocks are reused, not mapped afresh
+    """After `keep_freed_memory` (what `hdrvid.tune_process` calls), a 64 MB activation is carved from malloc's heap, where freed blocks are reused, not mapped afresh
     (16,384 new pages for the kernel to zero, on every forward)."""
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
     if not hasattr(libc, "mallinfo2") or not keep_freed_memory():
@@ -225,3 +227,38 @@ def test_large_blocks_come_from_the_heap_once_freed_memory_is_kept():
     activation = torch.ones(16 << 20)
     assert libc.mallinfo2().hblkhd == mapped
     assert activation.sum() == 16 << 20
+
+
+ALLOCATOR_PROBE = """
+import ctypes, ctypes.util
+import torch
+import hdrvid
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
+libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+libc.mallinfo2.restype = MallInfo2
+def mapped_for_a_64_mb_block():
+    before = libc.mallinfo2().hblkhd
+    block = torch.ones(16 << 20)
+    return libc.mallinfo2().hblkhd - before
+hdrvid.HdrPredictor("reference", 2, "cpu")
+print(mapped_for_a_64_mb_block())
+hdrvid.tune_process()
+print(mapped_for_a_64_mb_block())
+"""
+
+
+def test_a_cpu_predictor_leaves_the_allocator_alone_until_the_process_is_tuned():
+    """Constructing a CPU predictor keeps malloc's defaults (a 64 MB block is a fresh mapping);
+    only `hdrvid.tune_process` makes it carve such blocks from the heap. In a fresh process:
+    once set, malloc's options stay for the process's life."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    if not hasattr(libc, "mallinfo2"):
+        pytest.skip("not glibc >= 2.33")
+    out = subprocess.run([sys.executable, "-c", ALLOCATOR_PROBE], check=True,
+                         capture_output=True, text=True).stdout.split()
+    untouched, tuned = (int(v) for v in out)
+    assert untouched >= 64 << 20
+    assert tuned == 0
