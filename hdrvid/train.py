@@ -24,6 +24,7 @@ from torch import nn
 from hdrvid.dataset import DATA, VALIDATION, Recipe, WindowSynth, collate
 from hdrvid.errors import HdrvidError
 from hdrvid.models.common import luma
+from hdrvid.models.hdrflow import replace_reference
 from hdrvid.models.hdrflow_layers import warp
 from hdrvid.predictor import resolve_device, resolve_precision
 from hdrvid.registry import MODELS, ModelSpec, get_spec
@@ -100,12 +101,14 @@ def hdrflow_step(net: nn.Module, batch: dict[str, torch.Tensor], flow_weight: fl
 
 def f2hdr_step(net: nn.Module, batch: dict[str, torch.Tensor], flow_weight: float | None = None
                ) -> tuple[torch.Tensor, torch.Tensor]:
-    """F²HDR's output and its extra losses (docs/models/f2hdr.md): 0.5 × the μ-law L1 of each
+    """F²HDR's output after the reference replacement (as at inference) and its extra losses (docs/models/f2hdr.md): 0.5 × the μ-law L1 of each
     neighbour's ground truth warped by the refined flow against the reference's, where the
     reference is badly exposed (luma > 0.8 or < 0.2); 0.001 × the flow L1 where the true flow
     is known. Both only when the adapter runs: in the fusion stage the flows are DIS's, fixed."""
     ldr, times, gt = batch["ldr"], batch["times"], batch["gt"]
     hdr, flows = net(ldr, times, return_flows=True)
+    # the loss sees what inference outputs: the reference where it is well exposed
+    hdr = replace_reference(hdr, ldr, times)
     extra = hdr.new_zeros(())
     if not net.refined:
         return hdr, extra

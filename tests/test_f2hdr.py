@@ -197,3 +197,24 @@ def test_weights_load_strictly(tmp_path):
     save_safetensors(net, bad, {"model": "f2hdr", "period": 2})
     with pytest.raises(WeightsError):
         HdrPredictor("f2hdr", 2, "cpu", weights=bad, precision="fp32")
+
+
+def test_training_loss_sees_the_replaced_output():
+    """The f2hdr step returns what inference outputs: the linearised reference wherever the
+    reference is well exposed for its level."""
+    from hdrvid.models.common import linearize
+    from hdrvid.train import f2hdr_step
+
+    torch.manual_seed(0)
+    net = F2HDR(2, adapter_width=16, refine_width=16, refine_blocks=1).eval()
+    net.refined = False
+    ldr, times = scene_window(2)
+    assert times[0, 1] == times.max()  # the long frame is the reference
+    batch = {"ldr": ldr, "times": times, "gt": torch.zeros_like(ldr)}
+    with torch.no_grad():
+        hdr, _ = f2hdr_step(net, batch)
+        raw = net(ldr, times)
+    y = 0.299 * ldr[:, 1, 0] + 0.587 * ldr[:, 1, 1] + 0.114 * ldr[:, 1, 2]
+    well = (y <= 0.8)[:, None].expand(-1, 3, -1, -1)
+    assert torch.equal(hdr[well], linearize(ldr[:, 1], times[:, 1])[well])
+    assert not torch.equal(hdr[well], raw[well])
