@@ -23,7 +23,10 @@ from collections.abc import Iterable, Sequence
 import cv2
 import numpy as np
 
-from hdrvid.tonemap import MU, luminance_bt709, tonemap_mulaw  # noqa: F401 - the metric's curve
+# the μ-law and PSNR-T are defined in hdrvid.color (numpy and torch side by side)
+from hdrvid.color import MU, psnr, psnr_t  # noqa: F401 - metrics of this module
+from hdrvid.color import mu_law as tonemap_mulaw
+from hdrvid.tonemap import luminance_bt709
 
 K_ABS = 1000.0  # cd/m² per unit of linear HDR, for PU21, HDR-FLIP and ColorVideoVDP
 SSIM_WINDOW, SSIM_SIGMA, SSIM_K1, SSIM_K2 = 11, 1.5, 0.01, 0.03
@@ -34,21 +37,7 @@ FLIP_MIN_PEAK = 1e-6
 OPTIONAL_MODULES = {"pu21": "pycvvdp", "flip": "flip_evaluator", "cvvdp": "pycvvdp"}
 
 
-# --- tone curve and PSNR -----------------------------------------------------------------------
-
-def psnr(a: np.ndarray, b: np.ndarray, peak: float = 1.0) -> float:
-    """``10·log10(peak² / MSE(a, b))`` in dB, computed in float64; ``inf`` when a == b."""
-    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
-    return math.inf if mse == 0 else 10 * math.log10(peak**2 / mse)
-
-
-def psnr_t(pred: np.ndarray, gt: np.ndarray) -> float:
-    """PSNR-T: PSNR of μ-law tone-mapped frames, peak 1, no renormalisation (the papers' headline).
-
-    ``10·log10(1 / MSE(T(clamp(pred, 0, 1)), T(clamp(gt, 0, 1))))``; inputs (H, W, 3) linear.
-    """
-    return psnr(tonemap_mulaw(pred), tonemap_mulaw(gt))
-
+# --- PSNR-L (PSNR and PSNR-T are hdrvid.color's) ---------------------------------------------
 
 def psnr_l(pred: np.ndarray, gt: np.ndarray) -> float:
     """PSNR-L: PSNR on linear values clipped to [0, 1], peak 1 (dominated by highlights)."""

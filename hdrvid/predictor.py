@@ -14,10 +14,11 @@ import torch
 import torch.nn.functional as F
 
 from hdrvid import weights as weight_files
+from hdrvid.color import GAMMA, eotf_srgb_torch, ycbcr_to_rgb_torch
 from hdrvid.errors import ModelError, WeightsError
 from hdrvid.models.common import InputPadder, cast_convolutions, fold_batchnorm
 from hdrvid.registry import ModelSpec, get_spec
-from hdrvid.response import GAMMA, Response
+from hdrvid.response import Response
 from hdrvid.video import YCbCr
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -188,7 +189,7 @@ class HdrPredictor:
         if name == "gamma2.2":
             return rgb
         if name == "srgb":
-            linear = torch.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+            linear = eotf_srgb_torch(rgb)
         elif name == "linear":
             linear = rgb
         else:
@@ -327,9 +328,7 @@ def ycbcr_to_rgb(ycbcr: YCbCr, device: torch.device) -> torch.Tensor:
     if cb.shape != y.shape:
         cb, cr = F.interpolate(torch.stack([cb, cr])[None], y.shape, mode="bilinear",
                                align_corners=False)[0]
-    matrix = torch.from_numpy(ycbcr.matrix).to(device)
-    rgb = torch.einsum("ij,jhw->ihw", matrix[:, :3], torch.stack([y, cb, cr]))
-    rgb = rgb.add_(matrix[:, 3, None, None]).clamp_(0, 1)
+    rgb = ycbcr_to_rgb_torch(torch.stack([y, cb, cr]), torch.from_numpy(ycbcr.matrix).to(device))
     return torch.rot90(rgb, -ycbcr.turns, dims=(1, 2)).contiguous() if ycbcr.turns else rgb
 
 

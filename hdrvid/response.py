@@ -12,26 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
+# the curves are defined in hdrvid.color; their names stay importable from here
+from hdrvid.color import GAMMA, eotf_srgb, linearize_gamma22, oetf_gamma22  # noqa: F401
 from hdrvid.errors import InputError
 
-GAMMA = 2.2
 AUTO = "auto"  # --input-transfer auto: estimated from the video (hdrvid.calibrate.resolve_auto)
-
-
-def linearize_gamma22(ldr: np.ndarray) -> np.ndarray:
-    """Gamma-2.2 R'G'B' in [0, 1] to linear (the models' contract)."""
-    return np.clip(ldr, 0.0, 1.0) ** GAMMA
-
-
-def oetf_gamma22(linear: np.ndarray) -> np.ndarray:
-    """Linear light to gamma-2.2 R'G'B', clipped to [0, 1]."""
-    return np.clip(linear, 0.0, 1.0) ** (1 / GAMMA)
-
-
-def eotf_srgb(v: np.ndarray) -> np.ndarray:
-    """sRGB (IEC 61966-2-1) encoded values to linear."""
-    v = np.clip(v, 0.0, 1.0)
-    return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hdrvid.color import MU, mu_law
+
 OPERATORS: tuple[str, ...] = ("reinhard", "hable", "aces", "mu-law", "exposure")
 PRESERVE_MODES: tuple[str, ...] = ("luminance", "channels")
 
@@ -78,7 +80,6 @@ ACES_OUTPUT = np.array([
     [-0.00327, -0.07276, 1.07602],
 ])
 
-MU = 5000.0
 KEY_FLOOR = 1e-6  # δ of Reinhard's eq. 1, and the smallest key (all-black frames)
 LARGE = 1e8  # inputs are clamped here: every curve has reached 1 (to float32 precision) by then
 TINY = 1e-30
@@ -179,10 +180,6 @@ def _aces_rgb(x: np.ndarray) -> np.ndarray:
     return v @ ACES_OUTPUT.T.astype(dtype)
 
 
-def _mulaw(x: np.ndarray, mu: float) -> np.ndarray:
-    return np.log1p(mu * np.minimum(x, 1)) / math.log1p(mu)
-
-
 def tonemap_reinhard2002(x, white: float | None = None) -> np.ndarray:
     """Reinhard et al. 2002: ``L / (1 + L)`` (eq. 3), or with a white point ``L_white``
     ``L (1 + L / L_white²) / (1 + L)`` (eq. 4), which maps ``L_white`` to 1.
@@ -217,11 +214,12 @@ def tonemap_aces(x) -> np.ndarray:
 
 
 def tonemap_mulaw(x, mu: float = MU) -> np.ndarray:
-    """μ-law ``log(1 + μx) / log(1 + μ)`` on x clipped to [0, 1] (as `hdrvid.metrics`).
+    """μ-law ``log(1 + μx) / log(1 + μ)`` on x clipped to [0, 1]: `color.mu_law`, the curve of
+    `hdrvid.metrics` too.
 
     x : any shape, on the absolute hdrvid scale. Returns [0, 1], same shape.
     """
-    return np.clip(_mulaw(_clean(x), mu), 0.0, 1.0)
+    return mu_law(x, mu)
 
 
 # --- transfer functions --------------------------------------------------------------------------
@@ -507,7 +505,7 @@ class ToneMapper:
         elif operator == "aces":
             y = _rrt_odt_fit(x)  # grey in, grey out: both matrices have rows summing to 1
         elif operator == "mu-law":
-            y = _mulaw(x, MU)
+            y = mu_law(x, MU)
         else:
             y = np.minimum(x, 1)
         return np.clip(y, 0.0, 1.0, out=y)

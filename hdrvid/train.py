@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hdrvid.color import mu_law_torch as mu_law  # the loss's and PSNR-T's curve
+from hdrvid.color import psnr_t_torch as psnr_t
 from hdrvid.dataset import DATA, VALIDATION, Recipe, WindowSynth, collate
 from hdrvid.errors import HdrvidError
 from hdrvid.models.common import luma
@@ -29,19 +31,6 @@ from hdrvid.models.hdrflow_layers import warp
 from hdrvid.predictor import resolve_device, resolve_precision
 from hdrvid.registry import MODELS, ModelSpec, get_spec
 from hdrvid.weights import load_weights, read_safetensors, save_safetensors
-
-MU = 5000.0
-
-
-def mu_law(x: torch.Tensor) -> torch.Tensor:
-    """T(x) = log(1 + μx) / log(1 + μ), μ = 5000, on [0, 1]."""
-    return torch.log1p(MU * x.clamp(0, 1)) / math.log1p(MU)
-
-
-def psnr_t(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
-    """PSNR of the μ-law images, per sample (B,)."""
-    mse = (mu_law(pred) - mu_law(truth)).pow(2).flatten(1).mean(1)
-    return -10 * torch.log10(mse.clamp_min(1e-10))
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,9 @@ import cv2
 import numpy as np
 from av.video.reformatter import ColorPrimaries, ColorRange, Colorspace, ColorTrc
 
+from hdrvid import color as colour
 from hdrvid.errors import InputError, OutputError
 
-# (Kr, Kb) luma coefficients per matrix; Kg = 1 - Kr - Kb.
-MATRIX_COEFFICIENTS = {"bt601": (0.299, 0.114), "bt709": (0.2126, 0.0722), "bt2020": (0.2627, 0.0593)}
 _MATRIX_FROM_AV = {1: "bt709", 4: "bt601", 5: "bt601", 6: "bt601", 7: "bt601", 9: "bt2020", 10: "bt2020"}
 _MATRIX_TO_AV = {"bt601": Colorspace.ITU601, "bt709": Colorspace.ITU709, "bt2020": Colorspace.BT2020}
 
@@ -363,33 +362,17 @@ def _plane(frame: av.VideoFrame, i: int) -> np.ndarray:
 
 @functools.lru_cache
 def ycbcr_to_rgb_matrix(bits: int, color: ColorInfo) -> np.ndarray:
-    """3×4 affine matrix from Y'CbCr code values to R'G'B' in [0, 1] (before clipping)."""
-    kr, kb = MATRIX_COEFFICIENTS[color.matrix]
-    kg = 1 - kr - kb
-    if color.full_range:
-        peak = 2**bits - 1
-        gain = np.array([1 / peak, 1 / peak, 1 / peak])
-        offset = np.array([0.0, -(2 ** (bits - 1)) / peak, -(2 ** (bits - 1)) / peak])
-    else:
-        scale = 2 ** (bits - 8)
-        gain = np.array([1 / 219, 1 / 224, 1 / 224]) / scale
-        offset = np.array([-16 / 219, -128 / 224, -128 / 224])
-    # R = Y + 2(1-Kr)Cr;  B = Y + 2(1-Kb)Cb;  G = (Y - Kr R - Kb B) / Kg
-    to_rgb = np.array([[1, 0, 2 * (1 - kr)],
-                       [1, -2 * (1 - kb) * kb / kg, -2 * (1 - kr) * kr / kg],
-                       [1, 2 * (1 - kb), 0]])
-    return np.hstack([to_rgb * gain, (to_rgb @ offset)[:, None]]).astype(np.float32)
+    """3×4 affine matrix from Y'CbCr code values to R'G'B' in [0, 1] (before clipping):
+    `color.ycbcr_to_rgb_matrix` for the stream's matrix and range, computed once."""
+    return colour.ycbcr_to_rgb_matrix(bits, color.matrix, color.full_range)
 
 
 def ycbcr_to_rgb(y: np.ndarray, cb: np.ndarray, cr: np.ndarray, bits: int,
                  color: ColorInfo) -> np.ndarray:
-    """Y'CbCr code values (float32 arrays of equal shape) to R'G'B' float32 (H, W, 3) in [0, 1].
-
-    One affine transform per pixel (OpenCV, multi-threaded): 2.3× faster than numpy at 1080p.
-    """
+    """Y'CbCr code values (float32 arrays of equal shape) to R'G'B' float32 (H, W, 3) in [0, 1]
+    (`color.ycbcr_to_rgb`)."""
     ycbcr = cv2.merge([np.asarray(p, np.float32) for p in (y, cb, cr)])
-    rgb = cv2.transform(ycbcr, ycbcr_to_rgb_matrix(bits, color))
-    return np.clip(rgb, 0.0, 1.0, out=rgb)
+    return colour.ycbcr_to_rgb(ycbcr, ycbcr_to_rgb_matrix(bits, color))
 
 
 @functools.lru_cache

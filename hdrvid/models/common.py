@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-GAMMA = 2.2
+from hdrvid.color import GAMMA
 
 
 def keep_fp32(layer: nn.Module) -> nn.Module:
