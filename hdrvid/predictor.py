@@ -109,12 +109,10 @@ class HdrPredictor:
         together (bounded memory; models with global operations give slightly different
         results); None: whole frames.
     yuv_on : where `prepare` turns Y'CbCr planes into the models' R'G'B' (matrix, chroma
-        upsampling, camera response): ``device``, ``host`` (OpenCV: 2× faster than torch on the
-        CPU), or ``auto`` (default): the device when it is a GPU. The GPU then receives 8×
-        fewer bytes (8-bit 4:2:0) and the decode thread, which feeds it, is spared the
-        conversion: at 1080p on the 2-core CPU its time per frame went from 19.0 to 13.6 ms
-        (8-bit) and 19.3 to 16.9 ms (10-bit) alone, and from 37-46 ms to 5-6 ms (plus 5 ms of
-        cycle check and preparation) beside the EXR writers (README, "Feeding a GPU").
+        upsampling, camera response): ``device``, ``host`` (OpenCV, faster than torch on the
+        CPU), or ``auto`` (default): the device when it is a GPU. The GPU then receives a
+        fraction of the bytes (chroma subsampled, 8 or 16 bits per code) and the decode thread,
+        which feeds it, is spared the conversion (docs/performance.md, "Feeding a GPU").
     """
 
     def __init__(self, model: str = "merge", period: int = 2, device: str = "auto",
@@ -268,13 +266,12 @@ class HdrPredictor:
         return self._run_tiled(ldr, times)
 
     def _run_parallel(self, ldr: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
-        """Each window in its own thread, on cores / windows torch threads. Alone, the networks
-        run as fast either way (benchmarks/parallel_windows.py); in a conversion, the decode
-        thread and the EXR writers take a core now and then, and a window spread over all cores
-        then waits at every layer for the thread that lost its core, where one window per core
-        just runs on: on 2 cores, HDRFlow at 640×360 went 4.3-4.6 -> 4.3-5.2 fps end to end
-        (README, "Windows in parallel on the CPU"). Outputs differ from a whole-machine run at
-        float rounding (oneDNN's sums depend on its thread count)."""
+        """Each window in its own thread, on cores / windows torch threads. Alone, the networks run
+        as fast either way (benchmarks/parallel_windows.py); in a conversion, the decode thread and
+        the EXR writers take a core now and then, and a window spread over all cores then waits at
+        every layer for the thread that lost its core, where one window per core just runs on
+        (docs/performance.md, "Windows in parallel on the CPU"). Outputs differ from a whole-machine
+        run at float rounding (oneDNN's sums depend on its thread count)."""
         workers = min(len(ldr), self.cores)
         if workers not in self._pools:
             self._pools[workers] = ThreadPoolExecutor(workers, "window")

@@ -22,15 +22,11 @@ def keep_freed_memory(largest: int = 1 << 30) -> bool:
     """Have glibc's malloc keep freed blocks of up to ``largest`` bytes for reuse rather than
     hand each back to the kernel. Every activation of a forward on the CPU is a fresh large
     block, which by default is a new mapping whose pages the kernel zeroes and faults in on
-    first touch: HDRFlow at 640×360 on one core took 366-374 ms per window with them, 327-340
-    without, at 1280×720 1384-1404 against 1254-1287, and LAN-HDR 3.97-4.09 s per frame
-    against 2.90-2.97 (README, "Freed memory kept for reuse"). Threads share the main heap
-    (one arena): their own heaps are 64 MB, and larger blocks there were mapped afresh anyway,
-    which made HDRFlow's parallel windows at 1280×720 slower than one at a time (0.733-0.744 s
-    per window against 0.627-0.664 on the main heap, benchmarks/parallel_windows.py). merge,
-    whose DIS threads return fresh warped frames, converted 1080p at 1.46 fps against 1.11
-    (640×360 unchanged: 14.34 against 14.29). The process keeps its peak memory until it
-    exits. False where the C library has no ``mallopt``."""
+    first touch, on every window. Threads share the main heap (one arena): their own heaps are
+    small, and larger blocks there were mapped afresh anyway, which made parallel windows
+    slower than one at a time. merge gains too: its DIS threads return fresh warped frames.
+    Measurements: docs/performance.md, "Freed memory kept for reuse". The process keeps its
+    peak memory until it exits. False where the C library has no ``mallopt``."""
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         mallopt = libc.mallopt

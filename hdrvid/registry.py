@@ -124,9 +124,8 @@ MODELS: dict[str, ModelSpec] = {
                 "weights, the fastest on a CPU",
         description="DIS flow alignment + linear merge with deghosting",
         build=lambda period: ExposureMerge(),
-        windows={2: 3, 3: 3},  # 5 frames for 3 exposures measured no better (-0.06 dB)
-        # two windows' DIS flows keep both cores busy: 640×360 end to end, 4 interleaved pairs,
-        # 2E 12.8 -> 14.6 fps, 3E 13.2 -> 14.5 (README, Speed)
+        windows={2: 3, 3: 3},  # 5 frames for 3 exposures scored no better (docs/performance.md)
+        # two windows' DIS flows keep both cores busy (docs/performance.md, Speed)
         batch_size=2,
     ),
     "reference": ModelSpec(
@@ -146,7 +145,7 @@ MODELS: dict[str, ModelSpec] = {
         forward=inputs.lan_hdr,
         checkpoint=CheckpointFormat(key="g"),
         official=LAN_HDR_OFFICIAL,
-        bytes_per_pixel=4800,  # 4.7 kB measured at 640×360 in fp32 with the frame cache
+        bytes_per_pixel=4800,  # measured, fp32, with the frame cache (docs/performance.md)
         license=LAN_HDR_LICENSE,
         trained=True,
     ),
@@ -168,9 +167,8 @@ MODELS: dict[str, ModelSpec] = {
                                 "64e31c2ae16ef9131a14880eb614e296", size=6598066),),
                  3: (WeightFile("hdrflow-3e.safetensors", sha256="6b9174abd4b665f01199547f27596eba"
                                 "8adf4d6df779838502fafb0d4339e4d7", size=10723002),)},
-        bytes_per_pixel=1600,  # 1.2 kB (2E) and 1.6 kB (3E) measured at 1280×720, fp32
-        # 2 windows on 1 core each against 1 on 2 cores, 640×360 end to end: 4.31 / 4.56 / 4.40
-        # -> 5.06 / 5.21 / 4.32 fps
+        bytes_per_pixel=1600,  # measured, fp32, 3E (2E needs less; docs/performance.md)
+        # a window per core beats one window on all cores end to end (docs/performance.md)
         parallel_windows=True,
         trained=True,
     ),
@@ -204,7 +202,7 @@ MODELS: dict[str, ModelSpec] = {
                      "(flow_net.pth, weight_net.pth, refine_net.pth) from the BaiduYun link in "
                      "github.com/guanyingc/DeepHDRVideo's README; pass the folder",
         license=CHEN21_LICENSE,
-        bytes_per_pixel=9000,  # about 8.6 kB measured at 640×360, fp32
+        bytes_per_pixel=9000,  # measured, fp32 (docs/performance.md)
         trained=True,
     ),
     "chen21-coarse": ModelSpec(
@@ -219,7 +217,7 @@ MODELS: dict[str, ModelSpec] = {
                      "(flow_net.pth and weight_net.pth are read) from the BaiduYun link in "
                      "github.com/guanyingc/DeepHDRVideo's README; pass the folder",
         license=CHEN21_LICENSE,
-        bytes_per_pixel=2800,  # about 2.7 kB measured at 640×360, fp32
+        bytes_per_pixel=2800,  # measured, fp32 (docs/performance.md)
         trained=True,
     ),
     "kalantari19": ModelSpec(
@@ -234,8 +232,8 @@ MODELS: dict[str, ModelSpec] = {
                      "released): train one and pass hdrvid .safetensors, or a folder with "
                      "flow_net.pth and merge_net.pth saved by DeepHDRVideo's code",
         license="MIT (hdrvid; no published weights)",
-        bytes_per_pixel=1700,  # about 1.6 kB measured at 640×360, fp32
-        # no parallel_windows: 640×360 end to end 1.04 -> 1.17 and 1.12 -> 1.09 fps, no clear gain
+        bytes_per_pixel=1700,  # measured, fp32 (docs/performance.md)
+        # no parallel_windows: no clear gain end to end (docs/performance.md)
         trained=True,
     ),
     "fshdrv": ModelSpec(
@@ -248,8 +246,8 @@ MODELS: dict[str, ModelSpec] = {
         weights_hint="no usable weights exist (the memo's 2e.zip checkpoint is truncated): "
                      "train one and pass hdrvid .safetensors",
         license="MIT (hdrvid; no published weights)",
-        bytes_per_pixel=2200,  # about 2.1 kB measured at 640×360, fp32
-        parallel_windows=True,  # 640×360 end to end, 2 pairs: 0.92 -> 1.00, 0.93 -> 0.97 fps
+        bytes_per_pixel=2200,  # measured, fp32 (docs/performance.md)
+        parallel_windows=True,  # faster end to end (docs/performance.md)
         trained=True,
     ),
 }

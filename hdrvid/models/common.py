@@ -18,10 +18,9 @@ def keep_fp32(layer: nn.Module) -> nn.Module:
 
 def cast_convolutions(model: nn.Module, dtype: torch.dtype) -> nn.Module:
     """Store the convolutions' weights in ``dtype``, the autocast dtype, except in `keep_fp32`
-    layers. Autocast would otherwise convert every weight on every call, with the same rounding:
-    LAN-HDR at 640×360 on 2 CPU cores ran 4.92 -> 4.14 s per frame in bf16 (its merge head
-    casts each frame's slice of a 320-channel weight); HDRFlow and the Chen21 family did not
-    change measurably."""
+    layers. Autocast would otherwise convert every weight on every call, with the same rounding;
+    it matters most for LAN-HDR, whose merge head casts each frame's slice of a 320-channel
+    weight (docs/performance.md, "Learned models on the CPU")."""
     kept = {id(m) for layer in model.modules() if getattr(layer, "keep_fp32", False)
             for m in layer.modules()}
     for module in model.modules():
@@ -35,7 +34,7 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     """Fold every inference BatchNorm into the convolution before it, for a model in eval():
     each (conv, BN) pair in an ``nn.Sequential``, and the ``batchnorm_pairs`` (conv name, BN
     name) a module lists. The BN becomes an identity: one pass less over every feature map
-    (HDRFlow at 640×368 on the CPU: 13 ms of its 184 ms were BatchNorm)."""
+    (docs/performance.md, "Measurements behind choices in the code")."""
     def fold(conv: nn.Module, bn: nn.BatchNorm2d) -> None:
         scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
         # a transposed conv stores (in, out, kh, kw): its output channels are dim 1

@@ -166,7 +166,7 @@ class FusionNet(nn.Module):
         x8 = self.conv6(self.conv5(x4))
         y4 = self.conv8(torch.cat([self.conv7(x8), x4], dim=1))  # upsampled first
         y2 = self.conv10(torch.cat([self.conv9(y4), x2], dim=1))
-        # the sigmoid in fp32 (§4.3); the 3×3 conv before it in fp32 cost 35 ms of 200 per
-        # 640×368 frame in bf16 on the CPU (its full-resolution input cast), for a change in
-        # PSNR-T within the precision gate (README, "Learned models on the CPU")
+        # the sigmoid in fp32 (§4.3); the 3×3 conv before it stays in the autocast dtype: in
+        # fp32 its full-resolution input would be cast on every frame, a large share of the
+        # frame's time, and bf16 keeps PSNR-T within the precision gate (docs/performance.md)
         return torch.sigmoid(self.conv12(self.conv11(y2)).float())

@@ -297,7 +297,7 @@ class LanHdr(nn.Module):
 
     In eval mode, on one window at a time, each frame's `Align.encode` is kept for the next
     windows: sliding windows share all frames but one, so a video encodes each frame once
-    instead of ``frames`` times (a quarter of the time at 640×360). Entries are keyed by the
+    instead of ``frames`` times (docs/performance.md). Entries are keyed by the
     frame's content (its exposure is part of it) and the autocast state; ``cache = None``
     turns this off.
     """

@@ -40,7 +40,7 @@ def saturation_weight(ldr: torch.Tensor, knee: float = 0.85, clip: float = 0.97)
 
 def box_blur(image: torch.Tensor, size: int) -> torch.Tensor:
     """Mean over a size×size neighbourhood of (B, 1, H, W); borders average what is inside."""
-    if image.device.type == "cpu":  # OpenCV's box filter is ~16× faster than avg_pool2d on CPU
+    if image.device.type == "cpu":  # OpenCV's box filter: far faster than avg_pool2d on CPU
         blurred = [cv2.blur(plane, (size, size), borderType=cv2.BORDER_REFLECT)
                    for plane in image[:, 0].contiguous().numpy()]
         return torch.from_numpy(np.stack(blurred))[:, None]
@@ -83,13 +83,10 @@ class ExposureMerge(nn.Module):
     neighbour's weight starts to fall and reaches zero.
     descent_iterations: DIS's gradient-descent iterations per patch, at every pyramid level
     (its medium preset has 25). Fewer fit less of the noise and quantisation in which the
-    exposure-matched frames still differ, so they score a little higher on the small motion of
-    benchmarks/quality.py (simulated clips 35.71 dB PSNR-T at 25, 35.74 at 16, 35.81 at 4; the
-    static Memorial stack, whose film response is not gamma 2.2, 20.11, 20.23, 21.19), but they
-    stop short on large motion: on the validation windows of `hdrvid train` where a neighbour
-    moves 9 px or more, 25 scored 37.12 dB (2E) and 31.84 (3E), 16 37.03 and 31.51, 4 33.56
-    and 31.10, losing up to 8 dB on single windows (benchmarks/dis_iterations.py). 16 keeps
-    nearly all of the large-motion quality for less time than 25.
+    exposure-matched frames still differ, so they score a little higher on small motion, but
+    they stop short on large motion and lose badly on single windows. 16 keeps nearly all of
+    the large-motion quality for less time than 25 (docs/performance.md, "Measurements
+    behind choices in the code").
     """
 
     def __init__(self, preset: str = "medium", ghost_low: float = 0.02, ghost_high: float = 0.06,
@@ -129,8 +126,8 @@ class ExposureMerge(nn.Module):
         sampled inside the frame.
 
         On the CPU each frame is warped in the thread that found its flow, with OpenCV's
-        remap: torch's grid_sample took 8.9 ms for two 640×360 frames on one core, remap
-        1.2 (its bilinear weights are exact to 1/32 px, a far finer step than DIS's flow).
+        remap, several times faster than torch's grid_sample there (docs/performance.md, Speed;
+        its bilinear weights are exact to 1/32 px, a far finer step than DIS's flow).
         """
         if ref.device.type != "cpu":
             return [backward_warp(other, flow)
@@ -183,7 +180,7 @@ class ExposureMerge(nn.Module):
         for plane, out_plane in zip(image, out):
             cv2.remap(plane, coords, None, cv2.INTER_LINEAR, dst=out_plane,
                       borderMode=cv2.BORDER_REPLICATE)
-        mask = cv2.inRange(coords, (0, 0), (w - 1, h - 1))  # 255 inside: 2.5× numpy's test
+        mask = cv2.inRange(coords, (0, 0), (w - 1, h - 1))  # 255 inside; faster than numpy
         np.divide(mask, np.float32(255), out=inside)
 
     def _dis_flow(self, pair: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
