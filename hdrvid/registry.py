@@ -184,8 +184,8 @@ MODELS: dict[str, ModelSpec] = {
         forward=inputs.hdrflow,
         license="MIT (F²HDR, wei1895/F2HDR; weights trained by hdrvid)",
         # trained here (weights/README.md); fusion-stage files record refined=False
-        weights={2: (WeightFile("f2hdr-2e.safetensors", sha256="4b8e2b8fbebb05315c356c379c87cdb2"
-                                "511f7592898e4a797c30b1ccb1094405", size=1659908),),
+        weights={2: (WeightFile("f2hdr-2e.safetensors", sha256="62866f453b395eef4aad900b9dd7bc39"
+                                "7e0393568df25b8b53d393a5d2c4313b", size=1659916),),
                  3: (WeightFile("f2hdr-3e.safetensors", sha256="69de0b669e2bbd0c88f9dd9457b9fa33"
                                 "4d62ca58849ecd0880f4ef965d2071d3", size=4845040),)},
         trained=True,
