@@ -72,8 +72,9 @@ def main() -> None:
 
 @main.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("-o", "--output", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Output folder (one subfolder per input when several are given).")
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
+              help="Output folder (one subfolder per input when several are given), or, with "
+                   "one video --format, the video file (a .mp4, .mkv, .mov or .mxf name).")
 @click.option("-m", "--model", default=None, help="Reconstruction model (see `hdrvid models`). "
               "Default: merge.")
 @click.option("--weights", default=None, metavar="PATH|official",
@@ -212,10 +213,16 @@ def _ray_address(value: str | None) -> str | None:
 def _convert_all(inputs: tuple[Path, ...], output: Path, options, engine, quiet: bool,
                  as_json: bool, continue_on_error: bool, profile: bool) -> None:
     from hdrvid.pipeline import convert as run_convert
+    from hdrvid.render import VIDEO_SUFFIXES
 
+    if len(inputs) > 1 and output.suffix.lower() in VIDEO_SUFFIXES:
+        raise click.BadParameter(f"{output} names one video, but {len(inputs)} inputs were "
+                                 "given; name a folder (one subfolder per input)",
+                                 param_hint="-o")
+    folders = input_folders(inputs)
     outcomes: list[tuple[Path, object]] = []  # (input, Report or the error message)
-    for path in inputs:
-        out_dir = output / path.stem if len(inputs) > 1 else output
+    for path, folder in zip(inputs, folders):
+        out_dir = output / folder if len(inputs) > 1 else output
         try:
             with _progress_reporter(path, quiet or as_json, as_json) as progress:
                 report = run_convert(path, out_dir, options, progress=progress, engine=engine)
@@ -246,6 +253,22 @@ def _convert_all(inputs: tuple[Path, ...], output: Path, options, engine, quiet:
         _print_summary(outcomes)
     if any(isinstance(outcome, str) for _, outcome in outcomes):
         raise SystemExit(1)
+
+
+def input_folders(inputs: tuple[Path, ...]) -> list[str]:
+    """Each input's subfolder name: its stem, and for a stem seen before the stem with -2, -3,
+    ... in the order given (a/still.mp4, b/still.mp4 -> still, still-2), so that no input
+    lands in another's folder."""
+    taken: set[str] = set()
+    names = []
+    for path in inputs:
+        name, n = path.stem, 1
+        while name in taken:
+            n += 1
+            name = f"{path.stem}-{n}"
+        taken.add(name)
+        names.append(name)
+    return names
 
 
 def _print_summary(outcomes: list[tuple[Path, object]]) -> None:
@@ -354,7 +377,8 @@ class _progress_reporter:
 @main.command()
 @click.argument("source", type=click.Path(path_type=Path))
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
-              help="A .mp4/.mkv/.mov video (.mov/.mxf for dnxhr), or a folder for PNGs.")
+              help="A .mp4/.mkv/.mov video (.mov/.mxf for dnxhr), a .png (a one-frame "
+                   "SOURCE), or a folder for PNGs; other media names (.avi, ...) are refused.")
 @click.option("--format", "kind", type=click.Choice(["sdr", "hdr10", "hlg", "prores", "dnxhr",
                                                      "png"]), default=None,
               help="Default: sdr for a video name, png for a folder.")

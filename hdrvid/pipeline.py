@@ -48,7 +48,14 @@ from hdrvid.exposure import (
 from hdrvid.predictor import HdrPredictor
 from hdrvid.primaries import CHROMATICITIES, PRIMARIES, conversion
 from hdrvid.registry import get_spec
-from hdrvid.render import VIDEO_FORMATS, RenderOptions, check_format, render
+from hdrvid.render import (
+    OTHER_MEDIA_SUFFIXES,
+    VIDEO_FORMATS,
+    VIDEO_SUFFIXES,
+    RenderOptions,
+    check_format,
+    render,
+)
 from hdrvid.response import AUTO, Response, load_response
 from hdrvid.video import Frame, VideoInfo, probe, read_frames
 from hdrvid.windows import Chunk, Window, sliding_windows
@@ -304,6 +311,7 @@ def convert(input: str | Path, output: str | Path, options: ConvertOptions = Con
     engine = engine or LocalEngine()
     info = probe(input)
     output = Path(output)
+    folder, frames_dir, videos = output_layout(Path(input), output, options.format)
     report = Report(Path(input), output, options.model)
     auto = options.input_transfer == AUTO
     response = Response() if auto else load_response(options.input_transfer)
@@ -316,16 +324,13 @@ def convert(input: str | Path, output: str | Path, options: ConvertOptions = Con
     if get_spec(options.model).trained and (warning := trained_range_warning(pattern)):
         report.warnings.append(warning)
     options = engine.prepare(info, pattern, options, report.warnings)
-    if options.format not in FORMATS:
-        raise OutputError(f"--format {options.format}: choose one of {', '.join(FORMATS)}")
-    kinds = FORMATS[options.format]
-    frames_dir = output if "exr" in kinds else output / ".hdrvid-frames"  # removed at the end
-    videos = {kind: output / f"{Path(input).stem}-{kind}{VIDEO_FORMATS[kind].containers[0]}"
-              for kind in kinds if kind != "exr"}
     for kind, path in videos.items():  # refused now, not after the conversion
         check_format(kind, path, options.render_options(kind))
     report.warnings += _exr_colour(info, options)[2]
-    _prepare_output(output, options.overwrite or options.resume, videos.values())
+    if folder == output:
+        _prepare_output(output, options.overwrite or options.resume, videos.values())
+    else:  # one video file: its folder may hold anything else
+        _prepare_video_file(output, options.overwrite or options.resume)
     _prepare_output(frames_dir, True)
     done = _complete_frames(frames_dir, info, options, pattern) if options.resume else set()
 
@@ -359,10 +364,43 @@ def convert(input: str | Path, output: str | Path, options: ConvertOptions = Con
         shutil.rmtree(frames_dir)
     report.seconds = time.perf_counter() - started
     report.host_peak_bytes = _peak_rss()
-    write_json_atomic(output / "hdrvid.json", {**sidecar, "status": "complete",
-                                               "exr_kept": frames_dir == output,
-                                               "report": report.as_dict(), "frames": timestamps})
+    if folder == output:  # a video file named by -o comes alone, as ffmpeg writes it
+        write_json_atomic(output / "hdrvid.json", {**sidecar, "status": "complete",
+                                                   "exr_kept": frames_dir == output,
+                                                   "report": report.as_dict(),
+                                                   "frames": timestamps})
     return report
+
+
+def output_layout(input: Path, output: Path, format: str
+                  ) -> tuple[Path, Path, dict[str, Path]]:
+    """Where a conversion writes: (the folder, where the EXRs go, the videos by kind).
+
+    ``output`` named like a video (.mp4, .mov, .mkv, .mxf) is that video file, for a format
+    that makes one video; the EXRs it is rendered from are then kept in a hidden folder beside
+    it until it is done. Any other name is a folder: EXRs (exr, all) and
+    ``<input stem>-<format>`` videos go into it. Other media names (.avi, .png, ...) are
+    refused rather than made folders.
+    """
+    if format not in FORMATS:
+        raise OutputError(f"--format {format}: choose one of {', '.join(FORMATS)}")
+    kinds = FORMATS[format]
+    suffix = output.suffix.lower()
+    if suffix in VIDEO_SUFFIXES:
+        if len(kinds) > 1 or kinds == ("exr",):
+            what = "an EXR sequence" if format == "exr" else "EXRs and two videos"
+            raise OutputError(f"{output}: --format {format} writes {what} into a folder; name a "
+                              "folder, or pass one video format (--format sdr, hdr10, hlg, "
+                              "prores or dnxhr) to write this one video file")
+        return output.parent, output.parent / f".{output.name}.hdrvid-frames", \
+            {kinds[0]: output}
+    if suffix in OTHER_MEDIA_SUFFIXES:
+        raise OutputError(f"{output}: hdrvid does not write {suffix} files; name a folder, or a "
+                          f"{', '.join(VIDEO_SUFFIXES)} video with one video --format")
+    frames_dir = output if "exr" in kinds else output / ".hdrvid-frames"  # removed at the end
+    videos = {kind: output / f"{input.stem}-{kind}{VIDEO_FORMATS[kind].containers[0]}"
+              for kind in kinds if kind != "exr"}
+    return output, frames_dir, videos
 
 
 def _render_video(frames_dir: Path, path: Path, kind: str, options: ConvertOptions,
@@ -662,6 +700,15 @@ def _prepare_output(output: Path, overwrite: bool, videos: Iterable[Path] = ()) 
     if not overwrite and (video := next((v for v in videos if v.exists()), None)):
         raise OutputError(f"{video}: exists; pass --overwrite to replace it or choose another "
                           "folder")
+
+
+def _prepare_video_file(video: Path, overwrite: bool) -> None:
+    if video.is_dir():
+        raise OutputError(f"{video}: is a folder; remove it or name another video file")
+    if video.exists() and not overwrite:
+        raise OutputError(f"{video}: exists; pass --overwrite to replace it or name another "
+                          "video file")
+    _prepare_output(video.parent, True)
 
 
 def _unfinished(output: Path) -> bool:

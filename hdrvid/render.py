@@ -65,6 +65,11 @@ from hdrvid.writers import (
 )
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".mxf")
+# names of media files hdrvid does not write: refused, rather than taken for a folder's name
+OTHER_MEDIA_SUFFIXES = (".avi", ".webm", ".m4v", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg",
+                        ".flv", ".wmv", ".3gp", ".ogv", ".y4m", ".gif", ".264", ".265", ".h264",
+                        ".hevc", ".jpg", ".jpeg", ".tif", ".tiff", ".exr", ".hdr", ".bmp",
+                        ".webp", ".dpx", ".png")
 HEVC_CODECS = ("hevc", "hevc_nvenc", "libx265")
 # FFmpeg colour tag values (ISO/IEC 23091-2) of HDR video inputs
 TRC_PQ, TRC_HLG, PRIMARIES_BT709 = 16, 18, 1
@@ -428,13 +433,15 @@ def _encode(sequence: Sequence, out: Path, writer: VideoWriter,
 
 def render_png(sequence: Sequence, out_dir: Path, options: RenderOptions = RenderOptions(),
                progress: Callable[[int], None] | None = None) -> list[str]:
-    """Tone-mapped 8-bit sRGB PNGs, one per frame, named after the EXRs."""
+    """Tone-mapped 8-bit sRGB PNGs, one per frame, named after the EXRs; or, for an
+    ``out_dir`` named .png, that one file (the sequence's only frame)."""
     mapper = options.tonemapper(sequence)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    single = out_dir.suffix.lower() == ".png"
+    (out_dir.parent if single else out_dir).mkdir(parents=True, exist_ok=True)
     for i, hdr in enumerate(_frames(sequence)):
         srgb = tonemap.oetf_srgb(mapper(hdr, sequence.times[i]))
         name = sequence.files[i].with_suffix(".png").name if sequence.files else f"frame_{i:06d}.png"
-        png = out_dir / name
+        png = out_dir if single else out_dir / name
         tmp = png.with_name(f".{png.name}.tmp.png")
         if not cv2.imwrite(str(tmp), np.rint(srgb[..., ::-1] * 255).astype(np.uint8)):
             raise OutputError(f"{png}: cannot write; check free space and permissions")
@@ -469,14 +476,36 @@ def render(source: str | Path, output: str | Path, kind: str | None = None,
     """Render ``source`` (see `read_sequence`) to ``output``: ``kind`` is sdr, hdr10, hlg,
     prores, dnxhr or png; by default png for a folder and sdr for a video name."""
     output = Path(output)
-    kind = kind or ("sdr" if output.suffix.lower() in VIDEO_SUFFIXES else "png")
+    kind = output_kind(output, kind)
     if kind != "png":
         check_format(kind, output, options)
     sequence = read_sequence(source, options.peak_nits)
+    if kind == "png" and output.suffix.lower() == ".png" and len(sequence) != 1:
+        raise OutputError(f"{output}: names one PNG but {source} holds {len(sequence)} frames; "
+                          "name a folder for the PNGs, or pass one EXR file")
     if kind in ("prores", "dnxhr"):
         return render_mezzanine(kind, sequence, output, options, progress)
     renderers = {"sdr": render_sdr, "hdr10": render_hdr10, "hlg": render_hlg, "png": render_png}
     return renderers[kind](sequence, output, options, progress)
+
+
+def output_kind(output: Path, kind: str | None) -> str:
+    """What ``output`` is to be, as ffmpeg users expect: a video for a .mp4/.mkv/.mov/.mxf
+    name (sdr unless ``kind`` says otherwise), one PNG file for a .png name, else a folder of
+    PNGs; another media name (.avi, .jpg, ...) is refused rather than made a folder."""
+    suffix = output.suffix.lower()
+    if kind not in (None, "png"):
+        return kind  # check_format names the containers a video kind takes
+    if suffix in VIDEO_SUFFIXES and kind == "png":
+        raise OutputError(f"{output}: --format png writes PNGs; name a folder, or a .png for "
+                          "one frame")
+    if suffix in VIDEO_SUFFIXES:
+        return "sdr"
+    if suffix in OTHER_MEDIA_SUFFIXES and suffix != ".png":
+        raise OutputError(f"{output}: hdrvid does not write {suffix} files; name a "
+                          f"{', '.join(VIDEO_SUFFIXES)} video, a .png (one frame) or a folder "
+                          "for PNGs")
+    return "png"
 
 
 class _atomic:
