@@ -49,9 +49,12 @@ def calibrate(input: Path, output: Path, exposures: str | None, stops: float | N
             from hdrvid.video import probe
 
             video = probe(input)
+            # given exposures are what calibration needs; the video's steps, measured as if it
+            # were gamma 2.2, may well contradict them: that is what a curve is recovered for
             options = ConvertOptions(exposures=exposures, stops=stops, cycle=cycle,
-                                     exposure_file=exposure_file)
-            pattern = resolve_exposures(video, options, Response())
+                                     exposure_file=exposure_file, force_exposures=True)
+            warnings: list[str] = []
+            pattern = resolve_exposures(video, options, Response(), warnings)
             estimate = estimate_from_video(video, pattern)
         _write_atomic(output, estimate.table())
     except HdrvidError as exc:
@@ -69,6 +72,7 @@ def calibrate(input: Path, output: Path, exposures: str | None, stops: float | N
 
 def _write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file in the same folder."""
+    temporary = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -76,6 +80,8 @@ def _write_atomic(path: Path, text: str) -> None:
             handle.write(text)
         os.replace(temporary, path)
     except OSError as exc:
+        if temporary is not None:
+            Path(temporary).unlink(missing_ok=True)
         raise OutputError(f"{path}: cannot write the response table ({exc.strerror}); choose "
                           "another path") from exc
 
