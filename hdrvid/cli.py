@@ -119,7 +119,16 @@ def main() -> None:
               help="EXR primaries (default: the input's, rec709 or bt2020): acescg, or "
                    "aces2065-1 written as an ACES container (SMPTE ST 2065-4).")
 @click.option("--frames", "max_frames", type=click.IntRange(1), default=None,
-              help="Convert only the first N frames.")
+              help="Convert only N frames (from --start, else the first).")
+@click.option("--start", default=None, metavar="FRAME|TIME",
+              callback=lambda ctx, param, value: _check_position(value, "--start"),
+              help="Start at this frame: 60 (a frame number, from 0), 2.5s, or 00:00:02.5. "
+                   "EXRs keep the video's frame numbers and timestamps; videos start at 0 with "
+                   "the audio cut to match.")
+@click.option("--duration", default=None, metavar="FRAMES|TIME",
+              callback=lambda ctx, param, value: _check_position(value, "--duration"),
+              help="Convert this much from --start: 48 (frames), 2s, or 00:00:02 (instead of "
+                   "--frames).")
 @click.option("--overwrite", is_flag=True, default=None,
               help="Replace the frames of an earlier run in the output folder.")
 @click.option("--resume", is_flag=True, default=None,
@@ -167,6 +176,9 @@ def convert(inputs: tuple[Path, ...], output: Path, quiet: bool, as_json: bool,
     """
     from hdrvid.pipeline import ConvertOptions, LocalEngine
 
+    if kwargs.get("max_frames") is not None and kwargs.get("duration") is not None:
+        raise click.BadParameter("--frames and --duration both say how much to convert; give "
+                                 "one", param_hint="--duration")
     # options left at None are dropped, so the library's defaults are the only defaults
     options = ConvertOptions(**{k: v for k, v in kwargs.items() if v is not None})
     signal.signal(signal.SIGTERM, _raise_terminated)
@@ -196,6 +208,19 @@ def _check_exposures(value: str | None) -> str | None:
             parse_exposures(value)
         except HdrvidError as exc:
             raise click.BadParameter(str(exc), param_hint="--exposures") from exc
+    return value
+
+
+def _check_position(value: str | None, option: str) -> str | None:
+    """A malformed --start or --duration is a usage error (exit 2), found before anything is
+    read."""
+    if value is not None:
+        from hdrvid.video import parse_position
+
+        try:
+            parse_position(value, option)
+        except HdrvidError as exc:
+            raise click.BadParameter(str(exc), param_hint=option) from exc
     return value
 
 

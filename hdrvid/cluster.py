@@ -176,13 +176,13 @@ class RayEngine:
         # chunks after the start check the cycle against the start's (a dropped frame)
         job.cycle_signature = learn_cycle(job.info, job.pattern,
                                           load_response(job.options.input_transfer))
-        count = frame_total(job.info, job.options, len(job.frame_times or ()))
+        count = frame_total(job, len(job.frame_times or ()))
         if not count:
             raise HdrvidError(f"{job.info.path}: the container states no frame count, which "
                               "chunking needs; convert it without --ray")
         window = get_spec(job.options.model).window(job.pattern.period)
         todo = plan_chunks(str(job.info.path), count, job.pattern.period, window,
-                           self.chunk_frames)
+                           self.chunk_frames, job.first)
         shared = self.ray.put(job)
         running: dict = {}  # result ref -> actor index
         load = [0] * len(self.actors)

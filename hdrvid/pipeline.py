@@ -57,8 +57,16 @@ from hdrvid.render import (
     render,
 )
 from hdrvid.response import AUTO, Response, load_response
-from hdrvid.video import Frame, VideoInfo, probe, read_frames
-from hdrvid.windows import Chunk, Window, sliding_windows
+from hdrvid.video import (
+    Frame,
+    VideoInfo,
+    frame_at,
+    frame_timestamps,
+    parse_position,
+    probe,
+    read_frames,
+)
+from hdrvid.windows import Chunk, Window, halo, sliding_windows
 from hdrvid.writers import (
     ExrSequenceWriter,
     frame_name,
@@ -67,6 +75,7 @@ from hdrvid.writers import (
     write_json_atomic,
 )
 
+END = sys.maxsize  # a frame index no video reaches: "to the end"
 # the output alternating more than this with the exposure cycle means the exposures are wrong:
 # right ones merge every frame to the same scale
 FLICKER_STOPS = 0.5
@@ -98,6 +107,8 @@ class ConvertOptions:
     overwrite: bool = False
     resume: bool = False
     max_frames: int | None = None
+    start: str | None = None  # the first frame: frames (60), seconds (2.5s) or a timecode
+    duration: str | None = None  # how much: frames or seconds, as start; not with max_frames
     workers: int | None = None
     format: str = "exr"
     tonemap: str = "hable"
@@ -242,6 +253,8 @@ class Job:
     frames_dir: Path
     options: ConvertOptions
     done: set[int] = field(default_factory=set)  # frames complete on disk (--resume)
+    first: int = 0  # the output frames are first to last (exclusive; None: to the end)
+    last: int | None = None
     frame_times: Sequence[int] | None = None  # the video's `frame_timestamps` (for seeking)
     # the exposure steps learned at the clip's start (`learn_cycle`): chunks check against them
     cycle_signature: np.ndarray | None = None
@@ -312,6 +325,10 @@ def convert(input: str | Path, output: str | Path, options: ConvertOptions = Con
     info = probe(input)
     output = Path(output)
     folder, frames_dir, videos = output_layout(Path(input), output, options.format)
+    # the timestamps place --start and --duration, cut the audio and let the decoder seek
+    cut = options.start is not None or options.duration is not None or options.max_frames
+    stamps = frame_timestamps(info.path) if cut else None
+    first, last = frame_range(info, options, stamps)
     report = Report(Path(input), output, options.model)
     auto = options.input_transfer == AUTO
     response = Response() if auto else load_response(options.input_transfer)
@@ -332,15 +349,18 @@ def convert(input: str | Path, output: str | Path, options: ConvertOptions = Con
     else:  # one video file: its folder may hold anything else
         _prepare_video_file(output, options.overwrite or options.resume)
     _prepare_output(frames_dir, True)
-    done = _complete_frames(frames_dir, info, options, pattern) if options.resume else set()
+    job = Job(info, pattern, frames_dir, options, frame_times=stamps, first=first, last=last)
+    job.done = _complete_frames(frames_dir, info, options, pattern, first) if options.resume \
+        else set()
 
-    sidecar = {**_sidecar(info, options, pattern), "response": report.response}
+    sidecar = {**_sidecar(info, options, pattern), "response": report.response,
+               "range": {"first": first, "last": last}}
     write_json_atomic(frames_dir / "hdrvid.json", {**sidecar, "status": "running"})
     timestamps: list[dict] = []
     try:
-        engine.run(Job(info, pattern, frames_dir, options, done), report, timestamps, progress,
-                   started)
-        _remove_stale_frames(frames_dir, report.frames)
+        engine.run(job, report, timestamps, progress, started)
+        _remove_stale_frames(frames_dir, {entry["index"] for entry in timestamps})
+        sidecar["range"] = cut_times(info, job, timestamps, stamps)
         write_json_atomic(frames_dir / "hdrvid.json", {**sidecar, "status": "rendering",
                                                        "frames": timestamps})
         for kind, path in videos.items():
@@ -414,14 +434,67 @@ def _render_video(frames_dir: Path, path: Path, kind: str, options: ConvertOptio
     report.videos.append(path)
 
 
-def frame_total(info: VideoInfo, options: ConvertOptions, count: int | None = None
-                ) -> int | None:
-    """Frames the conversion should produce: ``count`` (an exact count, e.g. of the packets)
-    or else the container's, or --frames if fewer."""
-    count = count or info.frame_count
-    if options.max_frames:
-        return min(count or options.max_frames, options.max_frames)
-    return count
+def frame_total(job: Job, count: int | None = None) -> int | None:
+    """Frames the conversion should produce: those from ``job.first`` to ``job.last`` of the
+    video's ``count`` (an exact count, e.g. of the packets) or else the container's."""
+    count = count or job.info.frame_count
+    end = job.last if count is None else min(count, job.last or count)
+    return None if end is None else max(0, end - job.first)
+
+
+def frame_range(info: VideoInfo, options: ConvertOptions,
+                timestamps: Sequence[int] | None) -> tuple[int, int | None]:
+    """(first, last) output frame indices (last exclusive, None: to the end) from --start and
+    --frames or --duration; ``timestamps`` place times on frames (`frame_timestamps`)."""
+    if options.duration is not None and options.max_frames is not None:
+        raise InputError("--frames and --duration both say how much to convert; give one")
+
+    def index(text: str, option: str, origin: float = 0.0) -> int:
+        position = parse_position(text, option)
+        if position.frames is not None:
+            return position.frames
+        return frame_at(origin + position.seconds, timestamps, info.time_base, info.fps)
+
+    first = index(options.start, "--start") if options.start else 0
+    count = len(timestamps) if timestamps else info.frame_count
+    if first and count is not None and first >= count:
+        raise InputError(f"{info.path}: --start {options.start} is at or past the end of the "
+                         f"video ({count} frames); start earlier")
+    if options.max_frames is not None:
+        return first, first + options.max_frames
+    if options.duration is None:
+        return first, None
+    position = parse_position(options.duration, "--duration")
+    if position.frames is not None:
+        last = first + position.frames
+    else:  # the frames shown within that time of the first one
+        origin = float((timestamps[first] - timestamps[0]) * info.time_base) if timestamps \
+            and first < len(timestamps) else first / float(info.fps or 25)
+        last = index(options.duration, "--duration", origin)
+    if last <= first:
+        raise InputError(f"--duration {options.duration}: holds no frame; give a longer one")
+    return first, last
+
+
+def cut_times(info: VideoInfo, job: Job, entries: list[dict],
+              timestamps: Sequence[int] | None) -> dict:
+    """Where the converted frames lie in the source, for the videos made from them: ``start``
+    and ``end`` (seconds on the source's clock; None: its own start or end) bound the audio
+    kept, and ``offset`` is subtracted from every timestamp so the video starts as the source
+    did (as ffmpeg's -ss does)."""
+    cut = {"first": job.first, "last": job.last, "start": None, "end": None, "offset": 0.0}
+    if not entries:
+        return cut
+    if job.first > 0:
+        origin = float(timestamps[0] * info.time_base) if timestamps else 0.0
+        cut["start"] = entries[0]["time"]
+        cut["offset"] = entries[0]["time"] - origin
+    count = len(timestamps) if timestamps else info.frame_count
+    end = entries[-1]["index"] + 1
+    if job.last is not None and (count is None or end < count):  # the frame after the last kept one
+        cut["end"] = float(timestamps[end] * info.time_base) if timestamps and end < \
+            len(timestamps) else entries[-1]["time"] + 1 / float(info.fps or 25)
+    return cut
 
 
 def run_frames(job: Job, predictor: HdrPredictor, report: Report, timestamps: list[dict],
@@ -436,10 +509,12 @@ def run_frames(job: Job, predictor: HdrPredictor, report: Report, timestamps: li
         job.frames_dir, options.exr_compression(), half=not options.float32, fps=info.fps,
         workers=options.workers, attributes={**_exr_attributes(info, options), **colour},
         matrix=matrix)
-    total, start, stop = frame_total(info, options), 0, options.max_frames
-    if chunk is not None:
-        total, start = chunk.last - chunk.first, chunk.decode_start
-        stop = min(stop or chunk.decode_stop, chunk.decode_stop)
+    # the frames first to last, each window read with its true neighbours (decoded as a halo
+    # and not emitted), so that they equal the frames of a run over the whole video
+    span = chunk or Chunk(str(info.path), job.first, END if job.last is None else job.last,
+                          halo(predictor.window, pattern.period))
+    total = frame_total(job) if chunk is None else chunk.last - chunk.first
+    start, stop = span.decode_start, span.decode_stop
     out_dtype = torch.float16 if writer.dtype == np.float16 else torch.float32  # the EXRs' type
     stages = dict.fromkeys(("prepare", "model", "fetch"), 0.0)
     monitor = CycleMonitor(pattern, signature=job.cycle_signature)
@@ -454,9 +529,7 @@ def run_frames(job: Job, predictor: HdrPredictor, report: Report, timestamps: li
     # loop, so the collector skips it until the end.
     gc.freeze()
     try:
-        windows = _windows(decoded, predictor.window, pattern.period, info.path)
-        if chunk is not None:
-            windows = chunk.windows(windows)
+        windows = span.windows(_windows(decoded, predictor.window, pattern.period, info.path))
         for batch in _batched(windows, options.batch_size):
             todo = [w for w in batch if w.center not in job.done]
             images = iter(_infer(predictor, todo, pattern, stages, report.warnings,
@@ -495,7 +568,7 @@ def run_frames(job: Job, predictor: HdrPredictor, report: Report, timestamps: li
 def check_complete(job: Job, decoded: int) -> None:
     """Decoders stop quietly at a truncated end: compare with the length the container states
     (the duration times the frame rate where it states no count: allow 2 frames or 2 %)."""
-    expected = frame_total(job.info, job.options)
+    expected = frame_total(job)
     if expected and decoded + max(2, 0.02 * expected) < expected:
         raise InputError(f"{job.info.path}: decoding stopped at frame {decoded} of about "
                          f"{expected} (the file looks truncated or corrupt); the {decoded} frames "
@@ -612,12 +685,12 @@ def _write_frame(writer: ExrSequenceWriter, entry: dict, image: np.ndarray) -> N
 
 
 def _complete_frames(frames_dir: Path, info: VideoInfo, options: ConvertOptions,
-                     pattern: ExposurePattern) -> set[int]:
+                     pattern: ExposurePattern, first: int) -> set[int]:
     """Indices of the EXRs an earlier run of the same conversion finished (--resume).
 
     Each is read in full and must have the video's size, the requested pixel type and the same
-    model; anything else is converted again. A run with another model or other exposures is
-    refused rather than mixed in.
+    model; anything else is converted again. A run with another model, other exposures or
+    another first frame (--start) is refused rather than mixed in.
     """
     sidecar_path = frames_dir / "hdrvid.json"
     if sidecar_path.is_file():
@@ -634,6 +707,11 @@ def _complete_frames(frames_dir: Path, info: VideoInfo, options: ConvertOptions,
             held = primaries or "of the input"
             raise OutputError(f"{frames_dir}: holds frames in primaries {held}; resume with the "
                               "same --primaries, or pass --overwrite")
+        earlier_first = (earlier.get("range") or {}).get("first", 0)
+        if earlier_first != first:
+            raise OutputError(f"{frames_dir}: holds a run that starts at frame {earlier_first} "
+                              f"and this one starts at frame {first}; resume with the same "
+                              "--start, or pass --overwrite")
     expected = ((info.height, info.width, 3), np.float32 if options.float32 else np.float16,
                 options.model)
     return {int(path.stem.removeprefix("frame_")) for path in frames_dir.glob("frame_*.exr")
@@ -720,11 +798,11 @@ def _unfinished(output: Path) -> bool:
     return status in ("running", "interrupted", "failed")
 
 
-def _remove_stale_frames(output: Path, count: int) -> None:
-    """After an --overwrite run, remove frames of an earlier, longer run."""
+def _remove_stale_frames(output: Path, kept: set[int]) -> None:
+    """After an --overwrite run, remove frames of an earlier run that this one did not write."""
     for path in output.glob("frame_*.exr"):
         index = path.stem.removeprefix("frame_")
-        if index.isdigit() and int(index) >= count:
+        if index.isdigit() and int(index) not in kept:
             path.unlink()
 
 

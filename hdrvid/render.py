@@ -150,6 +150,10 @@ class Sequence:
     # the longest exposure's relative time on the frames' scale (hdrvid.json), for the tone
     # mapper's key; None: unknown
     longest_exposure: float | None = None
+    # a part of the source (convert --start, --frames): the audio kept, from start to end
+    # (seconds on the source's clock, None: unbounded), moved offset seconds earlier as the
+    # frames' timestamps are
+    audio_cut: tuple[float | None, float | None, float] = (None, None, 0.0)
 
     @property
     def bt2020(self) -> bool:
@@ -222,6 +226,7 @@ def _apply_sidecar(sequence: Sequence, sidecar: dict) -> None:
         if all(f["pts"] is not None for f in frames) and sidecar.get("time_base"):
             sequence.pts = [f["pts"] for f in frames]
             sequence.time_base = fractions.Fraction(sidecar["time_base"])
+        _apply_cut(sequence, sidecar.get("range") or {})
     else:
         sequence.times = [i / float(sequence.fps) for i in range(len(sequence.files))]
     if times := sidecar.get("exposures", {}).get("times"):
@@ -231,6 +236,19 @@ def _apply_sidecar(sequence: Sequence, sidecar: dict) -> None:
         sequence.source = video
     elif video != Path(""):
         sequence.warnings.append(f"{video}: the source video is gone; the output has no audio")
+
+
+def _apply_cut(sequence: Sequence, cut: dict) -> None:
+    """A part of the source starts at time 0 in the videos made from it, as in ffmpeg; the
+    EXRs and hdrvid.json keep the source's timestamps."""
+    offset = float(cut.get("offset") or 0.0)
+    sequence.audio_cut = (cut.get("start"), cut.get("end"), offset)
+    if not offset:
+        return
+    sequence.times = [t - offset for t in sequence.times]
+    if sequence.pts:
+        shift = round(offset / sequence.time_base)
+        sequence.pts = [p - shift for p in sequence.pts]
 
 
 def _frames(sequence: Sequence, lookahead: int = 3) -> Iterator[np.ndarray]:
@@ -295,7 +313,8 @@ def _writer(sequence: Sequence, out: Path, options: RenderOptions, **encoding) -
     audio = sequence.source if options.audio else None
     partial = out.with_name(f".{out.stem}.partial{out.suffix}")  # renamed by _atomic when done
     return VideoWriter(partial, width, height, fps=sequence.fps, time_base=sequence.time_base,
-                       crf=options.crf, preset=options.preset, audio_from=audio, **encoding)
+                       crf=options.crf, preset=options.preset, audio_from=audio,
+                       audio_cut=sequence.audio_cut, **encoding)
 
 
 def frame_size(sequence: Sequence) -> tuple[int, int]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fractions
 import functools
+import math
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -311,6 +312,56 @@ def _indexed(container, stream, start: int, timestamps: Sequence[int] | None
         yield index, frame
 
 
+@dataclass(frozen=True)
+class Position:
+    """A point in a video, or a length: a number of frames or of seconds (one of the two)."""
+
+    frames: int | None = None
+    seconds: float | None = None
+
+    def describe(self) -> str:
+        return f"frame {self.frames}" if self.frames is not None else f"{self.seconds:g} s"
+
+
+def parse_position(text: str, option: str = "--start") -> Position:
+    """``60`` (frames), ``2.5s`` (seconds) or ``[HH:]MM:SS[.fff]`` (a timecode as ffmpeg
+    writes it). A bare number with a decimal point is refused: frames or seconds would be a
+    guess."""
+    value = text.strip().lower()
+    try:
+        if value.isdigit():
+            return Position(frames=int(value))
+        if value.endswith("s") and value[:-1]:
+            seconds = float(value[:-1])
+        elif ":" in value:
+            parts = [float(part) for part in value.split(":")]
+            if len(parts) > 3 or any(part < 0 for part in parts) or \
+                    any(part >= 60 for part in parts[1:]):
+                raise ValueError(value)
+            seconds = sum(part * 60 ** k for k, part in enumerate(reversed(parts)))
+        else:
+            raise ValueError(value)
+    except ValueError:
+        raise InputError(f"{option} {text}: give frames (60), seconds (2.5s) or a timecode "
+                         "([HH:]MM:SS[.fff], e.g. 00:00:02.5)") from None
+    if not math.isfinite(seconds) or seconds < 0:
+        raise InputError(f"{option} {text}: a time must be zero or more seconds")
+    return Position(seconds=seconds)
+
+
+def frame_at(seconds: float, timestamps: Sequence[int] | None, time_base: fractions.Fraction,
+             fps: fractions.Fraction | None) -> int:
+    """Index of the first frame shown at or after ``seconds`` from the first frame, from the
+    video's `frame_timestamps` (variable frame rates too), else from its frame rate."""
+    tolerance = 5e-4  # timestamps are rounded to their time base: 2.5 s is frame 60 at 24 fps
+    if timestamps:
+        origin = timestamps[0]
+        times = (float((pts - origin) * time_base) for pts in timestamps)
+        return next((i for i, t in enumerate(times) if t >= seconds - tolerance),
+                    len(timestamps))
+    return math.ceil((seconds - tolerance) * float(fps or 25))
+
+
 def frame_timestamps(path: str | Path) -> list[int] | None:
     """Presentation timestamps of the video's frames in display order, read from the packets
     without decoding (a few ms per thousand frames); None when the packets carry none.
@@ -472,7 +523,9 @@ class VideoWriter:
     stream (e.g. bt2020 / smpte2084 for HDR10); ``codec_params`` go to x265 as x265-params and
     to SVT-AV1 as svtav1-params. prores_ks writes ProRes 4444 and dnxhd DNxHR 444 (both 4:4:4
     10-bit; crf and preset do not apply). ``audio_from`` copies the audio streams of another
-    file, interleaved by timestamp.
+    file, interleaved by timestamp; ``audio_cut`` (start, end, offset) in seconds on that
+    file's clock keeps only the packets that start from ``start`` and before ``end`` (None:
+    no bound), moved ``offset`` earlier: the audio of a part of a video.
     """
 
     def __init__(self, path: str | Path, width: int, height: int, fps: fractions.Fraction | int = 24,
@@ -481,7 +534,8 @@ class VideoWriter:
                  time_base: fractions.Fraction | None = None, preset: str = "medium",
                  primaries: str | None = None, transfer: str | None = None,
                  codec_params: str = "", audio_from: str | Path | None = None,
-                 chroma: str = "420"):
+                 chroma: str = "420",
+                 audio_cut: tuple[float | None, float | None, float] = (None, None, 0.0)):
         codec = resolve_encoder(codec)
         _check_size(path, codec, width, height)
         if codec == "libsvtav1":
@@ -517,7 +571,8 @@ class VideoWriter:
         if codec in ("libx265", "hevc_nvenc") and self._container.format.name in ("mp4", "mov"):
             self._stream.codec_tag = "hvc1"  # what Apple players need
         self._count = 0
-        self._audio = _AudioCopy(audio_from, self._container, self.warnings) if audio_from else None
+        self._audio = _AudioCopy(audio_from, self._container, self.warnings, audio_cut) \
+            if audio_from else None
 
     def write(self, rgb: np.ndarray, pts: int | None = None) -> None:
         rgb = np.clip(rgb, 0, 1).astype(np.float32, copy=False)
@@ -607,7 +662,9 @@ class _AudioCopy:
     AAC only where the container cannot hold the codec; to 24-bit PCM at 48 kHz for MXF, which
     holds nothing else)."""
 
-    def __init__(self, source: str | Path, output, warnings: list[str]):
+    def __init__(self, source: str | Path, output, warnings: list[str],
+                 cut: tuple[float | None, float | None, float] = (None, None, 0.0)):
+        self._start, self._end, self._offset = cut
         self._input = av.open(str(source))
         self._output = output
         self._map = {}
@@ -630,18 +687,23 @@ class _AudioCopy:
         self._next = None
 
     def mux_until(self, seconds: float) -> None:
-        """Mux every audio packet that starts before ``seconds``."""
+        """Mux every audio packet that starts before ``seconds`` (on the output's clock)."""
         while True:
             if self._next is None:
                 self._next = next(self._packets, None)
                 if self._next is None:
                     return
             packet = self._next
-            if packet.pts is not None and float(packet.pts * packet.time_base) > seconds:
+            start = None if packet.pts is None else float(packet.pts * packet.time_base)
+            if start is not None and start - self._offset > seconds:
                 return
             self._next = None
             if packet.dts is None and packet.size == 0:
                 continue  # a demuxer flush packet
+            if start is not None and not self._kept(start):
+                continue
+            if self._offset:
+                self._move(packet)
             out_stream, decode_from = self._map[packet.stream.index]
             if decode_from is None:
                 packet.stream = out_stream
@@ -651,6 +713,18 @@ class _AudioCopy:
                     frame.pts = None  # the encoder counts samples itself
                     for encoded in out_stream.encode(frame):
                         self._output.mux(encoded)
+
+    def _kept(self, start: float) -> bool:
+        """Whether a packet starting at ``start`` (seconds) lies in the cut: whole packets are
+        copied, as ffmpeg's stream copy does, so the cut is exact to one packet."""
+        tolerance = 1e-6
+        return ((self._start is None or start >= self._start - tolerance) and
+                (self._end is None or start < self._end - tolerance))
+
+    def _move(self, packet) -> None:
+        shift = round(self._offset / packet.time_base)
+        packet.pts = None if packet.pts is None else packet.pts - shift
+        packet.dts = None if packet.dts is None else packet.dts - shift
 
     def _resampled(self, index: int, frames):
         resampler = self._resamplers.get(index)

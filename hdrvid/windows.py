@@ -127,11 +127,19 @@ class Chunk:
 
 
 def plan_chunks(input: str, frame_count: int, period: int, window: int,
-                frames_per_chunk: int) -> list[Chunk]:
-    """Split ``frame_count`` frames into chunks whose length is a multiple of the exposure
-    cycle, so each starts at the video's phase; the halo is the window's radius."""
+                frames_per_chunk: int, start: int = 0) -> list[Chunk]:
+    """Split ``frame_count`` frames from frame ``start`` on into chunks whose length is a
+    multiple of the exposure cycle; the halo is the window's radius."""
     if frame_count < 1:
         return []
     length = max(period, frames_per_chunk // period * period)
-    return [Chunk(str(input), first, min(first + length, frame_count), window // 2)
-            for first in range(0, frame_count, length)]
+    end = start + frame_count
+    return [Chunk(str(input), first, min(first + length, end), halo(window, period))
+            for first in range(start, end, length)]
+
+
+def halo(window: int, period: int) -> int:
+    """Frames to decode on either side of a part of a video: the window's radius, and at least
+    a cycle's worth less one, so that a part shorter than a cycle still decodes one whole cycle
+    (windows are only built over whole cycles)."""
+    return max(window // 2, period - 1)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import assert_one_line_error
+from conftest import assert_one_line_error, render_clip
 
 from hdrvid.cli import main
 from hdrvid.exposure import pattern_from_cycle
@@ -191,7 +191,6 @@ def test_non_alternating_video_error_mentions_exposures(tmp_path, constant_clip,
 @pytest.mark.parametrize("args, fragments", [
     (["--model", "nope"], ["unknown model 'nope'", "merge"]),
     (["--stops", "3"], ["--cycle"]),
-    (["--exposures", "1,4,16", "--model", "merge", "--frames", "2"], ["too few frames"]),
 ])
 def test_convert_option_errors(clip3, tmp_path, args, fragments):
     result = run("convert", clip3.path, "-o", tmp_path / "out", *args)
@@ -597,9 +596,13 @@ def test_a_bad_exposures_value_is_a_usage_error(clip2, tmp_path, value):
 
 
 def test_one_frame_is_not_frames(clip2, tmp_path):
-    result = run("convert", clip2.path, "-o", tmp_path / "out", "--frames", "1", "-m", "reference")
+    one = render_clip(tmp_path / "one.mp4", (1, 8), 1).path  # --frames 1 decodes a whole cycle
+    result = run("convert", one, "-o", tmp_path / "out", "--exposures", "1,8",
+                 "--force-exposures", "-m", "reference")
     assert_one_line_error(result, "a clip of 1 frame is shorter")
     assert "1 frames" not in result.stderr
+    result = run("convert", clip2.path, "-o", tmp_path / "out1", "--frames", "1", "-m", "reference")
+    assert result.exit_code == 0 and ": 1 frame ->" in result.stderr
 
 
 def test_tonemap_takes_the_operator_under_converts_name(clip2, tmp_path):

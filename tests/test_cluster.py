@@ -125,6 +125,22 @@ def test_two_ray_workers_equal_a_single_process_run(ray_local, single_run, tmp_p
     _assert_same_frames(out, single)
 
 
+def test_a_part_on_ray_equals_those_frames_of_a_single_run(ray_local, single_run, tmp_path):
+    """--start 3 --frames 7 in chunks of 2 frames: the chunks start off the cycle's phase and
+    the last is shorter than a cycle, and each frame still equals the whole run's."""
+    clip, single = single_run
+    out = tmp_path / "ray"
+    result = run("convert", clip.path, "-o", out, "--ray", "--ray-workers", "2",
+                 "--chunk-frames", "2", "--start", "3", "--frames", "7", "-q")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.glob("frame_*.exr")) == [frame_name(i) for i in range(3, 10)]
+    for i in range(3, 10):
+        np.testing.assert_array_equal(read_exr(out / frame_name(i))[0],
+                                      read_exr(single / frame_name(i))[0])
+    ours, theirs = (json.loads((f / "hdrvid.json").read_text()) for f in (out, single))
+    assert ours["frames"] == theirs["frames"][3:10]
+
+
 def test_a_killed_worker_has_its_chunk_retried(ray_local, single_run, tmp_path):
     from hdrvid.cluster import RayEngine
 

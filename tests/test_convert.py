@@ -12,7 +12,7 @@ import OpenEXR
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import assert_one_line_error
+from conftest import assert_one_line_error, render_clip
 
 from hdrvid import ConvertOptions, HdrPredictor, convert
 from hdrvid.cli import main
@@ -130,13 +130,25 @@ def cli(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
-def test_clip_shorter_than_one_cycle_is_an_error(clip3, tmp_path):
+def test_clip_shorter_than_one_cycle_is_an_error(tmp_path):
+    # --frames 2 of a longer clip decodes a whole cycle around them: only a clip this short fails
+    clip = render_clip(tmp_path / "short.mp4", (1, 4, 16), 2)
     out = tmp_path / "out"
     with pytest.raises(InputError, match="too few frames"):
-        convert(clip3.path, out, ConvertOptions(model="reference", max_frames=2))
+        convert(clip.path, out, ConvertOptions(model="reference", exposures="1,4,16"))
     assert _sidecar(out)["status"] == "failed"
-    result = cli("convert", clip3.path, "-o", tmp_path / "cli", "-m", "reference", "--frames", "2", "-q")
-    assert_one_line_error(result, clip3.path.name, "too few frames")
+    for model in ("reference", "merge"):
+        result = cli("convert", clip.path, "-o", tmp_path / model, "-m", model, "-q",
+                     "--exposures", "1,4,16", "--force-exposures")
+        assert_one_line_error(result, clip.path.name, "too few frames")
+
+
+def test_fewer_frames_than_a_cycle_of_a_longer_clip_convert(clip3, tmp_path):
+    for model in ("reference", "merge"):
+        result = cli("convert", clip3.path, "-o", tmp_path / model, "-m", model, "--frames", "2",
+                     "-q")
+        assert result.exit_code == 0, result.output
+        assert len(list((tmp_path / model).glob("frame_*.exr"))) == 2
 
 
 # --- overwrite ---------------------------------------------------------------------------------
