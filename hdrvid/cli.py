@@ -129,6 +129,11 @@ def main() -> None:
               callback=lambda ctx, param, value: _check_position(value, "--duration"),
               help="Convert this much from --start: 48 (frames), 2s, or 00:00:02 (instead of "
                    "--frames).")
+@click.option("--scale", type=click.Choice(["native", "mid-grey"]), default=None,
+              help="EXR values: native (default; 1.0 = the clipping point of the shortest "
+                   "exposure) or mid-grey (one factor for the whole sequence puts its "
+                   "log-average luminance at 0.18; measured on 8 frames spread over it, before "
+                   "writing). The factor is in the EXR headers (hdrvid:scale) and hdrvid.json.")
 @click.option("--overwrite", is_flag=True, default=None,
               help="Replace the frames of an earlier run in the output folder.")
 @click.option("--resume", is_flag=True, default=None,

@@ -32,6 +32,7 @@ from hdrvid.pipeline import (
     check_complete,
     frame_total,
     learn_cycle,
+    log_average,
     model_key,
     run_frames,
 )
@@ -87,6 +88,10 @@ class ChunkWorker:
 
     def pid(self) -> int:
         return os.getpid()
+
+    def log_average(self, job: Job) -> float:
+        """The log-average luminance of ``job``'s frames, for --scale mid-grey."""
+        return log_average(job, self.predictor)
 
     def run(self, job: Job, chunk: Chunk) -> dict:
         """Convert ``chunk`` of ``job``; returns its frame records, counts and stage times."""
@@ -168,6 +173,11 @@ class RayEngine:
                            for _ in range(self.workers)]
             self._loaded = wanted
         return options
+
+    def log_average(self, job: Job) -> float:
+        """The log-average luminance of ``job``'s frames (--scale mid-grey), measured by one
+        actor before any frame is written."""
+        return self._result(self.actors[0].log_average.remote(job))
 
     def run(self, job: Job, report: Report, entries: list[dict], progress: Progress | None,
             started: float) -> None:

@@ -230,7 +230,9 @@ def _pair_by_name(pred_files: list[Path], gt: Path) -> list[FramePair]:
 
 
 def read_frame(path: Path) -> tuple[np.ndarray, dict]:
-    """(RGB float32 (H, W, 3) as stored, EXR header); ExrReadError naming the file."""
+    """(RGB float32 (H, W, 3) on the native hdrvid scale, EXR header); ExrReadError naming the
+    file. Frames written with `convert --scale mid-grey` are divided by their ``hdrvid:scale``,
+    so that they compare with ground truth on the scale the metrics assume."""
     try:
         pixels, header = read_exr(path)
     except HdrvidError as exc:  # no RGB channels
@@ -239,7 +241,9 @@ def read_frame(path: Path) -> tuple[np.ndarray, dict]:
         reason = " ".join(str(exc).split())
         raise ExrReadError(f"{path}: cannot read the EXR file ({reason}); check that it is a "
                            "complete OpenEXR image") from exc
-    return pixels.astype(np.float32, copy=False), header
+    pixels = pixels.astype(np.float32, copy=False)
+    scale = float(header.get("hdrvid:scale", 1.0))
+    return (pixels if scale == 1.0 else pixels * np.float32(1.0 / scale)), header
 
 
 class LazyFrames(Sequence):

@@ -28,7 +28,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from hdrvid import __version__
+from hdrvid import __version__, tonemap
 from hdrvid.calibrate import resolve_auto
 from hdrvid.errors import ExposureError, HdrvidError, InputError, ModelError, OutputError
 from hdrvid.exposure import (
@@ -80,6 +80,10 @@ END = sys.maxsize  # a frame index no video reaches: "to the end"
 # right ones merge every frame to the same scale
 FLICKER_STOPS = 0.5
 SCALE_NOTE = "linear light; 1.0 = the clipping point of the shortest exposure"
+SCALES = ("native", "mid-grey")
+# frames spread over the part converted whose log-average sets --scale mid-grey's one factor:
+# the tone mapper's key is measured on a like sample (render.py)
+SCALE_SAMPLES = 8
 FORMATS = {"exr": ("exr",), "sdr": ("sdr",), "hdr10": ("hdr10",), "hlg": ("hlg",),
            "prores": ("prores",), "dnxhr": ("dnxhr",), "all": ("exr", "sdr", "hdr10")}
 
@@ -109,6 +113,7 @@ class ConvertOptions:
     max_frames: int | None = None
     start: str | None = None  # the first frame: frames (60), seconds (2.5s) or a timecode
     duration: str | None = None  # how much: frames or seconds, as start; not with max_frames
+    scale: str = "native"  # of the EXR values: native, or mid-grey (see scale_note)
     workers: int | None = None
     format: str = "exr"
     tonemap: str = "hable"
@@ -255,6 +260,7 @@ class Job:
     done: set[int] = field(default_factory=set)  # frames complete on disk (--resume)
     first: int = 0  # the output frames are first to last (exclusive; None: to the end)
     last: int | None = None
+    scale_factor: float = 1.0  # what the EXR values are multiplied by (--scale mid-grey)
     frame_times: Sequence[int] | None = None  # the video's `frame_timestamps` (for seeking)
     # the exposure steps learned at the clip's start (`learn_cycle`): chunks check against them
     cycle_signature: np.ndarray | None = None
@@ -278,6 +284,8 @@ class Engine(Protocol):
 
     def run(self, job: Job, report: Report, entries: list[dict], progress: Progress | None,
             started: float) -> None: ...
+
+    def log_average(self, job: Job) -> float: ...
 
 
 class LocalEngine:
@@ -308,6 +316,9 @@ class LocalEngine:
         run_frames(job, self.predictor, report, entries, progress, started)
         check_complete(job, report.frames)
 
+    def log_average(self, job: Job) -> float:
+        return log_average(job, self.predictor)
+
 
 def convert(input: str | Path, output: str | Path, options: ConvertOptions = ConvertOptions(),
             progress: Progress | None = None, engine: Engine | None = None) -> Report:
@@ -325,9 +336,11 @@ def convert(input: str | Path, output: str | Path, options: ConvertOptions = Con
     info = probe(input)
     output = Path(output)
     folder, frames_dir, videos = output_layout(Path(input), output, options.format)
+    if options.scale not in SCALES:
+        raise OutputError(f"--scale {options.scale}: choose one of {', '.join(SCALES)}")
     # the timestamps place --start and --duration, cut the audio and let the decoder seek
     cut = options.start is not None or options.duration is not None or options.max_frames
-    stamps = frame_timestamps(info.path) if cut else None
+    stamps = frame_timestamps(info.path) if cut or options.scale != "native" else None
     first, last = frame_range(info, options, stamps)
     report = Report(Path(input), output, options.model)
     auto = options.input_transfer == AUTO
@@ -353,8 +366,12 @@ def convert(input: str | Path, output: str | Path, options: ConvertOptions = Con
     job.done = _complete_frames(frames_dir, info, options, pattern, first) if options.resume \
         else set()
 
+    if options.scale == "mid-grey":
+        job.scale_factor = _earlier_factor(frames_dir) if options.resume else None
+        job.scale_factor = job.scale_factor or tonemap.MID_GREY / engine.log_average(job)
     sidecar = {**_sidecar(info, options, pattern), "response": report.response,
-               "range": {"first": first, "last": last}}
+               "range": {"first": first, "last": last}, "scale": scale_note(job.scale_factor),
+               "scale_factor": job.scale_factor}
     write_json_atomic(frames_dir / "hdrvid.json", {**sidecar, "status": "running"})
     timestamps: list[dict] = []
     try:
@@ -507,8 +524,9 @@ def run_frames(job: Job, predictor: HdrPredictor, report: Report, timestamps: li
     colour, matrix, _ = _exr_colour(info, options)
     writer = ExrSequenceWriter(
         job.frames_dir, options.exr_compression(), half=not options.float32, fps=info.fps,
-        workers=options.workers, attributes={**_exr_attributes(info, options), **colour},
-        matrix=matrix)
+        workers=options.workers,
+        attributes={**_exr_attributes(options, job.scale_factor), **colour},
+        matrix=_scaled(matrix, job.scale_factor))
     # the frames first to last, each window read with its true neighbours (decoded as a halo
     # and not emitted), so that they equal the frames of a run over the whole video
     span = chunk or Chunk(str(info.path), job.first, END if job.last is None else job.last,
@@ -707,6 +725,10 @@ def _complete_frames(frames_dir: Path, info: VideoInfo, options: ConvertOptions,
             held = primaries or "of the input"
             raise OutputError(f"{frames_dir}: holds frames in primaries {held}; resume with the "
                               "same --primaries, or pass --overwrite")
+        earlier_scale = earlier.get("options", {}).get("scale", "native")
+        if earlier_scale != options.scale:
+            raise OutputError(f"{frames_dir}: holds frames at --scale {earlier_scale}; resume with "
+                              "the same --scale, or pass --overwrite")
         earlier_first = (earlier.get("range") or {}).get("first", 0)
         if earlier_first != first:
             raise OutputError(f"{frames_dir}: holds a run that starts at frame {earlier_first} "
@@ -813,9 +835,63 @@ def _sidecar(info: VideoInfo, options: ConvertOptions, pattern: ExposurePattern)
             "fps": float(info.fps) if info.fps else None}
 
 
-def _exr_attributes(info: VideoInfo, options: ConvertOptions) -> dict:
-    return {"hdrvid:scale": 1.0, "hdrvid:model": options.model,
-            "hdrvid:version": __version__, "comment": f"hdrvid {SCALE_NOTE}"}
+def _exr_attributes(options: ConvertOptions, factor: float) -> dict:
+    return {"hdrvid:scale": factor, "hdrvid:model": options.model,
+            "hdrvid:version": __version__, "comment": f"hdrvid {scale_note(factor)}"}
+
+
+def scale_note(factor: float) -> str:
+    """What the EXR values mean, for hdrvid.json and the EXRs' comment."""
+    if factor == 1.0:
+        return SCALE_NOTE
+    return (f"linear light, scaled so that the sequence's log-average luminance is 0.18 (one "
+            f"factor, {factor:.6g}, for every frame); the clipping point of the shortest "
+            f"exposure is at {factor:.6g}")
+
+
+def _scaled(matrix: np.ndarray | None, factor: float) -> np.ndarray | None:
+    """The writer's colour matrix with the --scale factor folded in (None: neither)."""
+    if factor == 1.0:
+        return matrix
+    return (np.eye(3) if matrix is None else np.asarray(matrix)) * factor
+
+
+def log_average(job: Job, predictor: HdrPredictor, samples: int = SCALE_SAMPLES) -> float:
+    """The log-average luminance (`tonemap.log_average_luminance`) of the frames ``job`` will
+    write, on the native scale, measured on up to ``samples`` of them spread evenly over the
+    part converted: each is run through the model with its true neighbours, as in the run."""
+    info, pattern = job.info, job.pattern
+    count = frame_total(job, len(job.frame_times or ())) or DETECTION_FRAMES
+    centres = np.unique(np.linspace(job.first, job.first + count - 1,
+                                    min(samples, count)).round().astype(int))
+    to_709 = None if info.color_tags.get("primaries") != 9 else \
+        conversion(CHROMATICITIES["bt2020"], CHROMATICITIES["rec709"]).T.astype(np.float32)
+    stages = dict.fromkeys(("prepare", "model", "fetch"), 0.0)
+    pooled = []
+    for centre in centres:
+        span = Chunk(str(info.path), int(centre), int(centre) + 1,
+                     halo(predictor.window, pattern.period))
+        decoded = read_frames(info.path, info.color, span.decode_stop, span.decode_start,
+                              job.frame_times, predictor.yuv_on_device)
+        prepared = ((frame, predictor.prepare(frame.pixels)) for frame in decoded)
+        for window in span.windows(_windows(prepared, predictor.window, pattern.period,
+                                            info.path)):
+            image = _infer(predictor, [window], pattern, stages, [], torch.float32)[0]
+            step = max(1, min(image.shape[:2]) // tonemap.KEY_PIXELS)
+            sample = image[::step, ::step].reshape(-1, 3)
+            pooled.append(sample if to_709 is None else sample @ to_709)
+    if not pooled:
+        raise InputError(f"{info.path}: no frame to measure --scale mid-grey on; check --start")
+    return tonemap.log_average_luminance(np.concatenate(pooled))
+
+
+def _earlier_factor(frames_dir: Path) -> float | None:
+    """The --scale mid-grey factor of the run being resumed: its frames must not be mixed with
+    frames at another factor (on a GPU, a second measurement may differ in the last bits)."""
+    try:
+        return json.loads((frames_dir / "hdrvid.json").read_text()).get("scale_factor")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _exr_colour(info: VideoInfo, options: ConvertOptions

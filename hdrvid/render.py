@@ -154,6 +154,10 @@ class Sequence:
     # (seconds on the source's clock, None: unbounded), moved offset seconds earlier as the
     # frames' timestamps are
     audio_cut: tuple[float | None, float | None, float] = (None, None, 0.0)
+    # what the EXR values were multiplied by (convert --scale; hdrvid.json, else the EXRs'
+    # hdrvid:scale): frames are divided by it on reading, so that everything here works on the
+    # native scale (1.0 = the clipping point of the shortest exposure: --peak-nits, HLG's peak)
+    scale_factor: float = 1.0
 
     @property
     def bt2020(self) -> bool:
@@ -184,7 +188,8 @@ def read_sequence(source: str | Path, peak_nits: float = 1000.0) -> Sequence:
     sidecar = (path if path.is_dir() else files[0].parent) / "hdrvid.json"
     header = read_exr_header(files[0])
     chromaticities = tuple(header.get("chromaticities", REC709_CHROMATICITIES))
-    sequence = Sequence(files, [], chromaticities=chromaticities)
+    sequence = Sequence(files, [], chromaticities=chromaticities,
+                        scale_factor=float(header.get("hdrvid:scale", 1.0)))
     if sidecar.is_file():
         _apply_sidecar(sequence, json.loads(sidecar.read_text()))
     else:  # the EXRs' own frame rate, else 24 fps
@@ -230,7 +235,8 @@ def _apply_sidecar(sequence: Sequence, sidecar: dict) -> None:
     else:
         sequence.times = [i / float(sequence.fps) for i in range(len(sequence.files))]
     if times := sidecar.get("exposures", {}).get("times"):
-        sequence.longest_exposure = float(times[-1]) / float(sidecar.get("scale_factor", 1.0))
+        sequence.longest_exposure = float(times[-1])  # frames are read on the native scale
+    sequence.scale_factor = float(sidecar.get("scale_factor") or sequence.scale_factor)
     video = Path(sidecar.get("input", {}).get("path", ""))
     if video.is_file():
         sequence.source = video
@@ -277,17 +283,18 @@ def _sample_frames(sequence: Sequence, count: int = 24) -> Iterator[np.ndarray]:
                                   ).round().astype(int))
     to_709 = _to_709(sequence)
     for i in picks:
-        frame = _read_frame(sequence.files[i])
+        frame = _read_frame(sequence.files[i], sequence.scale_factor)
         yield frame if to_709 is None else np.maximum(frame @ to_709, 0.0)
 
 
 def _exr_frames(sequence: Sequence, lookahead: int) -> Iterator[np.ndarray]:
     with ThreadPoolExecutor(1, thread_name_prefix="exr-read") as pool:
-        pending = deque(pool.submit(_read_frame, p) for p in sequence.files[:lookahead])
+        pending = deque(pool.submit(_read_frame, p, sequence.scale_factor)
+                        for p in sequence.files[:lookahead])
         for path in sequence.files[lookahead:] + [None] * len(pending):
             frame = pending.popleft().result()
             if path is not None:
-                pending.append(pool.submit(_read_frame, path))
+                pending.append(pool.submit(_read_frame, path, sequence.scale_factor))
             yield frame
 
 
@@ -300,12 +307,15 @@ def _video_frames(sequence: Sequence) -> Iterator[np.ndarray]:
             yield tonemap.oetf_inverse_hlg(frame.rgb)
 
 
-def _read_frame(path: Path) -> np.ndarray:
+def _read_frame(path: Path, scale_factor: float = 1.0) -> np.ndarray:
     try:
         pixels, _ = read_exr(path)
     except Exception as exc:  # OpenEXR raises bare RuntimeErrors
         raise InputError(f"{path}: cannot read this EXR ({exc}); re-run the conversion") from exc
-    return np.nan_to_num(pixels.astype(np.float32), nan=0.0, posinf=65504.0)
+    frame = np.nan_to_num(pixels.astype(np.float32), nan=0.0, posinf=65504.0)
+    if scale_factor != 1.0:
+        frame *= np.float32(1.0 / scale_factor)
+    return frame
 
 
 def _writer(sequence: Sequence, out: Path, options: RenderOptions, **encoding) -> VideoWriter:

@@ -141,6 +141,19 @@ def test_a_part_on_ray_equals_those_frames_of_a_single_run(ray_local, single_run
     assert ours["frames"] == theirs["frames"][3:10]
 
 
+def test_mid_grey_on_ray_equals_a_single_process_run(ray_local, single_run, tmp_path):
+    """The --scale mid-grey factor is measured by one actor before any chunk is written."""
+    clip, _ = single_run
+    local, ray = tmp_path / "local", tmp_path / "ray"
+    assert run("convert", clip.path, "-o", local, "--scale", "mid-grey", "-q").exit_code == 0
+    result = run("convert", clip.path, "-o", ray, "--scale", "mid-grey", "--ray",
+                 "--ray-workers", "2", "--chunk-frames", "4", "-q")
+    assert result.exit_code == 0, result.output
+    _assert_same_frames(ray, local)
+    factors = [json.loads((f / "hdrvid.json").read_text())["scale_factor"] for f in (local, ray)]
+    assert factors[0] == factors[1] != 1.0
+
+
 def test_a_killed_worker_has_its_chunk_retried(ray_local, single_run, tmp_path):
     from hdrvid.cluster import RayEngine
 
