@@ -146,7 +146,8 @@ def main() -> None:
               help="exr (default): the EXR sequence; sdr: a tone-mapped BT.709 video; hdr10: "
                    "10-bit PQ/BT.2020; hlg: 10-bit HLG/BT.2020; prores / dnxhr: ProRes 4444 / "
                    "DNxHR 444 .mov (PQ or HLG, see --transfer); all: exr, sdr and hdr10. "
-                   "Videos are OUTPUT/<stem>-<format>.mp4 (.mov for prores, dnxhr).")
+                   "Videos are OUTPUT/<stem>-<format>.mp4 (.mov for prores, dnxhr), or the "
+                   "file -o names (.mp4, .mkv, .mov, .mxf) for one video format.")
 @click.option("--tonemap", type=click.Choice(OPERATORS), default=None,
               help="Tone-mapping operator of the SDR video (default hable).")
 @_video_options
@@ -243,6 +244,7 @@ def _ray_address(value: str | None) -> str | None:
 def _convert_all(inputs: tuple[Path, ...], output: Path, options, engine, quiet: bool,
                  as_json: bool, continue_on_error: bool, profile: bool) -> None:
     from hdrvid.pipeline import convert as run_convert
+    from hdrvid.pipeline import output_layout
     from hdrvid.render import VIDEO_SUFFIXES
 
     if len(inputs) > 1 and output.suffix.lower() in VIDEO_SUFFIXES:
@@ -257,7 +259,8 @@ def _convert_all(inputs: tuple[Path, ...], output: Path, options, engine, quiet:
             with _progress_reporter(path, quiet or as_json, as_json) as progress:
                 report = run_convert(path, out_dir, options, progress=progress, engine=engine)
         except KeyboardInterrupt as exc:
-            click.echo(f"Interrupted: {path}: the frames in {out_dir} are complete; its "
+            frames_dir = output_layout(path, out_dir, options.format)[1]
+            click.echo(f"Interrupted: {path}: the frames in {frames_dir} are complete; its "
                        "hdrvid.json says the run is incomplete (finish it with --resume)", err=True)
             raise SystemExit(143 if isinstance(exc, _Terminated) else 130) from None
         except HdrvidError as exc:
