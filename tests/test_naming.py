@@ -128,3 +128,34 @@ def test_tonemap_to_a_folder_name_still_writes_pngs(exrs, tmp_path):
     assert result.exit_code == 0, result.output
     assert len(list((tmp_path / "take.v2").glob("frame_*.png"))) == 4
     assert np.all([p.stat().st_size > 0 for p in (tmp_path / "take.v2").iterdir()])
+
+
+def test_a_video_file_run_interrupted_then_resumed(tmp_path):
+    """Ctrl-C while converting to -o out/result.mp4: the message names the hidden folder its
+    frames wait in, and --resume finishes the same file."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from hdrvid.exposure import pattern_from_cycle
+    from hdrvid.synth import procedural_scene, write_alternating_clip
+
+    clip = tmp_path / "clip.mp4"
+    write_alternating_clip(clip, procedural_scene(48, 320, 180, seed=3), pattern_from_cycle([1, 8]))
+    video = tmp_path / "out" / "result.mp4"
+    frames = tmp_path / "out" / ".result.mp4.hdrvid-frames"
+    child = subprocess.Popen([sys.executable, "-m", "hdrvid", "convert", str(clip), "-o",
+                              str(video), "--format", "sdr", "-q"], stderr=subprocess.PIPE,
+                             text=True)
+    deadline = time.monotonic() + 60
+    while len(list(frames.glob("frame_*.exr"))) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    child.send_signal(signal.SIGINT)
+    _, stderr = child.communicate(timeout=60)
+    assert child.returncode == 130 and str(frames) in stderr, stderr
+    assert not video.exists()
+    result = run("convert", clip, "-o", video, "--format", "sdr", "--resume", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout.splitlines()[-1])["resumed"] >= 3
+    assert _frames_in(video) == 48 and not frames.exists()
