@@ -64,6 +64,9 @@ MIN_COVERAGE = 0.35  # the equations must span this much of the trusted code ran
 PRIOR = 1e-5  # weight of the pull towards gamma 2.2, relative to the data's total weight
 SMOOTH = 1e-6  # weight of the pull towards a straight log-log slope (same units)
 SMOOTH_OUTSIDE = 1e-5  # the same above the codes the data covers
+# gamma 2.2 is kept when its median error over the equations is within GAMMA_KEEP times the
+# fit's plus GAMMA_SLACK stop (benchmark gamma clips: up to 2.9 times; other curves: 4.8 and up)
+GAMMA_KEEP, GAMMA_SLACK = 3.5, 0.01
 MIN_SLOPE = 0.3  # a fitted log-log slope below this anywhere is no camera curve
 GAMMA22 = SlopeCurve((GAMMA,) + (0.0,) * DEGREE)
 # the largest difference (stops, over codes 0.1-0.9) from gamma 2.2 that `info` still calls
@@ -258,6 +261,15 @@ def fit_curve(v_short: np.ndarray, v_long: np.ndarray, log_ratio: np.ndarray,
         robust = np.minimum(1.0, 1.5 * scale / np.maximum(np.abs(residual), 1e-12))
     rms = math.sqrt(float(np.sum(weight * robust * residual**2) / np.sum(weight * robust)))
     curve = SlopeCurve(tuple(float(c) for c in coefficients))
+    # gamma 2.2 is kept when it explains the equations nearly as well as the fit: most footage
+    # is gamma 2.2, and a fit's freedom then only adds its noise to the curve
+    fitted = float(np.median(np.abs(residual)))
+    assumed = float(np.median(np.abs(design @ np.array(GAMMA22.coefficients) - log_ratio)))
+    if assumed <= GAMMA_KEEP * fitted + GAMMA_SLACK * math.log(2):
+        rms = math.sqrt(float(np.sum(weight * (design @ np.array(GAMMA22.coefficients) -
+                                               log_ratio) ** 2)))
+        return Estimate(SlopeCurve((GAMMA,)), rms / math.log(2), coverage, int(usable.sum()),
+                        source, ["gamma 2.2 explains the frames as well as a fitted curve"])
     if not curve.is_monotone(MIN_SLOPE):
         raise CalibrationError(
             f"the fitted curve is not increasing ({curve.spec}): the frames do not support a "
@@ -412,6 +424,8 @@ def resolve_auto(info: VideoInfo, pattern: ExposurePattern, warnings: list[str]
         warnings.append(f"{exc}; assuming gamma 2.2 instead")
         return "gamma2.2", None
     warnings += estimate.notes
+    if estimate.curve.coefficients == (GAMMA,):
+        return "gamma2.2", estimate  # the models' own curve: nothing to re-encode
     return estimate.curve.spec, estimate
 
 
