@@ -14,6 +14,7 @@ benchmarks/quality.py, with gamma2.2, auto (estimated from the alternating clip)
 `hdrvid calibrate` recovers from the whole still stack.
 
     python benchmarks/response.py [--frames 12] [--size 320x180] [--stills A,B] [--json F]
+    python benchmarks/response.py --quality-clips   # what auto resolves to on quality.py's clips
 """
 
 from __future__ import annotations
@@ -27,16 +28,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from quality import DATA, PATTERNS, STILLS, _scale, memorial_clips
+from quality import DATA, PATTERNS, STILLS, _scale, memorial_clips, simulated_clips
 from rich.console import Console
 from rich.table import Table
 
 import hdrvid
 from hdrvid import synth
-from hdrvid.calibrate import calibrate_stack
+from hdrvid.calibrate import calibrate_stack, resolve_auto
 from hdrvid.exposure import pattern_from_cycle
 from hdrvid.metrics import psnr_t
-from hdrvid.video import VideoWriter
+from hdrvid.video import VideoWriter, probe
 from hdrvid.writers import frame_name, read_exr
 
 FILM_K = 0.18**0.6
@@ -136,6 +137,17 @@ def memorial(tmp: Path, frames: int) -> list[dict]:
     return rows
 
 
+def quality_clips(tmp: Path, frames: int) -> None:
+    """What auto resolves to on benchmarks/quality.py's gamma-2.2 clips (640×360): where it is
+    gamma2.2, the conversion is gamma 2.2's, bit for bit."""
+    for clip in simulated_clips(tmp, frames, (640, 360)):
+        warnings: list[str] = []
+        spec, _ = resolve_auto(probe(clip.path), pattern_from_cycle(PATTERNS[clip.exposures]),
+                               warnings)
+        print(f"quality.py {clip.name:16s} {clip.exposures}: auto -> {spec}", flush=True)
+        clip.path.unlink()
+
+
 def summary(rows: list[dict]) -> None:
     table = Table(title="PSNR-T dB (merge), mean over clips; auto - true: worst clip; "
                         "auto - gamma2.2: worst clip")
@@ -166,6 +178,8 @@ def main() -> None:
     parser.add_argument("--stills", default=",".join(STILLS))
     parser.add_argument("--no-memorial", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the per-clip results here")
+    parser.add_argument("--quality-clips", action="store_true",
+                        help="only print what auto resolves to on quality.py's gamma clips")
     args = parser.parse_args()
     size = tuple(int(v) for v in args.size.split("x"))
     if not DATA.is_dir():
@@ -173,6 +187,9 @@ def main() -> None:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
+        if args.quality_clips:
+            quality_clips(tmp, args.frames)
+            return
         stills = [s for s in args.stills.split(",") if s]
         rows = simulated(tmp, stills, args.frames, size)
         if not args.no_memorial:
