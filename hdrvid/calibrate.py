@@ -88,7 +88,8 @@ class Estimate:
     coverage: float  # fraction of the trusted code range the equations span
     equations: int
     source: str  # "video", "still stack"
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # caveats, for the user's warnings
+    kept_gamma: bool = False  # gamma 2.2 explained the data as well as a fitted curve
 
     @property
     def confidence(self) -> float:
@@ -116,6 +117,7 @@ class Estimate:
                 "coverage": round(self.coverage, 3), "equations": self.equations,
                 "confidence": round(self.confidence, 3), "source": self.source,
                 "gamma22_difference_stops": round(self.gamma22_difference(), 3),
+                "kept_gamma22": self.kept_gamma,
                 "notes": self.notes}
 
     def table(self, size: int = 256) -> str:
@@ -269,7 +271,7 @@ def fit_curve(v_short: np.ndarray, v_long: np.ndarray, log_ratio: np.ndarray,
         rms = math.sqrt(float(np.sum(weight * (design @ np.array(GAMMA22.coefficients) -
                                                log_ratio) ** 2)))
         return Estimate(SlopeCurve((GAMMA,)), rms / math.log(2), coverage, int(usable.sum()),
-                        source, ["gamma 2.2 explains the frames as well as a fitted curve"])
+                        source, kept_gamma=True)
     if not curve.is_monotone(MIN_SLOPE):
         raise CalibrationError(
             f"the fitted curve is not increasing ({curve.spec}): the frames do not support a "
@@ -424,7 +426,7 @@ def resolve_auto(info: VideoInfo, pattern: ExposurePattern, warnings: list[str]
         warnings.append(f"{exc}; assuming gamma 2.2 instead")
         return "gamma2.2", None
     warnings += estimate.notes
-    if estimate.curve.coefficients == (GAMMA,):
+    if estimate.kept_gamma:
         return "gamma2.2", estimate  # the models' own curve: nothing to re-encode
     return estimate.curve.spec, estimate
 

@@ -93,7 +93,8 @@ def response_rows(estimate) -> list[tuple[str, str]]:
     gamma = "  ".join(f"{v:g}→{v**2.2:.3g}" for v, _ in estimate.samples())
     verdict = ("looks like gamma 2.2" if estimate.looks_like_gamma22() else
                "does not look like gamma 2.2")
-    return [("response", f"{estimate.curve.spec} (from the {estimate.source})"),
+    kept = ", gamma 2.2 kept: a fitted curve explains it no better" if estimate.kept_gamma else ""
+    return [("response", f"{estimate.curve.spec} (from the {estimate.source}{kept})"),
             ("curve", points), ("gamma 2.2", gamma),
             ("fit", (f"residual {estimate.residual_stops:.3f} stops, {estimate.equations} "
                      f"equations over {estimate.coverage:.0%} of the code range, confidence "

@@ -121,8 +121,8 @@ def test_gamma_clip_is_recognised_as_gamma_and_auto_keeps_gamma(gamma_clip):
     assert estimate.looks_like_gamma22(), estimate.as_dict()
     warnings: list[str] = []
     spec, kept = resolve_auto(probe(gamma_clip), pattern_from_cycle((1, 4, 16)), warnings)
-    assert spec == "gamma2.2" and kept.curve.coefficients == (2.2,)
-    assert any("explains the frames" in w for w in warnings)
+    assert spec == "gamma2.2" and kept.kept_gamma and kept.curve.coefficients == (2.2,)
+    assert warnings == [] and kept.as_dict()["kept_gamma22"] is True
 
 
 def test_convert_auto_beats_gamma_on_film_footage_and_records_the_curve(film_clip, tmp_path):
