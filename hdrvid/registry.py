@@ -101,18 +101,21 @@ LAN_HDR_LICENSE = ("none stated (haesoochung/LAN-HDR has no LICENSE): each user 
 HDRFLOW_LICENSE = "MIT, (c) 2024 OpenImagingLab (github.com/OpenImagingLab/HDRFlow)"
 
 
-LAN_HDR_OFFICIAL = {
-    period: OfficialFile("haesoochung/LAN-HDR", "b63131ff7c15776e7ce95201c9851bb796f4ce67",
-                         path, blob, LAN_HDR_LICENSE)
-    for period, path, blob in (
-        (2, "exps/model_2E_test/checkpoints/ckpt.pt", "f4f274896258a88a61782285cf2efda215a9371c"),
-        (3, "exps/model_3E_test/checkpoints/ckpt.pt", "b352127b9e1f56fa02716f4fba9546c383202b8b"))}
-HDRFLOW_OFFICIAL = {
-    period: OfficialFile("OpenImagingLab/HDRFlow", "c891759c5eba11869a038679da444e78c54f5a22",
-                         path, blob, HDRFLOW_LICENSE)
-    for period, path, blob in (
-        (2, "pretrained_models/2E/checkpoint.pth", "d44e078ba5614dd96e8ef2456a0dfd49244399f4"),
-        (3, "pretrained_models/3E/checkpoint.pth", "c2b22173b5e6ccd7333212dba459b055502f85f4"))}
+def pinned(repo: str, commit: str, license: str, files: dict[int, tuple[str, str]]
+           ) -> dict[int, OfficialFile]:
+    """The authors' files of one repository at one commit: exposures -> (path, git blob id)."""
+    return {period: OfficialFile(repo, commit, path, blob, license)
+            for period, (path, blob) in files.items()}
+
+
+LAN_HDR_OFFICIAL = pinned("haesoochung/LAN-HDR", "b63131ff7c15776e7ce95201c9851bb796f4ce67",
+                          LAN_HDR_LICENSE, {
+    2: ("exps/model_2E_test/checkpoints/ckpt.pt", "f4f274896258a88a61782285cf2efda215a9371c"),
+    3: ("exps/model_3E_test/checkpoints/ckpt.pt", "b352127b9e1f56fa02716f4fba9546c383202b8b")})
+HDRFLOW_OFFICIAL = pinned("OpenImagingLab/HDRFlow", "c891759c5eba11869a038679da444e78c54f5a22",
+                          HDRFLOW_LICENSE, {
+    2: ("pretrained_models/2E/checkpoint.pth", "d44e078ba5614dd96e8ef2456a0dfd49244399f4"),
+    3: ("pretrained_models/3E/checkpoint.pth", "c2b22173b5e6ccd7333212dba459b055502f85f4")})
 
 
 CHEN21_LICENSE = "CC BY-NC-SA 4.0 (official weights, guanyingc/DeepHDRVideo; non-commercial)"

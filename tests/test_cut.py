@@ -8,13 +8,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from conftest import FPS, VFR_PTS, assert_one_line_error
-from test_outputs import _audio_file
+from test_outputs import _clip_with_audio
 
 from hdrvid.cli import main
 from hdrvid.errors import InputError
-from hdrvid.exposure import pattern_from_cycle
-from hdrvid.synth import expose, procedural_scene
-from hdrvid.video import Position, VideoWriter, parse_position
+from hdrvid.video import Position, parse_position
 from hdrvid.writers import frame_name, read_exr
 
 
@@ -109,14 +107,8 @@ def test_a_part_past_the_end_stops_at_the_end(clip2, tmp_path):
 @pytest.fixture(scope="module")
 def clip_with_audio(tmp_path_factory):
     """2 exposures (1, 8), 24 frames at 24 fps, with a 1.5 s AAC tone (longer than the video)."""
-    folder = tmp_path_factory.mktemp("cut-audio")
-    audio = _audio_file(folder / "tone.m4a", seconds=1.5)
-    path = folder / "clip.mp4"
-    pattern = pattern_from_cycle([1, 8])
-    with VideoWriter(path, 128, 96, fps=24, audio_from=audio) as writer:
-        for i, hdr in enumerate(procedural_scene(24, 128, 96, seed=7)):
-            writer.write(expose(hdr, pattern.time(i)))
-    return path
+    return _clip_with_audio(tmp_path_factory.mktemp("cut-audio"), 24, 128, 96, seed=7,
+                            seconds=1.5)
 
 
 def _timing(path):

@@ -43,18 +43,24 @@ def _audio_file(path, codec="aac", seconds=1.0, rate=48000):
     container.close()
     return path
 
+def _clip_with_audio(folder, frames: int, width: int, height: int, seed: int, seconds: float):
+    """``folder``/clip.mp4: 2 exposures (1, 8) at 24 fps over a procedural scene, with a
+    ``seconds``-long AAC tone."""
+    audio = _audio_file(folder / "tone.m4a", seconds=seconds)
+    path = folder / "clip.mp4"
+    pattern = pattern_from_cycle([1, 8])
+    with VideoWriter(path, width, height, fps=24, audio_from=audio) as writer:
+        for i, hdr in enumerate(procedural_scene(frames, width, height, seed=seed)):
+            writer.write(expose(hdr, pattern.time(i)))
+    return path
+
+
 
 @pytest.fixture(scope="module")
 def clip_with_audio(tmp_path_factory):
     """2-exposure clip (1, 8), 12 frames at 24 fps, 256×144, with a 1 s AAC track."""
-    folder = tmp_path_factory.mktemp("audio-clip")
-    audio = _audio_file(folder / "tone.m4a")
-    path = folder / "clip.mp4"
-    pattern = pattern_from_cycle([1, 8])
-    with VideoWriter(path, 256, 144, fps=24, audio_from=audio) as writer:
-        for i, hdr in enumerate(procedural_scene(12, 256, 144, seed=5)):
-            writer.write(expose(hdr, pattern.time(i)))
-    return path
+    return _clip_with_audio(tmp_path_factory.mktemp("audio-clip"), 12, 256, 144, seed=5,
+                            seconds=1.0)
 
 
 @pytest.fixture(scope="module")

@@ -273,7 +273,7 @@ class F2HDR(nn.Module):
         ref, t_ref = ldr[:, c].float(), times[:, c].float()
         others = [(ldr[:, k].float(), times[:, k].float()) for k in self.neighbours]
         flows = self.coarse_flow_net.flows(ref, t_ref, others)
-        return {k: f.to(ldr.device) for k, f in zip(self.neighbours, flows)}
+        return dict(zip(self.neighbours, flows))
 
     def forward(self, ldr: torch.Tensor, times: torch.Tensor, return_flows: bool = False
                 ) -> torch.Tensor | tuple[torch.Tensor, dict[int, torch.Tensor]]:
