@@ -22,10 +22,9 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from hdrvid import synth
+from hdrvid import ConvertOptions, convert, synth
 from hdrvid.cluster import RayEngine, import_ray
 from hdrvid.exposure import pattern_from_cycle
-from hdrvid.pipeline import ConvertOptions, convert
 from hdrvid.process import tune_process
 from hdrvid.writers import frame_name, read_exr
 

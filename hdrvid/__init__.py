@@ -16,15 +16,15 @@ import importlib
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "ConvertOptions": "hdrvid.pipeline", "Report": "hdrvid.pipeline", "convert": "hdrvid.pipeline",
-    "resolve_exposures": "hdrvid.pipeline",
+    "ConvertOptions": "hdrvid.job", "Report": "hdrvid.job", "convert": "hdrvid.conversion",
+    "ExposureHints": "hdrvid.exposure", "resolve_exposures": "hdrvid.exposure",
     "ExposurePattern": "hdrvid.exposure", "detect_exposure_pattern": "hdrvid.exposure",
     "HdrPredictor": "hdrvid.predictor",
     "available_models": "hdrvid.registry", "get_spec": "hdrvid.registry",
     "probe": "hdrvid.video", "read_frames": "hdrvid.video",
     "tune_process": "hdrvid.process",
 }
-__all__ = ["ConvertOptions", "ExposurePattern", "HdrPredictor", "Report", "__version__",
+__all__ = ["ConvertOptions", "ExposureHints", "ExposurePattern", "HdrPredictor", "Report", "__version__",
            "available_models", "convert", "detect_exposure_pattern", "get_spec", "probe",
            "read_frames", "resolve_exposures", "tune_process"]
 

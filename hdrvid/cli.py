@@ -180,7 +180,8 @@ def convert(inputs: tuple[Path, ...], output: Path, quiet: bool, as_json: bool,
     Exit codes: 0 every input converted; 1 an input failed (with --continue-on-error: some
     inputs failed, the others were converted); 2 usage error; 130 / 143 interrupted.
     """
-    from hdrvid.pipeline import ConvertOptions, LocalEngine
+    from hdrvid.engine import LocalEngine
+    from hdrvid.job import ConvertOptions
 
     if kwargs.get("max_frames") is not None and kwargs.get("duration") is not None:
         raise click.BadParameter("--frames and --duration both say how much to convert; give "
@@ -243,8 +244,8 @@ def _ray_address(value: str | None) -> str | None:
 
 def _convert_all(inputs: tuple[Path, ...], output: Path, options, engine, quiet: bool,
                  as_json: bool, continue_on_error: bool, profile: bool) -> None:
-    from hdrvid.pipeline import convert as run_convert
-    from hdrvid.pipeline import output_layout
+    from hdrvid.conversion import convert as run_convert
+    from hdrvid.conversion import output_layout
     from hdrvid.render import VIDEO_SUFFIXES
 
     if len(inputs) > 1 and output.suffix.lower() in VIDEO_SUFFIXES:
@@ -435,7 +436,7 @@ def tonemap(source: Path, output: Path, kind: str | None, overwrite: bool, quiet
     Frame rate and timestamps come from SOURCE/hdrvid.json when present, and so does the video
     whose audio is copied; a video SOURCE keeps its own (PQ is read with 1.0 = --peak-nits).
     """
-    from hdrvid.pipeline import ProgressEvent
+    from hdrvid.job import ProgressEvent
     from hdrvid.render import RenderOptions, render
 
     options = RenderOptions(**{k: v for k, v in kwargs.items() if v is not None})
@@ -470,21 +471,20 @@ def _stderr_console():
 def info(input: Path, exposures: str | None, input_transfer: str, as_json: bool) -> None:
     """Show a video's format, colour tags, detected exposure pattern and camera response."""
     from hdrvid.cli_calibrate import info_response
-    from hdrvid.pipeline import ConvertOptions, resolve_exposures
+    from hdrvid.exposure import ExposureHints, resolve_exposures
     from hdrvid.response import AUTO, Response, load_response
     from hdrvid.video import probe
 
     try:
         video = probe(input)
-        # a check: given exposures the frames contradict are reported, not refused
-        options = ConvertOptions(exposures=exposures, input_transfer=input_transfer,
-                                 force_exposures=True)
         response = Response() if input_transfer == AUTO else load_response(input_transfer)
     except HdrvidError as exc:
         raise click.ClickException(str(exc)) from exc
     warnings: list[str] = []
     try:  # what was not found is said after the file's details, which are shown anyway
-        pattern = resolve_exposures(video, options, response, warnings)
+        # a check: given exposures the frames contradict are reported, not refused
+        hints = ExposureHints(exposures=exposures, force=True)
+        pattern, warnings = resolve_exposures(video, hints, response)
         curve, curve_rows = info_response(video, pattern, input_transfer, warnings)
     except HdrvidError as exc:
         pattern, curve, curve_rows, failure = None, None, [], str(exc)

@@ -44,17 +44,15 @@ def calibrate(input: Path, output: Path, exposures: str | None, stops: float | N
         if input.is_dir():
             estimate = calibrate_stack(input, exposure_times)
         else:
-            from hdrvid.pipeline import ConvertOptions, resolve_exposures
+            from hdrvid.exposure import ExposureHints, resolve_exposures
             from hdrvid.response import Response
             from hdrvid.video import probe
 
             video = probe(input)
             # given exposures are what calibration needs; the video's steps, measured as if it
             # were gamma 2.2, may well contradict them: that is what a curve is recovered for
-            options = ConvertOptions(exposures=exposures, stops=stops, cycle=cycle,
-                                     exposure_file=exposure_file, force_exposures=True)
-            warnings: list[str] = []
-            pattern = resolve_exposures(video, options, Response(), warnings)
+            hints = ExposureHints(exposures, stops, cycle, exposure_file, force=True)
+            pattern, _ = resolve_exposures(video, hints, Response())
             estimate = estimate_from_video(video, pattern)
         _write_atomic(output, estimate.table())
     except HdrvidError as exc:

@@ -1,11 +1,11 @@
 """Scale-out on Ray: chunks of each video on Ray actors, one model load per actor.
 
-`RayEngine` plugs into `pipeline.convert` in place of the local engine, so the output folder is
+`RayEngine` plugs into `conversion.convert` in place of the local engine, so the output folder is
 handled exactly as in a local run (checks, --resume, ``hdrvid.json``, video outputs); only the
 frames are computed elsewhere. The driver plans chunks (`windows.plan_chunks`: whole exposure
 cycles, decoded with a halo of window // 2 frames they do not emit, so every output frame equals
 a single-machine run's) and keeps at most two chunks per actor in flight. Each actor runs
-`pipeline.run_frames` on its chunk and writes the EXRs straight into the output folder, which
+`engine.run_frames` on its chunk and writes the EXRs straight into the output folder, which
 must be on storage every machine sees, with the same atomic writes as a local run. An actor that
 dies is restarted by Ray and its chunks are run again (frames are rewritten whole, so a chunk
 that ran half-way before is harmless).
@@ -21,22 +21,10 @@ import time
 
 import torch
 
+from hdrvid.engine import build_predictor, check_complete, learn_cycle, log_average, run_frames
 from hdrvid.errors import HdrvidError
 from hdrvid.exposure import ExposurePattern
-from hdrvid.pipeline import (
-    ConvertOptions,
-    Job,
-    Progress,
-    ProgressEvent,
-    Report,
-    check_complete,
-    frame_total,
-    learn_cycle,
-    log_average,
-    model_key,
-    run_frames,
-)
-from hdrvid.predictor import HdrPredictor
+from hdrvid.job import ConvertOptions, Job, Progress, ProgressEvent, Report, frame_total, model_key
 from hdrvid.process import tune_process
 from hdrvid.registry import get_spec
 from hdrvid.response import load_response
@@ -81,9 +69,7 @@ class ChunkWorker:
     def __init__(self, options: ConvertOptions, period: int, threads: int):
         tune_process()  # the actor's process exists only to convert, as the CLI's does
         torch.set_num_threads(threads)
-        self.predictor = HdrPredictor(options.model, period, options.device,
-                                      load_response(options.input_transfer), options.weights,
-                                      options.precision, options.tile, options.yuv_on)
+        self.predictor = build_predictor(options, period)
         self.name = f"{socket.gethostname()}:{os.getpid()}"
 
     def pid(self) -> int:
@@ -96,8 +82,8 @@ class ChunkWorker:
     def run(self, job: Job, chunk: Chunk) -> dict:
         """Convert ``chunk`` of ``job``; returns its frame records, counts and stage times."""
         started = time.perf_counter()
-        batch = self.predictor.check_memory(job.info.height, job.info.width,
-                                            job.options.batch_size)
+        batch, warning = self.predictor.check_memory(job.info.height, job.info.width,
+                                                     job.options.batch_size)
         job = dataclasses.replace(job, options=dataclasses.replace(job.options, batch_size=batch))
         report = Report(job.info.path, job.frames_dir, job.options.model)
         entries: list[dict] = []
@@ -105,7 +91,8 @@ class ChunkWorker:
         return {"worker": self.name, "entries": entries, "frames": report.frames,
                 "resumed": report.resumed, "stages": report.stages,
                 "seconds": time.perf_counter() - started,
-                "warnings": self.predictor.warnings + report.warnings}
+                "warnings": self.predictor.warnings + ([warning] if warning else [])
+                + report.warnings}
 
 
 class RayEngine:
@@ -160,8 +147,8 @@ class RayEngine:
     def worker_pids(self) -> list[int]:
         return self.ray.get([actor.pid.remote() for actor in self.actors])
 
-    def prepare(self, info: VideoInfo, pattern: ExposurePattern, options: ConvertOptions,
-                warnings: list[str]) -> ConvertOptions:
+    def prepare(self, info: VideoInfo, pattern: ExposurePattern, options: ConvertOptions
+                ) -> tuple[ConvertOptions, list[str]]:
         """Start the actors for this model and cycle (kept across the inputs of a batch)."""
         wanted = model_key(options, pattern)
         if wanted != self._loaded:
@@ -172,7 +159,7 @@ class RayEngine:
             self.actors = [remote.remote(options, pattern.period, self.threads)
                            for _ in range(self.workers)]
             self._loaded = wanted
-        return options
+        return options, []
 
     def log_average(self, job: Job) -> float:
         """The log-average luminance of ``job``'s frames (--scale mid-grey), measured by one
@@ -182,10 +169,12 @@ class RayEngine:
     def run(self, job: Job, report: Report, entries: list[dict], progress: Progress | None,
             started: float) -> None:
         """Convert ``job``'s chunks on the actors, gathering their records into ``entries``."""
-        job.frame_times = frame_timestamps(job.info.path)
-        # chunks after the start check the cycle against the start's (a dropped frame)
-        job.cycle_signature = learn_cycle(job.info, job.pattern,
-                                          load_response(job.options.input_transfer))
+        # chunks seek by timestamp, and those after the start check the cycle against the
+        # start's (a dropped frame)
+        job = dataclasses.replace(
+            job, frame_times=frame_timestamps(job.info.path),
+            cycle_signature=learn_cycle(job.info, job.pattern,
+                                        load_response(job.options.input_transfer)))
         count = frame_total(job, len(job.frame_times or ()))
         if not count:
             raise HdrvidError(f"{job.info.path}: the container states no frame count, which "

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from hdrvid.errors import ExposureError
-from hdrvid.response import GAMMA
+from hdrvid.response import GAMMA, Response
+from hdrvid.video import VideoInfo, read_frames
 
 LEVEL_NAMES = {2: ("low", "high"), 3: ("low", "mid", "high")}
 DETECTION_FRAMES = 24
@@ -451,3 +452,48 @@ class CycleMonitor:
             # a clip that barely alternates has nothing to check against
             self._signature = signature if np.min(np.abs(signature)) >= 0.25 else None
             self._learning = [[] for _ in self._learning] if self._signature is None else []
+
+
+# --- resolution: from what the user gave, or from the video ------------------------------------
+
+@dataclass(frozen=True)
+class ExposureHints:
+    """What the user said about the exposures (the CLI's option names); all None: detect."""
+
+    exposures: str | None = None  # --exposures "1,8"
+    stops: float | None = None  # --stops 3 with --cycle 2
+    cycle: int | None = None
+    exposure_file: str | None = None
+    force: bool = False  # convert with exposures the video's frames contradict
+
+
+def resolve_exposures(info: VideoInfo, hints: ExposureHints, response: Response
+                      ) -> tuple[ExposurePattern, list[str]]:
+    """The clip's exposure pattern and warnings, from (in order) --exposures, --stops/--cycle,
+    --exposure-file, or detection on the first frames (read through ``response``). Given
+    exposures the frames contradict are refused unless ``hints.force``."""
+    if hints.stops is not None and hints.cycle is None:
+        raise ExposureError("--stops needs --cycle 2 or 3 (the number of exposures per cycle)")
+    frames = [response.to_gamma22(f.rgb) for f in
+              read_frames(info.path, info.color, max_frames=DETECTION_FRAMES)]
+    if hints.exposures is not None:
+        pattern = parse_exposures(hints.exposures)
+    elif hints.stops is not None:
+        pattern = pattern_from_stops(hints.stops, hints.cycle)
+        # the cycle's phase is read from the video: which frame is the short one
+        phase, _ = fit_phase(measure_steps(frames), pattern.times)
+        pattern = replace(pattern, phase=phase)
+    elif hints.exposure_file is not None:
+        pattern = read_exposure_file(hints.exposure_file)
+    else:
+        try:
+            pattern = detect_exposure_pattern(frames)
+        except ExposureError as exc:
+            raise ExposureError(f"{info.path}: {exc}") from exc
+        return pattern, [pattern.assumed] if pattern.assumed else []
+    if contradiction := contradicted(measure_steps(frames), pattern):
+        if not hints.force:
+            raise ExposureError(f"{info.path}: {contradiction}; correct them (hdrvid info shows "
+                                "what the video says), or pass --force-exposures to insist")
+        return pattern, [f"{contradiction}; converting anyway (--force-exposures)"]
+    return pattern, []

@@ -220,15 +220,15 @@ class HdrPredictor:
         else the model's own default."""
         return max(self.spec.batch_size, self.cores if self.parallel_windows else 1)
 
-    def check_memory(self, height: int, width: int, batch: int | None) -> int:
-        """The batch size that fits the device's free memory (a warning when it is less than
-        ``batch``, default `default_batch`); ModelError, before any work, when not even one
+    def check_memory(self, height: int, width: int, batch: int | None) -> tuple[int, str | None]:
+        """The batch size that fits the device's free memory, and a warning when it is less
+        than ``batch`` (default `default_batch`); ModelError, before any work, when not even one
         window fits."""
         batch = batch or self.default_batch
         per_window = self.spec.bytes_per_pixel * min(height, self.tile or height) * \
             min(width, self.tile or width)
         if not per_window:
-            return batch
+            return batch, None
         free = free_memory(self.device)
         if per_window > free:
             raise ModelError(
@@ -240,10 +240,12 @@ class HdrPredictor:
             warning = (f"--batch-size {batch} needs about {batch * per_window / GIB:.1f} GiB at "
                        f"{width}×{height} but {self.device} has {free / GIB:.1f} GiB free; using "
                        f"--batch-size {fits}")
-            if warning not in self.warnings:  # asked once per chunk on Ray: said once
-                self.warnings.append(warning)
-            return fits
-        return batch
+            return fits, warning
+        return batch, None
+
+    def use_tiles(self, size: int) -> None:
+        """Run every later window in ``size``-pixel tiles (the out-of-memory fallback)."""
+        self.tile = size
 
     @torch.inference_mode()
     def predict_torch(self, ldr: torch.Tensor, times: torch.Tensor) -> torch.Tensor:

@@ -13,8 +13,8 @@ from conftest import assert_one_line_error, render_clip
 from hypothesis import given
 from hypothesis import strategies as st
 
+from hdrvid import ConvertOptions, convert
 from hdrvid.cli import main
-from hdrvid.pipeline import ConvertOptions, convert
 from hdrvid.video import frame_timestamps, read_frames
 from hdrvid.windows import plan_chunks, sliding_windows
 from hdrvid.writers import frame_name, read_exr

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from hdrvid import ConvertOptions, resolve_exposures
+from hdrvid import ExposureHints, resolve_exposures
 from hdrvid.errors import ExposureError
 from hdrvid.exposure import (
     ExposurePattern,
@@ -216,8 +216,8 @@ def test_detection_needs_four_frames(clip2):
                                          ("3exp_phase1", 2), ("3exp_phase2", 2)])
 def test_stops_and_cycle_take_the_phase_from_the_video(clips_by_name, name, stops):
     clip = clips_by_name[name]
-    options = ConvertOptions(stops=stops, cycle=clip.pattern.period)
-    pattern = resolve_exposures(probe(clip.path), options, Response())
+    hints = ExposureHints(stops=stops, cycle=clip.pattern.period)
+    pattern, _ = resolve_exposures(probe(clip.path), hints, Response())
     assert pattern.times == pytest.approx(clip.pattern.times)
     assert pattern.phase == clip.pattern.phase
     assert pattern.source == "--stops"
@@ -225,28 +225,25 @@ def test_stops_and_cycle_take_the_phase_from_the_video(clips_by_name, name, stop
 
 def test_stops_without_cycle_is_an_error(clip2):
     with pytest.raises(ExposureError, match="--cycle"):
-        resolve_exposures(probe(clip2.path), ConvertOptions(stops=3), Response())
+        resolve_exposures(probe(clip2.path), ExposureHints(stops=3), Response())
 
 
 def test_given_exposures_matching_the_video_give_no_warning(clip2_high_first):
-    warnings = []
-    pattern = resolve_exposures(probe(clip2_high_first.path), ConvertOptions(exposures="8,1"),
-                                Response(), warnings)
+    pattern, warnings = resolve_exposures(probe(clip2_high_first.path),
+                                          ExposureHints(exposures="8,1"), Response())
     assert (pattern.times, pattern.phase) == ((1.0, 8.0), 1)
     assert warnings == []
 
 
 def test_given_exposures_in_the_wrong_order_are_refused(clip2_high_first):
     with pytest.raises(ExposureError, match="frame 0 is high.*--force-exposures"):
-        resolve_exposures(probe(clip2_high_first.path), ConvertOptions(exposures="1,8"),
+        resolve_exposures(probe(clip2_high_first.path), ExposureHints(exposures="1,8"),
                           Response())
 
 
 def test_forced_exposures_in_the_wrong_order_are_kept_with_a_warning(clip2_high_first):
-    warnings = []
-    pattern = resolve_exposures(probe(clip2_high_first.path),
-                                ConvertOptions(exposures="1,8", force_exposures=True),
-                                Response(), warnings)
+    pattern, warnings = resolve_exposures(probe(clip2_high_first.path),
+                                          ExposureHints(exposures="1,8", force=True), Response())
     assert pattern.phase == 0  # the user's word is kept...
     assert len(warnings) == 1  # ...with a warning that the video says otherwise
     assert "frame 0 is high" in warnings[0]
@@ -254,18 +251,18 @@ def test_forced_exposures_in_the_wrong_order_are_kept_with_a_warning(clip2_high_
 
 def test_wrong_order_names_the_detected_level_for_three_exposures(clip3_high_first):
     with pytest.raises(ExposureError, match="frame 0 is high"):  # frame 0 is the t = 16 one
-        resolve_exposures(probe(clip3_high_first.path), ConvertOptions(exposures="4,16,1"),
+        resolve_exposures(probe(clip3_high_first.path), ExposureHints(exposures="4,16,1"),
                           Response())
 
 
 def test_exposures_forced_on_a_video_that_does_not_alternate_are_refused(constant_clip):
     with pytest.raises(ExposureError, match="differ by .* --force-exposures"):
-        resolve_exposures(probe(constant_clip), ConvertOptions(exposures="1,8"), Response())
+        resolve_exposures(probe(constant_clip), ExposureHints(exposures="1,8"), Response())
 
 
 def test_ratios_a_little_off_are_not_contradicted(clip2):
-    warnings = []  # the clip is 1, 8: a camera response can move measured steps by a stop
-    resolve_exposures(probe(clip2.path), ConvertOptions(exposures="1,4"), Response(), warnings)
+    # the clip is 1, 8: a camera response can move measured steps by a stop
+    _, warnings = resolve_exposures(probe(clip2.path), ExposureHints(exposures="1,4"), Response())
     assert warnings == []
 
 

@@ -11,10 +11,10 @@ import pytest
 import torch
 from conftest import render_clip, save_official
 
+from hdrvid import ConvertOptions, convert
 from hdrvid import predictor as predictor_module
 from hdrvid.errors import ModelError
 from hdrvid.models.lan_hdr import LanHdr
-from hdrvid.pipeline import ConvertOptions, convert
 from hdrvid.predictor import HdrPredictor, feather, resolve_precision, tiles
 from hdrvid.process import keep_freed_memory
 
@@ -68,9 +68,10 @@ def test_a_frame_too_large_for_memory_fails_before_any_work(monkeypatch, tmp_pat
     with pytest.raises(ModelError, match=r"lan-hdr needs about 9.3 GiB for one 1920×1080 window "
                                          r"and cpu has 2.0 GiB free; use --tile 512"):
         predictor.check_memory(1080, 1920, 1)
-    assert predictor.check_memory(360, 480, 4) == 2
-    assert "using --batch-size 2" in predictor.warnings[-1]
-    assert HdrPredictor("lan-hdr", 2, "cpu", weights=path, tile=512).check_memory(1080, 1920, 1) == 1
+    batch, warning = predictor.check_memory(360, 480, 4)
+    assert batch == 2 and "using --batch-size 2" in warning
+    tiled = HdrPredictor("lan-hdr", 2, "cpu", weights=path, tile=512)
+    assert tiled.check_memory(1080, 1920, 1) == (1, None)
 
 
 def test_convert_lowers_the_batch_to_what_fits(monkeypatch, tmp_path):
@@ -180,14 +181,15 @@ def test_batch_size_defaults_to_the_models():
     """merge runs two windows per call unless told otherwise; models whose windows run in
     parallel on the CPU one per core (one on a single core); the others one."""
     merge, reference = HdrPredictor("merge", 2, "cpu"), HdrPredictor("reference", 2, "cpu")
-    assert (merge.check_memory(360, 640, None), reference.check_memory(360, 640, None)) == (2, 1)
-    assert merge.check_memory(360, 640, 5) == 5
+    assert merge.check_memory(360, 640, None)[0] == 2
+    assert reference.check_memory(360, 640, None)[0] == 1
+    assert merge.check_memory(360, 640, 5)[0] == 5
     hdrflow = HdrPredictor("hdrflow", 2, "cpu")
-    assert hdrflow.check_memory(360, 640, None) == max(1, torch.get_num_threads())
+    assert hdrflow.check_memory(360, 640, None)[0] == max(1, torch.get_num_threads())
     hdrflow.cores = 4
-    assert (hdrflow.parallel_windows, hdrflow.check_memory(360, 640, None)) == (True, 4)
+    assert (hdrflow.parallel_windows, hdrflow.check_memory(360, 640, None)[0]) == (True, 4)
     hdrflow.cores = 1
-    assert (hdrflow.parallel_windows, hdrflow.check_memory(360, 640, None)) == (False, 1)
+    assert (hdrflow.parallel_windows, hdrflow.check_memory(360, 640, None)[0]) == (False, 1)
 
 
 def test_parallel_windows_equal_each_window_alone_on_its_cores():
