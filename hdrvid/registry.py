@@ -189,8 +189,8 @@ MODELS: dict[str, ModelSpec] = {
         # trained here (weights/README.md); fusion-stage files record refined=False
         weights={2: (WeightFile("f2hdr-2e.safetensors", sha256="62866f453b395eef4aad900b9dd7bc39"
                                 "7e0393568df25b8b53d393a5d2c4313b", size=1659916),),
-                 3: (WeightFile("f2hdr-3e.safetensors", sha256="69de0b669e2bbd0c88f9dd9457b9fa33"
-                                "4d62ca58849ecd0880f4ef965d2071d3", size=4845040),)},
+                 3: (WeightFile("f2hdr-3e.safetensors", sha256="9f80ca4f10d94a3e6dba582c42e7dfe6"
+                                "f989aabcf9e81de868cd17cdcd5c4b11", size=4845008),)},
         trained=True,
     ),
     "chen21": ModelSpec(
