@@ -18,7 +18,8 @@ import click
 
 from hdrvid import __version__
 from hdrvid.cli_calibrate import calibrate
-from hdrvid.cli_weights import simulate, train, weights
+from hdrvid.cli_train import simulate, train
+from hdrvid.cli_weights import weights
 from hdrvid.errors import HdrvidError
 from hdrvid.primaries import PRIMARIES
 from hdrvid.process import tune_process

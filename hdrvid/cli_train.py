@@ -1,0 +1,123 @@
+"""`hdrvid train` and `hdrvid simulate`: training a model, and the clips with ground truth
+it is measured on."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from hdrvid.errors import HdrvidError
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("-m", "--model", default=None, help="Model to train (default hdrflow).")
+@click.option("--exposures", type=click.IntRange(2, 3), default=None,
+              help="Exposures per cycle (default 2).")
+@click.option("--steps", type=click.IntRange(1), default=None, help="Optimiser steps.")
+@click.option("--batch-size", type=click.IntRange(1), default=None, help="Windows per step.")
+@click.option("--crop", type=click.IntRange(32), default=None, help="Training crop in pixels.")
+@click.option("--lr", type=float, default=None, help="AdamW learning rate (default 1e-4).")
+@click.option("--device", default=None, help="auto (default), cpu, cuda or cuda:N.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default=None,
+              help="Autocast dtype (auto: bf16 where native).")
+@click.option("--val-every", type=click.IntRange(1), default=None,
+              help="Validate and checkpoint every N steps.")
+@click.option("--workers", type=click.IntRange(0), default=None,
+              help="Data synthesis processes (default 1).")
+@click.option("--data", default=None, help="The shared data folder (default ../shared/data).")
+@click.option("--resume", is_flag=True, default=None, help="Continue RUN_DIR/last.pt.")
+@click.option("--init", default=None, metavar="WEIGHTS",
+              help="Start a new run from these weights (fine-tuning) instead of from scratch.")
+@click.option("--flow-weight", type=click.FloatRange(0), default=None,
+              help="Weight of the flow supervision on windows with exact flow (HDRFlow; "
+                   "default the official 0.001 for 2 exposures, 0.0005 for 3).")
+@click.option("--stage", type=click.Choice(["fusion", "all"]), default=None,
+              help="f2hdr: train the fusion network alone on DIS flows (first), or every "
+                   "learned part (default all).")
+@click.option("--json", "as_json", is_flag=True, help="JSON lines of validation records.")
+def train(run_dir: Path, as_json: bool, **kwargs) -> None:
+    """Train a model into RUN_DIR (last.pt, best.safetensors, log.jsonl)."""
+    from hdrvid.train import TrainOptions
+    from hdrvid.train import train as run_train
+
+    options = TrainOptions(**{k: v for k, v in kwargs.items() if v is not None})
+    try:
+        if as_json:
+            last = run_train(run_dir, options, progress=_json_records())
+        else:
+            last = _train_with_progress(run_dir, options, run_train)
+    except (HdrvidError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(json.dumps(last) if as_json else f"{run_dir}: {last}", err=not as_json)
+
+
+def _json_records():
+    def emit(event: dict) -> None:
+        if "val_psnr_t" in event:  # one line per validation
+            click.echo(json.dumps(event))
+    return emit
+
+
+def _train_with_progress(run_dir: Path, options, run_train) -> dict:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/"
+               "{task.total}"), TimeRemainingColumn(), TextColumn("{task.fields[status]}"))
+    with Progress(*columns, transient=False) as bar:
+        task = bar.add_task(f"train {options.model}", total=options.steps, status="")
+        def update(event: dict) -> None:
+            status = f"loss {event['loss']:.4f}"
+            if "val_psnr_t" in event:
+                status += (f"  val PSNR-T {event['val_psnr_t']:.2f} dB (merge "
+                           f"{event['merge_psnr_t']:.2f})")
+            bar.update(task, completed=event["step"], status=status)
+        return run_train(run_dir, options, progress=update)
+
+
+@click.command()
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for input.mp4, exposures.txt and gt/.")
+@click.option("--cycle", type=click.IntRange(2, 3), default=2, show_default=True,
+              help="Exposures per cycle.")
+@click.option("--stops", type=click.FloatRange(0.5, 6), default=None,
+              help="Stops between neighbouring exposures (default 3 for 2, 2 for 3).")
+@click.option("--phase", type=click.IntRange(0, 2), default=0, show_default=True,
+              help="Level of frame 0 (0 = shortest).")
+@click.option("--frames", type=click.IntRange(1), default=48, show_default=True)
+@click.option("--size", default="640x360", show_default=True, metavar="WxH")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--noise", type=(float, float), default=(2e-4, 2e-6), show_default=True,
+              metavar="A B", help="Sensor noise variance a·x + b on the linear exposure x.")
+@click.option("--bits", type=click.Choice(["8", "10"]), default="8", show_default=True,
+              help="8: H.264; 10: HEVC Main 10.")
+@click.option("--crf", type=click.IntRange(0, 51), default=12, show_default=True)
+@click.option("--fps", type=click.IntRange(1, 240), default=24, show_default=True)
+@click.option("--overwrite", is_flag=True, help="Replace an earlier simulation in OUTPUT.")
+def simulate(source: Path, output: Path, cycle: int, stops: float | None, phase: int,
+             frames: int, size: str, seed: int, noise, bits: str, crf: int, fps: int,
+             overwrite: bool) -> None:
+    """Render an alternating-exposure clip with ground truth from SOURCE: an EXR sequence
+    folder, an HDR still (.exr, under a seeded camera path) or an LDR video / image folder
+    (made pseudo-HDR)."""
+    from hdrvid.exposure import pattern_from_stops
+    from hdrvid.synth import simulate as run_simulate
+
+    try:
+        width, height = (int(v) for v in size.lower().split("x"))
+    except ValueError:
+        raise click.BadParameter(f"{size!r}: give WIDTHxHEIGHT, e.g. 640x360",
+                                 param_hint="--size") from None
+    if (output / "input.mp4").exists() and not overwrite:
+        raise click.ClickException(f"{output}: holds a simulation; pass --overwrite to replace it")
+    stops = stops if stops is not None else (3.0 if cycle == 2 else 2.0)
+    try:
+        pattern = pattern_from_stops(stops, cycle, phase % cycle)
+        run_simulate(source, output, pattern, frames, width, height, seed, tuple(noise), crf,
+                     int(bits), fps)
+    except HdrvidError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{source} -> {output}/input.mp4, exposures.txt, gt/ ({frames} frames)", err=True)
