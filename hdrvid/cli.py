@@ -21,43 +21,71 @@ import click
 
 from hdrvid import __version__
 from hdrvid.cli_calibrate import calibrate
-from hdrvid.cli_common import emit_json, stderr_console
+from hdrvid.cli_common import default, emit_json, stderr_console
 from hdrvid.cli_inspect import eval_command, info, models
 from hdrvid.cli_train import simulate, train
 from hdrvid.cli_weights import weights
 from hdrvid.errors import HdrvidError
+from hdrvid.job import ConvertOptions
 from hdrvid.primaries import PRIMARIES
 from hdrvid.process import tune_process
+from hdrvid.render import VIDEO_FORMATS, RenderOptions
 from hdrvid.tonemap import OPERATORS
 from hdrvid.writers import COMPRESSIONS
 
+CODECS = ("h264", "hevc", "av1", "hevc_nvenc", "libx265")
+FORCED_HEVC = ("hevc_nvenc", "libx265")  # hevc with the encoder chosen, not by CUDA
 
-def _video_options(command):
-    """Options shared by `convert --format sdr|hdr10|hlg|prores|dnxhr|all` and `tonemap`."""
-    options = [
-        click.option("--codec", type=click.Choice(["h264", "hevc", "av1", "hevc_nvenc",
-                                                   "libx265"]), default=None,
-                     help="Delivery video codec: SDR h264 (default), hevc or av1; HDR10 and "
-                          "HLG hevc (default) or av1. hevc is NVENC when CUDA is present, else "
-                          "x265; hevc_nvenc / libx265 force one."),
-        click.option("--transfer", type=click.Choice(["pq", "hlg"]), default=None,
-                     help="prores and dnxhr: carry PQ (default) or HLG, in BT.2020."),
-        click.option("--crf", type=click.IntRange(0, 51), default=None,
-                     help="Video quality, lower is better (default 18)."),
+
+def _codec_help() -> str:
+    """--codec's help: the codecs of each video format, its default first (render's table)."""
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for kind, spec in VIDEO_FORMATS.items():
+        codecs = tuple(c for c in spec.codecs if c in CODECS and c not in FORCED_HEVC)
+        if codecs:
+            groups.setdefault(codecs, []).append(kind)
+    choices = "; ".join(f"{' and '.join(kinds)}: {codecs[0]} (default), {', '.join(codecs[1:])}"
+                        for codecs, kinds in groups.items())
+    return (f"Delivery video codec. {choices}. hevc is NVENC when CUDA is present, else x265; "
+            f"{' / '.join(FORCED_HEVC)} force one.")
+
+
+def _transfer_help() -> str:
+    """--transfer's help: the formats that carry either transfer, and their default."""
+    kinds = [kind for kind, spec in VIDEO_FORMATS.items() if len(spec.transfers) > 1]
+    transfers = VIDEO_FORMATS[kinds[0]].transfers
+    return (f"{' and '.join(kinds)}: carry {transfers[0]} (default) or "
+            f"{', '.join(transfers[1:])}, in BT.2020.")
+
+
+def _video_options(options: type):
+    """Options shared by `convert --format sdr|hdr10|hlg|prores|dnxhr|all` and `tonemap`, with
+    the defaults of ``options`` (ConvertOptions or RenderOptions)."""
+    decorators = [
+        click.option("--codec", type=click.Choice(CODECS), default=default(options, "codec"),
+                     help=_codec_help()),
+        click.option("--transfer", type=click.Choice(["pq", "hlg"]),
+                     default=default(options, "transfer"), help=_transfer_help()),
+        click.option("--crf", type=click.IntRange(0, 51), default=default(options, "crf"),
+                     show_default=True, help="Video quality, lower is better."),
         click.option("--preset", type=click.Choice(["ultrafast", "superfast", "veryfast",
                                                     "faster", "fast", "medium", "slow",
-                                                    "slower", "veryslow"]), default=None,
-                     help="x264/x265 speed preset (default medium; SVT-AV1 and NVENC get "
-                          "the equivalent)."),
-        click.option("--peak-nits", type=click.FloatRange(100, 10000), default=None,
+                                                    "slower", "veryslow"]),
+                     default=default(options, "preset"), show_default=True,
+                     help="x264/x265 speed preset (SVT-AV1 and NVENC get the equivalent)."),
+        click.option("--peak-nits", type=click.FloatRange(100, 10000),
+                     default=default(options, "peak_nits"), show_default=True,
                      help="PQ (HDR10, and prores/dnxhr with PQ): cd/m² for 1.0, the clipping "
-                          "point of the shortest exposure (default 1000)."),
-        click.option("--audio/--no-audio", default=None,
-                     help="Copy the source's audio into videos (default on)."),
+                          "point of the shortest exposure."),
+        click.option("--audio/--no-audio", default=default(options, "audio"), show_default=True,
+                     help="Copy the source's audio into videos."),
     ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+
+    def decorate(command):
+        for option in reversed(decorators):
+            command = option(command)
+        return command
+    return decorate
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -77,8 +105,8 @@ def main() -> None:
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
               help="Output folder (one subfolder per input when several are given), or, with "
                    "one video --format, the video file (a .mp4, .mkv, .mov or .mxf name).")
-@click.option("-m", "--model", default=None, help="Reconstruction model (see `hdrvid models`). "
-              "Default: merge.")
+@click.option("-m", "--model", default=default(ConvertOptions, "model"), show_default=True,
+              help="Reconstruction model (see `hdrvid models`).")
 @click.option("--weights", default=None, metavar="PATH|official",
               help="Model weights: hdrvid .safetensors, or an official checkpoint (a folder of "
                    ".pth files for chen21, chen21-coarse, kalantari19), or `official`: the "
@@ -94,66 +122,80 @@ def main() -> None:
               help="Exposures per cycle, with --stops.")
 @click.option("--exposure-file", type=click.Path(dir_okay=False), default=None,
               help="Sidecar file of exposures in stops: one per frame, or one per level.")
-@click.option("--force-exposures", is_flag=True, default=None,
+@click.option("--force-exposures", is_flag=True,
+              default=default(ConvertOptions, "force_exposures"),
               help="Convert with the given exposures even where the video's frames contradict "
                    "them (otherwise refused).")
-@click.option("--input-transfer", default=None, metavar="gamma2.2|srgb|linear|auto|FILE",
-              help="Transfer curve of the input (default gamma2.2, as the models assume), auto "
-                   "(estimated from the video; see hdrvid info), or a table of the inverse "
-                   "camera response (hdrvid calibrate writes one).")
-@click.option("--device", default=None, help="auto (default), cpu, cuda or cuda:N.")
-@click.option("--batch-size", type=click.IntRange(1), default=None,
+@click.option("--input-transfer", default=default(ConvertOptions, "input_transfer"),
+              show_default=True, metavar="gamma2.2|srgb|linear|auto|FILE",
+              help="Transfer curve of the input: gamma2.2 (as the models assume), srgb, linear, "
+                   "auto (estimated from the video; see hdrvid info), or a table of the "
+                   "inverse camera response (hdrvid calibrate writes one).")
+@click.option("--device", default=default(ConvertOptions, "device"), show_default=True,
+              help="auto, cpu, cuda or cuda:N.")
+@click.option("--batch-size", type=click.IntRange(1),
+              default=default(ConvertOptions, "batch_size"),
               help="Windows per model call (default 2 for merge; for hdrflow and fshdrv on the "
                    "CPU one per core, run at once; else 1; lowered to what fits in memory).")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default=None,
-              help="Network arithmetic (trained models): auto (default) is bf16 on CPUs with "
-                   "native bf16, fp16 on CUDA, else fp32.")
-@click.option("--tile", type=click.IntRange(64), default=None, metavar="PIXELS",
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
+              default=default(ConvertOptions, "precision"), show_default=True,
+              help="Network arithmetic (trained models): auto is bf16 on CPUs with native bf16, "
+                   "fp16 on CUDA, else fp32.")
+@click.option("--tile", type=click.IntRange(64), default=default(ConvertOptions, "tile"),
+              metavar="PIXELS",
               help="Run frames as overlapping tiles of at most PIXELS×PIXELS (less memory; "
                    "results differ slightly at tile seams).")
-@click.option("--yuv-on", type=click.Choice(["auto", "host", "device"]), default=None,
-              help="Where Y'CbCr becomes R'G'B' (with the camera response): auto (default) is the "
-                   "device on a GPU (8x less to copy, a freer decode thread), else the host.")
-@click.option("--float32", is_flag=True, default=None, help="Write 32-bit float EXR (default half).")
-@click.option("--compression", type=click.Choice(list(COMPRESSIONS)), default=None,
+@click.option("--yuv-on", type=click.Choice(["auto", "host", "device"]),
+              default=default(ConvertOptions, "yuv_on"), show_default=True,
+              help="Where Y'CbCr becomes R'G'B' (with the camera response): auto is the device "
+                   "on a GPU (8x less to copy, a freer decode thread), else the host.")
+@click.option("--float32", is_flag=True, default=default(ConvertOptions, "float32"),
+              help="Write 32-bit float EXR (else half).")
+@click.option("--compression", type=click.Choice(list(COMPRESSIONS)),
+              default=default(ConvertOptions, "compression"),
               help="EXR compression (default piz, lossless; none for aces2065-1).")
-@click.option("--primaries", type=click.Choice(list(PRIMARIES)), default=None,
+@click.option("--primaries", type=click.Choice(list(PRIMARIES)),
+              default=default(ConvertOptions, "primaries"),
               help="EXR primaries (default: the input's, rec709 or bt2020): acescg, or "
                    "aces2065-1 written as an ACES container (SMPTE ST 2065-4).")
-@click.option("--frames", "max_frames", type=click.IntRange(1), default=None,
+@click.option("--frames", "max_frames", type=click.IntRange(1),
+              default=default(ConvertOptions, "max_frames"),
               help="Convert only N frames (from --start, else the first).")
-@click.option("--start", default=None, metavar="FRAME|TIME",
+@click.option("--start", default=default(ConvertOptions, "start"), metavar="FRAME|TIME",
               callback=lambda ctx, param, value: _check_position(value, "--start"),
               help="Start at this frame: 60 (a frame number, from 0), 2.5s, or 00:00:02.5. "
                    "EXRs keep the video's frame numbers and timestamps; videos start at 0 with "
                    "the audio cut to match.")
-@click.option("--duration", default=None, metavar="FRAMES|TIME",
+@click.option("--duration", default=default(ConvertOptions, "duration"), metavar="FRAMES|TIME",
               callback=lambda ctx, param, value: _check_position(value, "--duration"),
               help="Convert this much from --start: 48 (frames), 2s, or 00:00:02 (instead of "
                    "--frames).")
-@click.option("--scale", type=click.Choice(["native", "mid-grey"]), default=None,
-              help="EXR values: native (default; 1.0 = the clipping point of the shortest "
-                   "exposure) or mid-grey (one factor for the whole sequence puts its "
+@click.option("--scale", type=click.Choice(["native", "mid-grey"]),
+              default=default(ConvertOptions, "scale"), show_default=True,
+              help="EXR values: native (1.0 = the clipping point of the shortest exposure) or "
+                   "mid-grey (one factor for the whole sequence puts its "
                    "log-average luminance at 0.18; measured on 8 frames spread over it, before "
                    "writing). The factor is in the EXR headers (hdrvid:scale) and hdrvid.json.")
-@click.option("--overwrite", is_flag=True, default=None,
+@click.option("--overwrite", is_flag=True, default=default(ConvertOptions, "overwrite"),
               help="Replace the frames of an earlier run in the output folder.")
-@click.option("--resume", is_flag=True, default=None,
+@click.option("--resume", is_flag=True, default=default(ConvertOptions, "resume"),
               help="Keep the frames an interrupted run finished (each read back in full) and "
                    "convert the rest; the result equals an uninterrupted run.")
 @click.option("--continue-on-error", is_flag=True,
               help="With several inputs, record a failure and go on to the next input.")
 @click.option("--format", type=click.Choice(["exr", "sdr", "hdr10", "hlg", "prores", "dnxhr",
-                                            "all"]), default=None,
-              help="exr (default): the EXR sequence; sdr: a tone-mapped BT.709 video; hdr10: "
+                                            "all"]),
+              default=default(ConvertOptions, "format"), show_default=True,
+              help="exr: the EXR sequence; sdr: a tone-mapped BT.709 video; hdr10: "
                    "10-bit PQ/BT.2020; hlg: 10-bit HLG/BT.2020; prores / dnxhr: ProRes 4444 / "
                    "DNxHR 444 .mov (PQ or HLG, see --transfer); all: exr, sdr and hdr10. "
                    "Videos are OUTPUT/<stem>-<format>.mp4 (.mov for prores, dnxhr), or the "
                    "file -o names (.mp4, .mkv, .mov, .mxf) for one video format.")
-@click.option("--tonemap", type=click.Choice(OPERATORS), default=None,
-              help="Tone-mapping operator of the SDR video (default hable).")
-@_video_options
-@click.option("--workers", type=click.IntRange(1), default=None,
+@click.option("--tonemap", type=click.Choice(OPERATORS),
+              default=default(ConvertOptions, "tonemap"),
+              show_default=True, help="Tone-mapping operator of the SDR video.")
+@_video_options(ConvertOptions)
+@click.option("--workers", type=click.IntRange(1), default=default(ConvertOptions, "workers"),
               help="EXR writer threads (default: one per core).")
 @click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None,
               metavar="[ADDRESS]", callback=lambda ctx, param, value: _ray_address(value),
@@ -183,13 +225,11 @@ def convert(inputs: tuple[Path, ...], output: Path, quiet: bool, as_json: bool,
     inputs failed, the others were converted); 2 usage error; 130 / 143 interrupted.
     """
     from hdrvid.engine import LocalEngine
-    from hdrvid.job import ConvertOptions
 
     if kwargs.get("max_frames") is not None and kwargs.get("duration") is not None:
         raise click.BadParameter("--frames and --duration both say how much to convert; give "
                                  "one", param_hint="--duration")
-    # options left at None are dropped, so the library's defaults are the only defaults
-    options = ConvertOptions(**{k: v for k, v in kwargs.items() if v is not None})
+    options = ConvertOptions(**kwargs)  # every default is the dataclass's own
     signal.signal(signal.SIGTERM, _raise_terminated)
     if ray_address is None:
         engine = LocalEngine()  # one model load for every input of a batch
@@ -418,16 +458,20 @@ class _progress_reporter:
 @click.option("--format", "kind", type=click.Choice(["sdr", "hdr10", "hlg", "prores", "dnxhr",
                                                      "png"]), default=None,
               help="Default: sdr for a video name, png for a folder.")
-@click.option("--tonemap", "--operator", "operator", type=click.Choice(OPERATORS), default=None,
-              help="Tone-mapping operator (default hable), as convert --tonemap; --operator is "
-                   "the same option's old name.")
-@click.option("--exposure", type=float, default=None, help="Extra exposure in stops (default 0).")
-@click.option("--time-constant", type=click.FloatRange(0), default=None,
+@click.option("--tonemap", "--operator", "operator", type=click.Choice(OPERATORS),
+              default=default(RenderOptions, "operator"), show_default=True,
+              help="Tone-mapping operator, as convert --tonemap; --operator is the same "
+                   "option's old name.")
+@click.option("--exposure", type=float, default=default(RenderOptions, "exposure"),
+              show_default=True, help="Extra exposure in stops.")
+@click.option("--time-constant", type=click.FloatRange(0),
+              default=default(RenderOptions, "time_constant"),
               help="Let the exposure adapt over this many seconds (0: per frame). Default: "
                    "one exposure for the whole sequence, from its log-average luminance.")
-@click.option("--preserve", type=click.Choice(["luminance", "channels"]), default=None,
-              help="Tone-map luminance and keep hues (default), or each channel.")
-@_video_options
+@click.option("--preserve", type=click.Choice(["luminance", "channels"]),
+              default=default(RenderOptions, "preserve"), show_default=True,
+              help="luminance: tone-map luminance and keep hues; channels: each channel.")
+@_video_options(RenderOptions)
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def tonemap(source: Path, output: Path, kind: str | None, overwrite: bool, quiet: bool,
@@ -439,9 +483,9 @@ def tonemap(source: Path, output: Path, kind: str | None, overwrite: bool, quiet
     whose audio is copied; a video SOURCE keeps its own (PQ is read with 1.0 = --peak-nits).
     """
     from hdrvid.job import ProgressEvent
-    from hdrvid.render import RenderOptions, render
+    from hdrvid.render import render
 
-    options = RenderOptions(**{k: v for k, v in kwargs.items() if v is not None})
+    options = RenderOptions(**kwargs)  # every default is the dataclass's own
     started = time.perf_counter()
     if output.exists() and not overwrite and (output.is_file() or any(output.glob("*.png"))):
         raise click.ClickException(f"{output}: exists; pass --overwrite to replace it")

@@ -1,10 +1,25 @@
-"""What the CLI modules share: JSON lines on stdout and rich consoles."""
+"""What the CLI modules share: option defaults read from the library's option dataclasses,
+JSON lines on stdout and rich consoles."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from typing import Any
 
 import click
+
+
+def default(options: type, name: str) -> Any:
+    """The default of field ``name`` of the dataclass ``options`` (e.g. ConvertOptions, "crf"):
+    click options take their defaults from here, so each default is written once, in the
+    library, and `--help` shows the value the library uses."""
+    for field in dataclasses.fields(options):
+        if field.name == name:
+            if field.default is dataclasses.MISSING:
+                raise TypeError(f"{options.__name__}.{name} has no plain default")
+            return field.default
+    raise AttributeError(f"{options.__name__} has no field {name!r}")
 
 
 def emit_json(data: dict) -> None:

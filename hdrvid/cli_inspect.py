@@ -9,14 +9,16 @@ from pathlib import Path
 
 import click
 
-from hdrvid.cli_common import emit_json, stderr_console, stdout_console
+from hdrvid.cli_common import default, emit_json, stderr_console, stdout_console
 from hdrvid.errors import HdrvidError
+from hdrvid.job import ConvertOptions
 
 
 @click.command()
 @click.argument("input", type=click.Path(path_type=Path))
 @click.option("--exposures", default=None, help="Check these exposures instead of detecting.")
-@click.option("--input-transfer", default="gamma2.2", show_default=True,
+@click.option("--input-transfer", default=default(ConvertOptions, "input_transfer"),
+              show_default=True,
               help="The curve to detect exposures with (auto: gamma 2.2 for detection).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def info(input: Path, exposures: str | None, input_transfer: str, as_json: bool) -> None:

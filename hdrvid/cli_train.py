@@ -77,6 +77,10 @@ def _train_with_progress(run_dir: Path, options, run_train) -> dict:
         return run_train(run_dir, options, progress=update)
 
 
+# `simulate --stops` when not given, by exposures per cycle
+SIMULATED_STOPS = {2: 3.0, 3: 2.0}
+
+
 @click.command()
 @click.argument("source", type=click.Path(path_type=Path))
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False, path_type=Path),
@@ -84,7 +88,8 @@ def _train_with_progress(run_dir: Path, options, run_train) -> dict:
 @click.option("--cycle", type=click.IntRange(2, 3), default=2, show_default=True,
               help="Exposures per cycle.")
 @click.option("--stops", type=click.FloatRange(0.5, 6), default=None,
-              help="Stops between neighbouring exposures (default 3 for 2, 2 for 3).")
+              help="Stops between neighbouring exposures (default "
+                   + ", ".join(f"{s:g} for {n}" for n, s in SIMULATED_STOPS.items()) + ").")
 @click.option("--phase", type=click.IntRange(0, 2), default=0, show_default=True,
               help="Level of frame 0 (0 = shortest).")
 @click.option("--frames", type=click.IntRange(1), default=48, show_default=True)
@@ -113,7 +118,7 @@ def simulate(source: Path, output: Path, cycle: int, stops: float | None, phase:
                                  param_hint="--size") from None
     if (output / "input.mp4").exists() and not overwrite:
         raise click.ClickException(f"{output}: holds a simulation; pass --overwrite to replace it")
-    stops = stops if stops is not None else (3.0 if cycle == 2 else 2.0)
+    stops = stops if stops is not None else SIMULATED_STOPS[cycle]
     try:
         pattern = pattern_from_stops(stops, cycle, phase % cycle)
         run_simulate(source, output, pattern, frames, width, height, seed, tuple(noise), crf,

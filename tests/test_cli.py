@@ -1,5 +1,6 @@
 """The `hdrvid` command, run in-process with click's CliRunner (stderr captured separately)."""
 
+import dataclasses
 import json
 import signal
 import subprocess
@@ -13,8 +14,11 @@ from click.testing import CliRunner
 from conftest import assert_one_line_error, render_clip
 
 from hdrvid.cli import main
+from hdrvid.errors import HdrvidError
 from hdrvid.exposure import pattern_from_cycle
+from hdrvid.job import ConvertOptions
 from hdrvid.registry import MODELS
+from hdrvid.render import RenderOptions
 from hdrvid.synth import procedural_scene, write_alternating_clip
 from hdrvid.writers import frame_name, read_exr
 
@@ -36,10 +40,48 @@ def test_help(command, flag):
     assert result.stderr == ""
 
 
+COMMANDS = ("convert", "tonemap", "info", "models", "eval", "weights", "train", "simulate",
+            "calibrate")
+
+
 def test_main_help_lists_the_commands():
     result = run("--help")
-    for command in ("convert", "info", "models"):
-        assert command in result.stdout
+    listed = {line.split()[0] for line in result.stdout.split("Commands:")[1].splitlines()
+              if line.strip()}
+    assert listed == set(COMMANDS)
+
+
+@pytest.mark.parametrize(("command", "options"), [("convert", ConvertOptions),
+                                                  ("tonemap", RenderOptions),
+                                                  ("info", ConvertOptions)])
+def test_option_defaults_are_the_library_defaults(command, options):
+    """Every option named after a field of the command's options dataclass defaults to that
+    field's default, and --help shows it where it is a value."""
+    fields = {f.name: f.default for f in dataclasses.fields(options)}
+    params = {p.name: p for p in main.commands[command].params if p.name in fields}
+    assert len(params) >= (2 if command == "info" else 10)
+    for name, param in params.items():
+        assert param.default == fields[name], name
+    help_text = " ".join(run(command, "--help").stdout.split())
+    for name, param in params.items():
+        if param.show_default and not param.is_flag:
+            assert f"[default: {fields[name]}" in help_text, name
+
+
+def test_convert_with_no_options_runs_with_the_library_defaults(clip2, tmp_path, monkeypatch):
+    """Nothing given: convert() receives ConvertOptions() as the library builds it."""
+    import hdrvid.conversion
+
+    seen = []
+
+    def stop(path, out_dir, options, **kwargs):
+        seen.append(options)
+        raise HdrvidError("stopped before converting")
+
+    monkeypatch.setattr(hdrvid.conversion, "convert", stop)
+    result = run("convert", clip2.path, "-o", tmp_path / "out")
+    assert result.exit_code == 1 and "stopped before converting" in result.stderr
+    assert seen == [ConvertOptions()]
 
 
 def test_version():
