@@ -16,7 +16,7 @@ import numpy as np
 
 from hdrvid import tonemap
 from hdrvid.render import read_sequence
-from hdrvid.writers import read_exr
+from hdrvid.exr import read_exr
 
 
 def sheet(source: str, columns: int, width: int) -> np.ndarray:

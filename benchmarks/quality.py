@@ -34,7 +34,7 @@ from hdrvid.exposure import pattern_from_cycle
 from hdrvid.metrics import psnr_l, psnr_t, ssim_t, temporal_error
 from hdrvid.registry import MODELS
 from hdrvid.video import VideoWriter
-from hdrvid.writers import frame_name, read_exr
+from hdrvid.exr import frame_name, read_exr
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 STILLS = ["StillLife", "CandleGlass", "Desk", "GoldenGate", "Tree", "Bonita"]

@@ -26,7 +26,7 @@ from hdrvid import ConvertOptions, convert, synth
 from hdrvid.cluster import RayEngine, import_ray
 from hdrvid.exposure import pattern_from_cycle
 from hdrvid.process import tune_process
-from hdrvid.writers import frame_name, read_exr
+from hdrvid.exr import frame_name, read_exr
 
 
 def render(path: Path, frames: int, width: int, height: int) -> Path:

@@ -38,7 +38,7 @@ from hdrvid.calibrate import calibrate_stack, resolve_auto
 from hdrvid.exposure import pattern_from_cycle
 from hdrvid.metrics import psnr_t
 from hdrvid.video import VideoWriter, probe
-from hdrvid.writers import frame_name, read_exr
+from hdrvid.exr import frame_name, read_exr
 
 FILM_K = 0.18**0.6
 LOG_A = 100.0

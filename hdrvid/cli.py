@@ -31,7 +31,7 @@ from hdrvid.primaries import PRIMARIES
 from hdrvid.process import tune_process
 from hdrvid.render import VIDEO_FORMATS, RenderOptions
 from hdrvid.tonemap import OPERATORS
-from hdrvid.writers import COMPRESSIONS
+from hdrvid.exr import COMPRESSIONS
 
 CODECS = ("h264", "hevc", "av1", "hevc_nvenc", "libx265")
 FORCED_HEVC = ("hevc_nvenc", "libx265")  # hevc with the encoder chosen, not by CUDA

@@ -39,7 +39,7 @@ from hdrvid.registry import get_spec
 from hdrvid.render import OTHER_MEDIA_SUFFIXES, VIDEO_FORMATS, VIDEO_SUFFIXES, check_format, render
 from hdrvid.response import AUTO, Response, load_response
 from hdrvid.video import VideoInfo, frame_timestamps, probe
-from hdrvid.writers import read_exr, write_json_atomic
+from hdrvid.exr import read_exr, write_json_atomic
 
 
 def convert(input: str | Path, output: str | Path, options: ConvertOptions = ConvertOptions(),

@@ -41,7 +41,7 @@ from hdrvid.primaries import CHROMATICITIES, PRIMARIES, conversion
 from hdrvid.response import Response, load_response
 from hdrvid.video import Frame, VideoInfo, read_frames
 from hdrvid.windows import Chunk, Window, halo, sliding_windows
-from hdrvid.writers import ExrSequenceWriter, frame_name, primaries_header
+from hdrvid.exr import ExrSequenceWriter, frame_name, primaries_header
 
 # the output alternating more than this with the exposure cycle means the exposures are wrong:
 # right ones merge every frame to the same scale

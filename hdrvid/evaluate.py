@@ -27,7 +27,7 @@ from hdrvid.errors import (
     MetricUnavailableError,
 )
 from hdrvid.exposure import LEVEL_NAMES
-from hdrvid.writers import read_exr
+from hdrvid.exr import read_exr
 
 FRAME_RE = re.compile(r"frame_\d{6}\.exr")
 DEFAULT_FPS = 30.0

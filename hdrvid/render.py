@@ -57,7 +57,7 @@ from hdrvid.video import (
     probe,
     read_frames,
 )
-from hdrvid.writers import (
+from hdrvid.exr import (
     BT2020_CHROMATICITIES,
     REC709_CHROMATICITIES,
     read_exr,

@@ -181,7 +181,7 @@ def still_clip(path: str | Path, n_frames: int, width: int, height: int,
                seed: int = 0) -> list[np.ndarray]:
     """A camera-motion clip over the linear HDR still at ``path`` (EXR), normalised so that the
     99.5th luminance percentile of its first frame sits at 1.0."""
-    from hdrvid.writers import read_exr
+    from hdrvid.exr import read_exr
 
     image, _ = read_exr(path)
     frames = list(camera_motion(image.astype(np.float32), n_frames, width, height, seed=seed))
@@ -207,7 +207,7 @@ def source_frames(source: str | Path, n_frames: int, width: int, height: int,
     images (made pseudo-HDR by Chen21's recipe). Scaled so that the 99.5th luminance percentile of
     the first frame sits at 1.0 (the shortest exposure's clipping point)."""
     from hdrvid.errors import InputError
-    from hdrvid.writers import read_exr
+    from hdrvid.exr import read_exr
 
     source = Path(source)
     if not source.exists():
@@ -239,7 +239,7 @@ def simulate(source: str | Path, output: str | Path, pattern: ExposurePattern,
     ``input.mp4`` (H.264 8-bit, or HEVC 10-bit), ``exposures.txt`` (stops per frame, as
     `hdrvid convert --exposure-file` reads it) and ``gt/frame_NNNNNN.exr`` (linear, half float,
     1.0 = the clipping point of the shortest exposure). Deterministic for a seed."""
-    from hdrvid.writers import ExrSequenceWriter
+    from hdrvid.exr import ExrSequenceWriter
 
     output = Path(output)
     truth = source_frames(source, n_frames, width, height, seed)

@@ -157,8 +157,8 @@ def convert_cached(tmp_path_factory):
 def _exr_header(path: Path) -> dict:
     """The header of an EXR file, read with OpenEXR directly.
 
-    `hdrvid.writers.read_exr` currently returns an empty header (see
-    test_writers.py::test_read_exr_returns_the_header), so header checks read it here.
+    `hdrvid.exr.read_exr` currently returns an empty header (see
+    test_exr.py::test_read_exr_returns_the_header), so header checks read it here.
     """
     import OpenEXR
 
@@ -168,7 +168,7 @@ def _exr_header(path: Path) -> dict:
 
 def _read_output(out: Path, n: int) -> list[np.ndarray]:
     """The first n EXR frames of an output folder as float32 arrays."""
-    from hdrvid.writers import frame_name, read_exr
+    from hdrvid.exr import frame_name, read_exr
 
     return [read_exr(out / frame_name(i))[0].astype(np.float32) for i in range(n)]
 

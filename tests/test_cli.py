@@ -20,7 +20,7 @@ from hdrvid.job import ConvertOptions
 from hdrvid.registry import MODELS
 from hdrvid.render import RenderOptions
 from hdrvid.synth import procedural_scene, write_alternating_clip
-from hdrvid.writers import frame_name, read_exr
+from hdrvid.exr import frame_name, read_exr
 
 CLIP_NAMES = ["2exp_phase0", "2exp_phase1", "3exp_phase0", "3exp_phase1", "3exp_phase2"]
 
@@ -526,12 +526,12 @@ def test_a_size_change_mid_stream_stops_with_the_frame(tmp_path):
 
 def test_a_read_only_output_is_a_one_line_error(clip2, tmp_path, monkeypatch):
     """Writes refused by the file system (a read-only mount; as root chmod cannot show it)."""
-    from hdrvid import writers
+    from hdrvid import exr
 
     def refuse(path, rgb, header):
         raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr(writers, "write_exr", refuse)
+    monkeypatch.setattr(exr, "write_exr", refuse)
     result = run("convert", clip2.path, "-o", tmp_path / "out", "-m", "reference", "-q")
     assert_one_line_error(result, "Permission denied", "0 complete frames are in")
 

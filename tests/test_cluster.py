@@ -17,7 +17,7 @@ from hdrvid import ConvertOptions, convert
 from hdrvid.cli import main
 from hdrvid.video import frame_timestamps, read_frames
 from hdrvid.windows import plan_chunks, sliding_windows
-from hdrvid.writers import frame_name, read_exr
+from hdrvid.exr import frame_name, read_exr
 
 FRAMES = 16
 

@@ -22,7 +22,7 @@ from hdrvid.models.common import backward_warp
 from hdrvid.models.merge import ExposureMerge
 from hdrvid.video import probe, read_frames
 from hdrvid.windows import window_indices
-from hdrvid.writers import COMPRESSIONS, frame_name, read_exr
+from hdrvid.exr import COMPRESSIONS, frame_name, read_exr
 
 REC709 = (0.64, 0.33, 0.30, 0.60, 0.15, 0.06, 0.3127, 0.3290)
 
@@ -430,9 +430,9 @@ def test_a_cycle_that_changes_mid_video_is_an_error(tmp_path, yuv_on):
 def test_a_full_disk_keeps_what_was_written(clip2, tmp_path, monkeypatch):
     """The writer fails part-way (as on a full disk): a one-line error saying how many frames
     are complete, and those frames stay."""
-    from hdrvid import writers
+    from hdrvid import exr
 
-    real_write = writers.write_exr
+    real_write = exr.write_exr
     calls = []
 
     def write_until_full(path, rgb, header):
@@ -441,7 +441,7 @@ def test_a_full_disk_keeps_what_was_written(clip2, tmp_path, monkeypatch):
             raise OSError(28, "No space left on device")
         real_write(path, rgb, header)
 
-    monkeypatch.setattr(writers, "write_exr", write_until_full)
+    monkeypatch.setattr(exr, "write_exr", write_until_full)
     out = tmp_path / "out"
     result = cli("convert", clip2.path, "-o", out, "-m", "reference", "--workers", "1", "-q")
     assert_one_line_error(result, "No space left on device", f"5 complete frames are in {out}",

@@ -13,7 +13,7 @@ from test_outputs import _clip_with_audio
 from hdrvid.cli import main
 from hdrvid.errors import InputError
 from hdrvid.video import Position, parse_position
-from hdrvid.writers import frame_name, read_exr
+from hdrvid.exr import frame_name, read_exr
 
 
 def run(*args):

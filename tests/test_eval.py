@@ -13,7 +13,7 @@ from conftest import T, assert_one_line_error, requires_optional
 from hdrvid import metrics
 from hdrvid.cli import main
 from hdrvid.evaluate import EvalProgress, LazyFrames, evaluate, parse_metrics
-from hdrvid.writers import frame_name, read_exr, write_exr
+from hdrvid.exr import frame_name, read_exr, write_exr
 
 SIZE = 16
 C1, C2 = 0.01**2, 0.03**2

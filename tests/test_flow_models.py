@@ -23,7 +23,7 @@ from hdrvid.models.fshdrv import Fshdrv
 from hdrvid.models.kalantari19 import Kalantari19
 from hdrvid.registry import MODELS, count_parameters
 from hdrvid.weights import load_weights, save_safetensors
-from hdrvid.writers import frame_name, read_exr
+from hdrvid.exr import frame_name, read_exr
 
 PARTS = ("flow_net", "weight_net", "refine_net")
 # docs/models/flow-models.md §2, §4, §5, §7

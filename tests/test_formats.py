@@ -22,7 +22,7 @@ from hdrvid.render import RenderOptions, _frames, read_sequence, render
 from hdrvid.synth import expose, procedural_scene
 from hdrvid.tonemap import luminance_bt709
 from hdrvid.video import VideoWriter
-from hdrvid.writers import frame_name, read_exr, write_exr
+from hdrvid.exr import frame_name, read_exr, write_exr
 
 FRAMES = 8
 PQ, HLG = 16, 18

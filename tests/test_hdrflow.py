@@ -16,7 +16,7 @@ from hdrvid.models.hdrflow import HDRFlow, replace_reference
 from hdrvid.models.hdrflow_layers import warp
 from hdrvid.registry import MODELS, count_parameters
 from hdrvid.weights import load_weights, save_safetensors
-from hdrvid.writers import frame_name, read_exr
+from hdrvid.exr import frame_name, read_exr
 
 SPEC = MODELS["hdrflow"]
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hdrvid.writers import frame_name, read_exr
+from hdrvid.exr import frame_name, read_exr
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "samples" / "lamps-2exp.mp4"

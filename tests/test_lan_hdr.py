@@ -17,7 +17,7 @@ from hdrvid.models.lan_hdr import HardAttention, LanHdr, Merge, swap_patches
 from hdrvid.predictor import HdrPredictor
 from hdrvid.registry import count_parameters
 from hdrvid.weights import CheckpointFormat, load_weights, save_safetensors
-from hdrvid.writers import frame_name, read_exr
+from hdrvid.exr import frame_name, read_exr
 
 OFFICIAL = CheckpointFormat(key="g")
 

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from conftest import assert_one_line_error
 
 from hdrvid.cli import main
-from hdrvid.writers import frame_name, read_exr
+from hdrvid.exr import frame_name, read_exr
 
 
 def run(*args):

@@ -25,7 +25,7 @@ from hdrvid.errors import WeightsError
 from hdrvid.predictor import HdrPredictor
 from hdrvid.registry import MODELS
 from hdrvid.weights import official_cache, read_safetensors
-from hdrvid.writers import read_exr
+from hdrvid.exr import read_exr
 
 FORMATS = {"lan-hdr": "g", "hdrflow": "state_dict"}  # where each official file keeps its dict
 

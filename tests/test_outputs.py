@@ -16,7 +16,7 @@ from hdrvid.exposure import pattern_from_cycle
 from hdrvid.render import RenderOptions, content_light_levels, read_sequence, render
 from hdrvid.synth import expose, procedural_scene
 from hdrvid.video import ColorInfo, VideoWriter
-from hdrvid.writers import frame_name, write_exr
+from hdrvid.exr import frame_name, write_exr
 
 
 def _audio_file(path, codec="aac", seconds=1.0, rate=48000):
@@ -172,7 +172,7 @@ def _constant_sequence(folder, values, size=(64, 96)):
 
 def test_bt2020_sequences_are_converted_to_rec709_first(tmp_path):
     from hdrvid.render import _frames
-    from hdrvid.writers import BT2020_CHROMATICITIES
+    from hdrvid.exr import BT2020_CHROMATICITIES
 
     folder = tmp_path / "seq"
     folder.mkdir()

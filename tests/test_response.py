@@ -29,7 +29,7 @@ from hdrvid.metrics import psnr_t
 from hdrvid.response import SlopeCurve, linearize_gamma22, load_response
 from hdrvid.synth import procedural_scene
 from hdrvid.video import VideoWriter, probe
-from hdrvid.writers import frame_name, read_exr
+from hdrvid.exr import frame_name, read_exr
 
 K = 0.18**0.6
 

@@ -11,7 +11,7 @@ from conftest import SHARED_DATA, assert_one_line_error
 
 from hdrvid.cli import main
 from hdrvid.synth import procedural_scene
-from hdrvid.writers import ExrSequenceWriter, frame_name, read_exr
+from hdrvid.exr import ExrSequenceWriter, frame_name, read_exr
 
 
 def run(*args):

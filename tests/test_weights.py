@@ -18,7 +18,7 @@ from hdrvid.models.lan_hdr import LanHdr
 from hdrvid.predictor import HdrPredictor
 from hdrvid.registry import MODELS, shipped_files
 from hdrvid.weights import WeightFile, read_safetensors, save_safetensors, sha256sum
-from hdrvid.writers import read_exr
+from hdrvid.exr import read_exr
 
 REPO, REVISION = "hdrvid/test-weights", "v1"
 

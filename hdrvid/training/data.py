@@ -48,7 +48,7 @@ class Recipe:
 
 @cache
 def _load_still(path: Path) -> np.ndarray:
-    from hdrvid.writers import read_exr
+    from hdrvid.exr import read_exr
 
     return np.ascontiguousarray(read_exr(path)[0], dtype=np.float32)
 

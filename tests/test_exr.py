@@ -8,7 +8,7 @@ import OpenEXR
 import pytest
 
 from hdrvid.errors import OutputError
-from hdrvid.writers import (
+from hdrvid.exr import (
     COMPRESSIONS,
     REC709_CHROMATICITIES,
     ExrSequenceWriter,

@@ -1,7 +1,9 @@
-"""Output writers (the only module that imports OpenEXR).
+"""OpenEXR files: every EXR read and write (the only module that imports OpenEXR).
 
 EXR frames are written by a pool of threads (OpenEXR compresses with the GIL released), each to a
-temporary name and renamed when complete, so a frame that exists is a whole frame.
+temporary name and renamed when complete, so a frame that exists is a whole frame. Reading
+(`read_exr`, `read_exr_header`) turns a damaged file into a one-line error. `write_json_atomic`
+writes the sidecar beside the frames the same way: a temporary name, then a rename.
 """
 
 from __future__ import annotations
