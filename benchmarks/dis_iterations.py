@@ -14,13 +14,14 @@ import argparse
 import copy
 
 import torch
+from quality import DATA  # the benchmarks' data folder
 from rich.console import Console
 from rich.table import Table
 
-from hdrvid.dataset import DATA, Recipe
 from hdrvid.models.merge import ExposureMerge
 from hdrvid.registry import get_spec
-from hdrvid.train import Validation
+from hdrvid.training.data import Recipe
+from hdrvid.training.loop import Validation
 
 FAST = 9.0  # px: a neighbour's mean |known flow| that counts as large motion
 

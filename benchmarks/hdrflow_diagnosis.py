@@ -17,14 +17,15 @@ from __future__ import annotations
 import argparse
 
 import torch
+from quality import DATA  # the benchmarks' data folder
 from rich.console import Console
 from rich.table import Table
 
-from hdrvid.dataset import DATA, Recipe
 from hdrvid.models.hdrflow import replace_reference
 from hdrvid.models.merge import ExposureMerge
 from hdrvid.predictor import HdrPredictor
-from hdrvid.train import Validation, psnr_t
+from hdrvid.training.data import Recipe
+from hdrvid.training.loop import Validation, psnr_t
 
 
 def dis_flows(merge: ExposureMerge, ldr: torch.Tensor, times: torch.Tensor,

@@ -10,12 +10,13 @@ from __future__ import annotations
 import argparse
 
 import torch
+from quality import DATA  # the benchmarks' data folder
 from rich.console import Console
 from rich.table import Table
 
-from hdrvid.dataset import DATA, Recipe
 from hdrvid.predictor import HdrPredictor
-from hdrvid.train import Validation
+from hdrvid.training.data import Recipe
+from hdrvid.training.loop import Validation
 
 
 def main() -> None:

@@ -27,7 +27,8 @@ from hdrvid.errors import HdrvidError
               help="Validate and checkpoint every N steps.")
 @click.option("--workers", type=click.IntRange(0), default=None,
               help="Data synthesis processes (default 1).")
-@click.option("--data", default=None, help="The shared data folder (default ../shared/data).")
+@click.option("--data", default=None, metavar="DIR",
+              help="Training data folder, holding hdr/ and ldr-video/ (default $HDRVID_DATA).")
 @click.option("--resume", is_flag=True, default=None, help="Continue RUN_DIR/last.pt.")
 @click.option("--init", default=None, metavar="WEIGHTS",
               help="Start a new run from these weights (fine-tuning) instead of from scratch.")
@@ -40,11 +41,12 @@ from hdrvid.errors import HdrvidError
 @click.option("--json", "as_json", is_flag=True, help="JSON lines of validation records.")
 def train(run_dir: Path, as_json: bool, **kwargs) -> None:
     """Train a model into RUN_DIR (last.pt, best.safetensors, log.jsonl)."""
-    from hdrvid.train import TrainOptions
-    from hdrvid.train import train as run_train
+    from hdrvid.training.loop import TrainOptions, check
+    from hdrvid.training.loop import train as run_train
 
     options = TrainOptions(**{k: v for k, v in kwargs.items() if v is not None})
     try:
+        check(run_dir, options)  # before the progress bar: a mistake is one line alone
         if as_json:
             last = run_train(run_dir, options, progress=_json_records())
         else:

@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 import torch
 
+from hdrvid.encode import VideoWriter
 from hdrvid.exposure import ExposurePattern, pattern_from_cycle
 from hdrvid.synth import expose, procedural_scene, write_alternating_clip
-from hdrvid.video import VideoWriter
 
 # The merge model runs many small torch ops per frame. On a 2-core machine that is also busy with
 # something else, torch's default of one thread per core made `convert` ~50x slower (40 s instead
@@ -190,6 +190,16 @@ def empty_official_cache(tmp_path_factory, monkeypatch):
     import huggingface_hub.constants as hf
 
     monkeypatch.setattr(hf, "HF_ASSETS_CACHE", str(tmp_path_factory.mktemp("hf-assets")))
+
+
+@pytest.fixture
+def training_data(monkeypatch) -> Path:
+    """The training data folder as `hdrvid train` finds it without --data: $HDRVID_DATA, set for
+    this test alone (the library never guesses ../shared/data)."""
+    if not (SHARED_DATA / "hdr").is_dir():
+        pytest.skip(f"{SHARED_DATA} is missing")
+    monkeypatch.setenv("HDRVID_DATA", str(SHARED_DATA))
+    return SHARED_DATA
 
 
 # --- helpers shared by test modules ------------------------------------------------------------

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from hdrvid import color, metrics, response, tonemap, train
+from hdrvid import color, metrics, response, tonemap
 from hdrvid.models import common
+from hdrvid.training import loop
 from hdrvid.video import ColorInfo, ycbcr_to_rgb_matrix
 
 
@@ -16,7 +17,7 @@ def test_one_gamma_and_one_mu():
     assert color.GAMMA == 2.2 and color.MU == 5000.0
     assert response.GAMMA is color.GAMMA and common.GAMMA is color.GAMMA
     assert tonemap.MU is color.MU and metrics.MU is color.MU
-    assert train.mu_law is color.mu_law_torch and train.psnr_t is color.psnr_t_torch
+    assert loop.mu_law is color.mu_law_torch and loop.psnr_t is color.psnr_t_torch
     assert metrics.psnr_t is color.psnr_t and metrics.tonemap_mulaw is color.mu_law
 
 

@@ -6,7 +6,8 @@ import pytest
 import torch
 from conftest import SHARED_DATA
 
-from hdrvid.dataset import (
+from hdrvid.models.common import backward_warp
+from hdrvid.training.data import (
     BENCHMARK_STILLS,
     BENCHMARK_VIDEOS,
     TRAIN_STILLS,
@@ -15,7 +16,6 @@ from hdrvid.dataset import (
     Recipe,
     WindowSynth,
 )
-from hdrvid.models.common import backward_warp
 
 pytestmark = pytest.mark.skipif(not (SHARED_DATA / "hdr").is_dir(),
                                 reason="needs ../shared/data")

@@ -144,8 +144,8 @@ def _export_initial(path, period: int) -> None:
                                  "attributes": {"refined": False}})
 
 
-def test_fusion_stage_trains_and_resumes(tmp_path):
-    from hdrvid.train import TrainOptions, train
+def test_fusion_stage_trains_and_resumes(tmp_path, training_data):
+    from hdrvid.training.loop import TrainOptions, train
 
     init = WEIGHTS_DIR / get_spec("hdrflow").weights[2][0].filename
     options = TrainOptions(model="f2hdr", exposures=2, steps=2, batch_size=2, crop=64,
@@ -172,9 +172,9 @@ def _metadata(path) -> dict:
     return read_safetensors(path)[1]
 
 
-def test_wrong_init_is_refused(tmp_path):
+def test_wrong_init_is_refused(tmp_path, training_data):
     from hdrvid.errors import HdrvidError
-    from hdrvid.train import TrainOptions, train
+    from hdrvid.training.loop import TrainOptions, train
 
     init = WEIGHTS_DIR / get_spec("hdrflow").weights[3][0].filename  # 3 exposures, for a 2E run
     options = TrainOptions(model="f2hdr", exposures=2, steps=1, batch_size=1, crop=64,
@@ -203,7 +203,7 @@ def test_training_loss_sees_the_replaced_output():
     """The f2hdr step returns what inference outputs: the linearised reference wherever the
     reference is well exposed for its level."""
     from hdrvid.models.common import linearize
-    from hdrvid.train import f2hdr_step
+    from hdrvid.training.loop import f2hdr_step
 
     torch.manual_seed(0)
     net = F2HDR(2, adapter_width=16, refine_width=16, refine_blocks=1).eval()

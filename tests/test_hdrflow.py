@@ -12,11 +12,11 @@ from conftest import assert_one_line_error, official_layout, randomized, save_of
 
 from hdrvid.cli import main
 from hdrvid.errors import WeightsError
+from hdrvid.exr import frame_name, read_exr
 from hdrvid.models.hdrflow import HDRFlow, replace_reference
 from hdrvid.models.hdrflow_layers import warp
 from hdrvid.registry import MODELS, count_parameters
 from hdrvid.weights import load_weights, save_safetensors
-from hdrvid.exr import frame_name, read_exr
 
 SPEC = MODELS["hdrflow"]
 
@@ -175,7 +175,7 @@ def test_output_is_on_the_shortest_exposure_scale_and_flows_are_exposed(net):
 def test_the_alignment_loss_pairs_each_flow_with_its_neighbour(net, monkeypatch):
     """HALoss warps neighbour k's ground truth with the flow the model used for neighbour k
     (3E flows come as [p2, n1, p1, n2], not in window order)."""
-    from hdrvid.train import hdrflow_step, mu_law
+    from hdrvid.training.loop import hdrflow_step, mu_law
 
     ldr, times = window(net.exposures)
     ldr[:, ldr.shape[1] // 2] = 0.95  # a clipped reference: the loss covers every pixel

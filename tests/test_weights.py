@@ -8,17 +8,17 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import assert_one_line_error, randomized, save_official
+from conftest import SHARED_DATA, assert_one_line_error, randomized, save_official
 
 from hdrvid import weights as weights_module
 from hdrvid.cli import main
 from hdrvid.errors import WeightsError
+from hdrvid.exr import read_exr
 from hdrvid.models.hdrflow import HDRFlow
 from hdrvid.models.lan_hdr import LanHdr
 from hdrvid.predictor import HdrPredictor
 from hdrvid.registry import MODELS, shipped_files
 from hdrvid.weights import WeightFile, read_safetensors, save_safetensors, sha256sum
-from hdrvid.exr import read_exr
 
 REPO, REVISION = "hdrvid/test-weights", "v1"
 
@@ -149,7 +149,8 @@ def test_import_of_the_wrong_file_is_a_one_line_error(tmp_path):
 def test_train_runs_validates_and_resumes(tmp_path):
     run_dir = tmp_path / "run"
     common = ["train", run_dir, "-m", "hdrflow", "--batch-size", "2", "--crop", "32",
-              "--val-every", "2", "--workers", "0", "--device", "cpu", "--json"]
+              "--val-every", "2", "--workers", "0", "--device", "cpu", "--json",
+              "--data", SHARED_DATA]
     first = run(*common, "--steps", "2")
     assert first.exit_code == 0, first.output
     records = [json.loads(line) for line in first.stdout.splitlines()]

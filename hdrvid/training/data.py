@@ -1,4 +1,5 @@
-"""Training windows synthesised on the fly from ../shared/data (docs/conventions.md §9).
+"""Training windows synthesised on the fly from a data folder (docs/conventions.md §9): the one
+`hdrvid train --data` names, else ``$HDRVID_DATA`` (`data_folder`).
 
 Two sources, both re-exposed with the §9.2 recipe (sensor-like noise, gamma 2.2, 8-bit):
   * DAVIS LDR video made pseudo-HDR by Chen21's inverse-CRF recipe: real motion;
@@ -13,6 +14,7 @@ for validation. Every window is a pure function of (seed, index).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -21,9 +23,10 @@ import cv2
 import numpy as np
 import torch
 
+from hdrvid.errors import HdrvidError
 from hdrvid.synth import expose
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA_ENV = "HDRVID_DATA"  # the data folder when --data is not given
 # held aside for benchmarks/quality.py
 BENCHMARK_STILLS = ("StillLife", "CandleGlass", "Desk", "GoldenGate", "Tree", "Bonita")
 BENCHMARK_VIDEOS = ("blackswan", "car-roundabout", "dance-twirl", "soapbox")
@@ -32,6 +35,21 @@ TRAIN_STILLS = ("MtTamWest", "Adjuster", "Cannon", "Carrots", "StageEnvLatLong",
 TRAIN_VIDEOS = ("breakdance", "camel", "cows", "dog", "drift-chicane", "drift-straight",
                 "libby", "motocross-jump", "paragliding-launch", "scooter-black")
 VALIDATION = (("Rec709",), ("goat",))
+
+
+def data_folder(option: str | Path | None = None) -> Path:
+    """The training data folder: ``option`` (``--data``), else ``$HDRVID_DATA``; it must hold
+    hdr/ (HDR photographs as EXR) and ldr-video/ (folders of JPEG frames)."""
+    given = option or os.environ.get(DATA_ENV)
+    if not given:
+        raise HdrvidError(f"no training data folder: pass --data DIR or set {DATA_ENV} to a "
+                          "folder holding hdr/ and ldr-video/")
+    folder = Path(given)
+    if not folder.is_dir():
+        source = "--data" if option else DATA_ENV
+        raise HdrvidError(f"{folder} ({source}): no such folder; pass --data DIR or set "
+                          f"{DATA_ENV} to a folder holding hdr/ and ldr-video/")
+    return folder
 
 
 @dataclass(frozen=True)
@@ -63,8 +81,8 @@ def _read_rgb(path: Path) -> np.ndarray:
 class WindowSynth:
     """``synth[i]`` -> {"ldr": (n, 3, c, c) gamma 2.2, "times": (n,), "gt": (n, 3, c, c) linear}."""
 
-    def __init__(self, recipe: Recipe, stills=TRAIN_STILLS, videos=TRAIN_VIDEOS,
-                 data: Path = DATA, seed: int = 0):
+    def __init__(self, recipe: Recipe, stills=TRAIN_STILLS, videos=TRAIN_VIDEOS, *, data: Path,
+                 seed: int = 0):
         self.recipe, self.seed, self.data = recipe, seed, Path(data)
         self.stills = [self.data / "hdr" / f"{name}.exr" for name in stills]
         self.videos = [sorted((self.data / "ldr-video" / name).glob("*.jpg")) for name in videos]

@@ -1,4 +1,5 @@
-"""`hdrvid train`: train a registered model on windows synthesised from ../shared/data.
+"""`hdrvid train`: train a registered model on windows synthesised from a data folder
+(`data.data_folder`: ``--data``, else ``$HDRVID_DATA``).
 
 AdamW on the μ-law L1 of the reference frame (docs/conventions.md §8), plus the model's own terms
 where its docs give them (HDRFlow: the HDR-domain alignment loss, docs/models/hdrflow.md §6). bf16
@@ -23,13 +24,13 @@ from torch import nn
 
 from hdrvid.color import mu_law_torch as mu_law  # the loss's and PSNR-T's curve
 from hdrvid.color import psnr_t_torch as psnr_t
-from hdrvid.dataset import DATA, VALIDATION, Recipe, WindowSynth, collate
 from hdrvid.errors import HdrvidError
 from hdrvid.models.common import luma
 from hdrvid.models.hdrflow import replace_reference
 from hdrvid.models.hdrflow_layers import warp
 from hdrvid.predictor import resolve_device, resolve_precision
 from hdrvid.registry import MODELS, ModelSpec, get_spec
+from hdrvid.training.data import VALIDATION, Recipe, WindowSynth, collate, data_folder
 from hdrvid.weights import load_weights, read_safetensors, save_safetensors
 
 
@@ -170,17 +171,33 @@ def batches(synth: WindowSynth, options: TrainOptions, start: int) -> Iterator[d
     return iter(loader)
 
 
-def train(run_dir: str | Path, options: TrainOptions = TrainOptions(),
-          progress: Callable[[dict], None] | None = None) -> dict:
-    """Train ``options.model`` into ``run_dir``; returns the last log record."""
-    run_dir = Path(run_dir)
+def check(run_dir: str | Path, options: TrainOptions) -> tuple[ModelSpec, Path]:
+    """The checks that need no network, before anything is built or written: a model with
+    weights to train for this exposure count, the data folder, and a run folder that is new
+    unless resuming. Returns the model's spec and the data folder."""
     spec = get_spec(options.model)
     if not spec.trained:
         raise HdrvidError(f"--model {options.model} has no weights to train; choose one of "
                           f"{', '.join(n for n, s in MODELS.items() if s.trained)}")
+    spec.window(options.exposures)
+    data = data_folder(options.data)
+    if _holds_run(Path(run_dir)) and not options.resume:
+        raise HdrvidError(f"{run_dir}: holds an earlier run; pass --resume to continue it or "
+                          "choose another folder")
+    return spec, data
+
+
+def _holds_run(run_dir: Path) -> bool:
+    return run_dir.exists() and any(run_dir.iterdir())
+
+
+def train(run_dir: str | Path, options: TrainOptions = TrainOptions(),
+          progress: Callable[[dict], None] | None = None) -> dict:
+    """Train ``options.model`` into ``run_dir``; returns the last log record."""
+    run_dir = Path(run_dir)
+    spec, data = check(run_dir, options)
     period = options.exposures
     recipe = Recipe(period=period, window=spec.window(period), crop=options.crop)
-    data = Path(options.data) if options.data else DATA
     device = resolve_device(options.device)
     dtype = resolve_precision(options.precision, device, [])
     torch.manual_seed(options.seed)
@@ -202,11 +219,8 @@ def train(run_dir: str | Path, options: TrainOptions = TrainOptions(),
         optimiser.load_state_dict(state["optimiser"])
         schedule.load_state_dict(state["schedule"])
         step, best = state["step"], state["best"]
-    elif options.init and not (run_dir.exists() and any(run_dir.iterdir())):
+    elif options.init and not _holds_run(run_dir):
         initialise(net, options.init, spec, period)
-    elif run_dir.exists() and any(run_dir.iterdir()) and not options.resume:
-        raise HdrvidError(f"{run_dir}: holds an earlier run; pass --resume to continue it or "
-                          "choose another folder")
     if hasattr(net, "learned_parts"):
         net.learned_parts(options.stage)  # weights loaded above may have recorded another stage
     run_dir.mkdir(parents=True, exist_ok=True)
