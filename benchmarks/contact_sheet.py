@@ -15,8 +15,8 @@ import cv2
 import numpy as np
 
 from hdrvid import tonemap
-from hdrvid.render import read_sequence
 from hdrvid.exr import read_exr
+from hdrvid.render import read_sequence
 
 
 def sheet(source: str, columns: int, width: int) -> np.ndarray:

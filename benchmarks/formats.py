@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+from hdrvid.exr import frame_name, write_exr
 from hdrvid.render import RenderOptions, _frames, read_sequence, render
 from hdrvid.synth import procedural_scene
 from hdrvid.tonemap import luminance_bt709
-from hdrvid.exr import frame_name, write_exr
 
 # label, kind, file name, options
 CASES = [

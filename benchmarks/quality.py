@@ -30,11 +30,11 @@ from rich.table import Table
 
 import hdrvid
 from hdrvid import synth
+from hdrvid.encode import VideoWriter
 from hdrvid.exposure import pattern_from_cycle
+from hdrvid.exr import frame_name, read_exr
 from hdrvid.metrics import psnr_l, psnr_t, ssim_t, temporal_error
 from hdrvid.registry import MODELS
-from hdrvid.video import VideoWriter
-from hdrvid.exr import frame_name, read_exr
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 STILLS = ["StillLife", "CandleGlass", "Desk", "GoldenGate", "Tree", "Bonita"]

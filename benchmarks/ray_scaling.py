@@ -25,8 +25,8 @@ from rich.table import Table
 from hdrvid import ConvertOptions, convert, synth
 from hdrvid.cluster import RayEngine, import_ray
 from hdrvid.exposure import pattern_from_cycle
-from hdrvid.process import tune_process
 from hdrvid.exr import frame_name, read_exr
+from hdrvid.process import tune_process
 
 
 def render(path: Path, frames: int, width: int, height: int) -> Path:

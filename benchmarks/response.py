@@ -35,10 +35,11 @@ from rich.table import Table
 import hdrvid
 from hdrvid import synth
 from hdrvid.calibrate import calibrate_stack, resolve_auto
+from hdrvid.encode import VideoWriter
 from hdrvid.exposure import pattern_from_cycle
-from hdrvid.metrics import psnr_t
-from hdrvid.video import VideoWriter, probe
 from hdrvid.exr import frame_name, read_exr
+from hdrvid.metrics import psnr_t
+from hdrvid.video import probe
 
 FILM_K = 0.18**0.6
 LOG_A = 100.0

@@ -26,12 +26,12 @@ from hdrvid.cli_inspect import eval_command, info, models
 from hdrvid.cli_train import simulate, train
 from hdrvid.cli_weights import weights
 from hdrvid.errors import HdrvidError
+from hdrvid.exr import COMPRESSIONS
 from hdrvid.job import ConvertOptions
 from hdrvid.primaries import PRIMARIES
 from hdrvid.process import tune_process
 from hdrvid.render import VIDEO_FORMATS, RenderOptions
 from hdrvid.tonemap import OPERATORS
-from hdrvid.exr import COMPRESSIONS
 
 CODECS = ("h264", "hevc", "av1", "hevc_nvenc", "libx265")
 FORCED_HEVC = ("hevc_nvenc", "libx265")  # hevc with the encoder chosen, not by CUDA

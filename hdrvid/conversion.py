@@ -23,6 +23,7 @@ from hdrvid.calibrate import resolve_auto
 from hdrvid.engine import Engine, LocalEngine, exr_colour
 from hdrvid.errors import HdrvidError, OutputError
 from hdrvid.exposure import ExposurePattern, resolve_exposures, trained_range_warning
+from hdrvid.exr import read_exr, write_json_atomic
 from hdrvid.job import (
     FORMATS,
     SCALE_NOTE,
@@ -39,7 +40,6 @@ from hdrvid.registry import get_spec
 from hdrvid.render import OTHER_MEDIA_SUFFIXES, VIDEO_FORMATS, VIDEO_SUFFIXES, check_format, render
 from hdrvid.response import AUTO, Response, load_response
 from hdrvid.video import VideoInfo, frame_timestamps, probe
-from hdrvid.exr import read_exr, write_json_atomic
 
 
 def convert(input: str | Path, output: str | Path, options: ConvertOptions = ConvertOptions(),

@@ -25,6 +25,7 @@ import torch
 from hdrvid import __version__, tonemap
 from hdrvid.errors import ExposureError, InputError, ModelError, OutputError
 from hdrvid.exposure import DETECTION_FRAMES, CycleMonitor, ExposurePattern, flicker_stops
+from hdrvid.exr import ExrSequenceWriter, frame_name, primaries_header
 from hdrvid.job import (
     END,
     ConvertOptions,
@@ -41,7 +42,6 @@ from hdrvid.primaries import CHROMATICITIES, PRIMARIES, conversion
 from hdrvid.response import Response, load_response
 from hdrvid.video import Frame, VideoInfo, read_frames
 from hdrvid.windows import Chunk, Window, halo, sliding_windows
-from hdrvid.exr import ExrSequenceWriter, frame_name, primaries_header
 
 # the output alternating more than this with the exposure cycle means the exposures are wrong:
 # right ones merge every frame to the same scale

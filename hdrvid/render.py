@@ -46,23 +46,15 @@ import cv2
 import numpy as np
 
 from hdrvid import primaries, tonemap
+from hdrvid.encode import ENCODERS, VideoWriter, nvenc_error, pick_hevc_encoder
 from hdrvid.errors import InputError, OutputError
-from hdrvid.video import (
-    ENCODERS,
-    ColorInfo,
-    VideoWriter,
-    frame_timestamps,
-    nvenc_error,
-    pick_hevc_encoder,
-    probe,
-    read_frames,
-)
 from hdrvid.exr import (
     BT2020_CHROMATICITIES,
     REC709_CHROMATICITIES,
     read_exr,
     read_exr_header,
 )
+from hdrvid.video import ColorInfo, frame_timestamps, probe, read_frames
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".mxf")
 # names of media files hdrvid does not write: refused, rather than taken for a folder's name

@@ -15,9 +15,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from hdrvid.encode import VideoWriter
 from hdrvid.exposure import ExposurePattern
 from hdrvid.response import oetf_gamma22
-from hdrvid.video import ColorInfo, VideoWriter
+from hdrvid.video import ColorInfo
 
 
 def expose(hdr: np.ndarray, t: float, rng: np.random.Generator | None = None,

@@ -16,11 +16,11 @@ from conftest import assert_one_line_error, render_clip
 from hdrvid.cli import main
 from hdrvid.errors import HdrvidError
 from hdrvid.exposure import pattern_from_cycle
+from hdrvid.exr import frame_name, read_exr
 from hdrvid.job import ConvertOptions
 from hdrvid.registry import MODELS
 from hdrvid.render import RenderOptions
 from hdrvid.synth import procedural_scene, write_alternating_clip
-from hdrvid.exr import frame_name, read_exr
 
 CLIP_NAMES = ["2exp_phase0", "2exp_phase1", "3exp_phase0", "3exp_phase1", "3exp_phase2"]
 
@@ -508,7 +508,7 @@ def test_rotation_metadata_is_applied(tmp_path, clockwise):
 
 
 def test_a_size_change_mid_stream_stops_with_the_frame(tmp_path):
-    from hdrvid.video import VideoWriter
+    from hdrvid.encode import VideoWriter
 
     parts = []
     for name, (w, h) in [("a", (128, 96)), ("b", (160, 96))]:

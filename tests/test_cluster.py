@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 
 from hdrvid import ConvertOptions, convert
 from hdrvid.cli import main
+from hdrvid.exr import frame_name, read_exr
 from hdrvid.video import frame_timestamps, read_frames
 from hdrvid.windows import plan_chunks, sliding_windows
-from hdrvid.exr import frame_name, read_exr
 
 FRAMES = 16
 
@@ -231,8 +231,8 @@ def test_a_dropped_frame_is_caught_by_the_chunk_it_falls_in(ray_local, tmp_path)
     """Chunks check the exposure cycle against the one learned at the clip's start: a dropped
     frame at 30 stops the run with the local run's one-line error (the chunk that sees it
     reports where its own check began to fail), and no temporary file is left."""
+    from hdrvid.encode import VideoWriter
     from hdrvid.synth import expose, procedural_scene
-    from hdrvid.video import VideoWriter
 
     scene = list(procedural_scene(40, 128, 96, seed=9))
     times = [1, 8] * 15 + [8, 1] * 5  # frames 0-29 low/high, then high/low

@@ -17,12 +17,12 @@ from conftest import assert_one_line_error, render_clip
 from hdrvid import ConvertOptions, HdrPredictor, convert
 from hdrvid.cli import main
 from hdrvid.errors import InputError, OutputError
+from hdrvid.exr import COMPRESSIONS, frame_name, read_exr
 from hdrvid.metrics import psnr_t
 from hdrvid.models.common import backward_warp
 from hdrvid.models.merge import ExposureMerge
 from hdrvid.video import probe, read_frames
 from hdrvid.windows import window_indices
-from hdrvid.exr import COMPRESSIONS, frame_name, read_exr
 
 REC709 = (0.64, 0.33, 0.30, 0.60, 0.15, 0.06, 0.3127, 0.3290)
 
@@ -379,7 +379,7 @@ def _srgb_oetf(x):
 
 def test_srgb_input_transfer(tmp_path, read_output):
     """An sRGB-encoded clip comes out at the right radiance only with --input-transfer srgb."""
-    from hdrvid.video import VideoWriter
+    from hdrvid.encode import VideoWriter
 
     greys = (0.01, 0.03, 0.1)
     frame = _grey_bars(greys)
@@ -408,9 +408,9 @@ def test_a_cycle_that_changes_mid_video_is_an_error(tmp_path, yuv_on):
     detection reads): the conversion stops there with an error naming the frame, instead of
     merging wrong exposures from then on. The check reads a sample of the frame, R'G'B' or
     (yuv_on device) Y'CbCr planes."""
+    from hdrvid.encode import VideoWriter
     from hdrvid.errors import ExposureError
     from hdrvid.synth import expose, procedural_scene
-    from hdrvid.video import VideoWriter
 
     scene = list(procedural_scene(40, 256, 144, seed=9))
     times = [1, 8] * 15 + [8, 1] * 5  # frames 0-29 low/high, then high/low: one frame dropped

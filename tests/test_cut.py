@@ -12,8 +12,8 @@ from test_outputs import _clip_with_audio
 
 from hdrvid.cli import main
 from hdrvid.errors import InputError
-from hdrvid.video import Position, parse_position
 from hdrvid.exr import frame_name, read_exr
+from hdrvid.video import Position, parse_position
 
 
 def run(*args):

@@ -14,6 +14,7 @@ from conftest import assert_one_line_error, official_layout, randomized, render_
 
 from hdrvid.cli import main
 from hdrvid.errors import WeightsError
+from hdrvid.exr import frame_name, read_exr
 from hdrvid.models.chen21 import Chen21, Chen21Coarse
 from hdrvid.models.coarse import STAGE2_LOW, exposure_mask
 from hdrvid.models.common import backward_warp_zeros, linearize
@@ -23,7 +24,6 @@ from hdrvid.models.fshdrv import Fshdrv
 from hdrvid.models.kalantari19 import Kalantari19
 from hdrvid.registry import MODELS, count_parameters
 from hdrvid.weights import load_weights, save_safetensors
-from hdrvid.exr import frame_name, read_exr
 
 PARTS = ("flow_net", "weight_net", "refine_net")
 # docs/models/flow-models.md §2, §4, §5, §7

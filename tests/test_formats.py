@@ -14,15 +14,15 @@ from click.testing import CliRunner
 from conftest import assert_one_line_error
 from test_outputs import _audio_file
 
-from hdrvid import ConvertOptions, convert, primaries, video
+from hdrvid import ConvertOptions, convert, encode, primaries
 from hdrvid.cli import main
+from hdrvid.encode import VideoWriter
 from hdrvid.errors import HdrvidError, OutputError
 from hdrvid.exposure import pattern_from_cycle
+from hdrvid.exr import frame_name, read_exr, write_exr
 from hdrvid.render import RenderOptions, _frames, read_sequence, render
 from hdrvid.synth import expose, procedural_scene
 from hdrvid.tonemap import luminance_bt709
-from hdrvid.video import VideoWriter
-from hdrvid.exr import frame_name, read_exr, write_exr
 
 FRAMES = 8
 PQ, HLG = 16, 18
@@ -331,8 +331,8 @@ def test_mxf_refuses_variable_frame_rates(tmp_path):
 
 
 def test_hevc_falls_back_to_x265_when_nvenc_does_not_open(exrs, tmp_path, monkeypatch):
-    monkeypatch.setattr(video, "cuda_present", lambda: True)  # NVENC is tried: no GPU here
-    if video.nvenc_error(256, 144, 10) is None:
+    monkeypatch.setattr(encode, "cuda_present", lambda: True)  # NVENC is tried: no GPU here
+    if encode.nvenc_error(256, 144, 10) is None:
         pytest.skip("NVENC opens on this machine")
     warnings = render(exrs[1], tmp_path / "hdr10.mp4", "hdr10")
     assert any(w.startswith("hevc_nvenc did not open") and "libx265" in w for w in warnings)

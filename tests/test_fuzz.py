@@ -10,8 +10,8 @@ from conftest import assert_one_line_error
 
 from hdrvid.cli import main
 from hdrvid.exposure import pattern_from_cycle
-from hdrvid.synth import procedural_scene, write_alternating_clip
 from hdrvid.exr import frame_name, write_exr
+from hdrvid.synth import procedural_scene, write_alternating_clip
 
 
 @pytest.fixture(scope="module")

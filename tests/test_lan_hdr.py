@@ -13,11 +13,11 @@ from conftest import assert_one_line_error, official_layout, randomized, render_
 from hdrvid import inputs
 from hdrvid.cli import main
 from hdrvid.errors import WeightsError
+from hdrvid.exr import frame_name, read_exr
 from hdrvid.models.lan_hdr import HardAttention, LanHdr, Merge, swap_patches
 from hdrvid.predictor import HdrPredictor
 from hdrvid.registry import count_parameters
 from hdrvid.weights import CheckpointFormat, load_weights, save_safetensors
-from hdrvid.exr import frame_name, read_exr
 
 OFFICIAL = CheckpointFormat(key="g")
 

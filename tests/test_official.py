@@ -22,10 +22,10 @@ from conftest import assert_one_line_error, official_layout, randomized
 from hdrvid import official
 from hdrvid.cli import main
 from hdrvid.errors import WeightsError
+from hdrvid.exr import read_exr
 from hdrvid.predictor import HdrPredictor
 from hdrvid.registry import MODELS
 from hdrvid.weights import official_cache, read_safetensors
-from hdrvid.exr import read_exr
 
 FORMATS = {"lan-hdr": "g", "hdrflow": "state_dict"}  # where each official file keeps its dict
 

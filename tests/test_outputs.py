@@ -12,11 +12,12 @@ from conftest import assert_one_line_error
 
 from hdrvid import ConvertOptions, convert
 from hdrvid.cli import main
+from hdrvid.encode import VideoWriter
 from hdrvid.exposure import pattern_from_cycle
+from hdrvid.exr import frame_name, write_exr
 from hdrvid.render import RenderOptions, content_light_levels, read_sequence, render
 from hdrvid.synth import expose, procedural_scene
-from hdrvid.video import ColorInfo, VideoWriter
-from hdrvid.exr import frame_name, write_exr
+from hdrvid.video import ColorInfo
 
 
 def _audio_file(path, codec="aac", seconds=1.0, rate=48000):
@@ -171,8 +172,8 @@ def _constant_sequence(folder, values, size=(64, 96)):
 
 
 def test_bt2020_sequences_are_converted_to_rec709_first(tmp_path):
-    from hdrvid.render import _frames
     from hdrvid.exr import BT2020_CHROMATICITIES
+    from hdrvid.render import _frames
 
     folder = tmp_path / "seq"
     folder.mkdir()

@@ -23,13 +23,14 @@ from hdrvid.calibrate import (
     resolve_auto,
 )
 from hdrvid.cli import main
+from hdrvid.encode import VideoWriter
 from hdrvid.errors import InputError
 from hdrvid.exposure import pattern_from_cycle
+from hdrvid.exr import frame_name, read_exr
 from hdrvid.metrics import psnr_t
 from hdrvid.response import SlopeCurve, linearize_gamma22, load_response
 from hdrvid.synth import procedural_scene
-from hdrvid.video import VideoWriter, probe
-from hdrvid.exr import frame_name, read_exr
+from hdrvid.video import probe
 
 K = 0.18**0.6
 

@@ -11,9 +11,9 @@ from click.testing import CliRunner
 from conftest import assert_one_line_error
 
 from hdrvid.cli import main
+from hdrvid.exr import frame_name, read_exr
 from hdrvid.render import content_light_levels, read_sequence, render
 from hdrvid.tonemap import log_average_luminance
-from hdrvid.exr import frame_name, read_exr
 
 
 def run(*args):

@@ -11,8 +11,8 @@ from conftest import SHARED_DATA
 
 from hdrvid import ConvertOptions, convert, synth
 from hdrvid.exposure import pattern_from_cycle
-from hdrvid.metrics import psnr_t
 from hdrvid.exr import frame_name, read_exr
+from hdrvid.metrics import psnr_t
 
 pytestmark = pytest.mark.requires_shared_data
 

@@ -10,8 +10,8 @@ from click.testing import CliRunner
 from conftest import SHARED_DATA, assert_one_line_error
 
 from hdrvid.cli import main
-from hdrvid.synth import procedural_scene
 from hdrvid.exr import ExrSequenceWriter, frame_name, read_exr
+from hdrvid.synth import procedural_scene
 
 
 def run(*args):

@@ -4,9 +4,10 @@ linearisation of decoded frames (docs/conventions.md §1)."""
 import numpy as np
 import pytest
 
+from hdrvid.encode import VideoWriter, rgb_to_ycbcr
 from hdrvid.errors import InputError
 from hdrvid.response import Response, linearize_gamma22
-from hdrvid.video import ColorInfo, VideoWriter, probe, read_frames, rgb_to_ycbcr, ycbcr_to_rgb
+from hdrvid.video import ColorInfo, probe, read_frames, ycbcr_to_rgb
 
 BLOCK = 16
 
