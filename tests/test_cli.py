@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -82,6 +83,32 @@ def test_convert_with_no_options_runs_with_the_library_defaults(clip2, tmp_path,
     result = run("convert", clip2.path, "-o", tmp_path / "out")
     assert result.exit_code == 1 and "stopped before converting" in result.stderr
     assert seen == [ConvertOptions()]
+
+
+def test_only_the_entry_point_tunes_the_process():
+    """`tune_process` changes the whole process for good: of the library, only the `hdrvid`
+    entry point calls it (and Ray's actors, processes hdrvid starts to convert in), and
+    importing the CLI does not."""
+    import ast
+    from pathlib import Path
+
+    import hdrvid
+
+    def calls_it(function: ast.AST) -> bool:
+        return any(isinstance(node, ast.Call) and "tune_process" in
+                   (getattr(node.func, "id", None), getattr(node.func, "attr", None))
+                   for node in ast.walk(function))
+
+    callers = {(path.stem, node.name) for path in Path(hdrvid.__file__).parent.rglob("*.py")
+               for node in ast.walk(ast.parse(path.read_text()))
+               if isinstance(node, ast.FunctionDef) and calls_it(node)}
+    assert ("cli", "main") in callers
+    assert callers <= {("cli", "main"), ("cluster", "__init__")}, callers
+    script = "import os, hdrvid.cli; print(os.environ.get('GOMP_SPINCOUNT'))"
+    env = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"}
+    out = subprocess.run([sys.executable, "-c", script], env=env, check=True,
+                         capture_output=True, text=True).stdout
+    assert out.strip().splitlines()[-1] == "None"
 
 
 def test_version():
