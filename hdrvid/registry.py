@@ -11,9 +11,9 @@ from torch import nn
 from hdrvid import inputs
 from hdrvid.errors import ModelError
 from hdrvid.models.chen21 import Chen21, Chen21Coarse
-from hdrvid.models.f2hdr import F2HDR
+from hdrvid.models.f2hdr import F2HDR, f2hdr_step
 from hdrvid.models.fshdrv import Fshdrv
-from hdrvid.models.hdrflow import HDRFlow
+from hdrvid.models.hdrflow import HDRFlow, hdrflow_step
 from hdrvid.models.kalantari19 import Kalantari19
 from hdrvid.models.lan_hdr import LanHdr
 from hdrvid.models.merge import ExposureMerge, ReferenceFrame
@@ -32,6 +32,9 @@ class ModelSpec:
     checkpoint: the official checkpoint format, for --weights pointing at an official file.
     official: the authors' checkpoints `hdrvid weights pull` fetches, per exposure count.
     weights_hint: where official weights come from, for the error when none are given.
+    train_step: for a model with loss terms of its own, its training step beside its network,
+        ``train_step(net, batch, flow_weight) -> (hdr, extra loss)`` (`models.losses`); None:
+        `forward`'s output and no extra term (`training.loop.default_step`).
     """
 
     name: str
@@ -54,6 +57,7 @@ class ModelSpec:
     trained: bool = False
     # what to pick the model for, in a few plain words (`hdrvid models`, the README's table)
     use_for: str = ""
+    train_step: Callable[..., tuple[torch.Tensor, torch.Tensor | None]] | None = None
 
     @property
     def periods(self) -> tuple[int, ...]:
@@ -174,6 +178,7 @@ MODELS: dict[str, ModelSpec] = {
         # a window per core beats one window on all cores end to end (docs/performance.md)
         parallel_windows=True,
         trained=True,
+        train_step=hdrflow_step,
     ),
     "f2hdr": ModelSpec(
         name="f2hdr",
@@ -192,6 +197,7 @@ MODELS: dict[str, ModelSpec] = {
                  3: (WeightFile("f2hdr-3e.safetensors", sha256="9f80ca4f10d94a3e6dba582c42e7dfe6"
                                 "f989aabcf9e81de868cd17cdcd5c4b11", size=4845008),)},
         trained=True,
+        train_step=f2hdr_step,
     ),
     "chen21": ModelSpec(
         name="chen21",

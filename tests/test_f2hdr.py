@@ -203,7 +203,7 @@ def test_training_loss_sees_the_replaced_output():
     """The f2hdr step returns what inference outputs: the linearised reference wherever the
     reference is well exposed for its level."""
     from hdrvid.models.common import linearize
-    from hdrvid.training.loop import f2hdr_step
+    from hdrvid.models.f2hdr import f2hdr_step
 
     torch.manual_seed(0)
     net = F2HDR(2, adapter_width=16, refine_width=16, refine_blocks=1).eval()

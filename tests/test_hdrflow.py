@@ -175,7 +175,8 @@ def test_output_is_on_the_shortest_exposure_scale_and_flows_are_exposed(net):
 def test_the_alignment_loss_pairs_each_flow_with_its_neighbour(net, monkeypatch):
     """HALoss warps neighbour k's ground truth with the flow the model used for neighbour k
     (3E flows come as [p2, n1, p1, n2], not in window order)."""
-    from hdrvid.training.loop import hdrflow_step, mu_law
+    from hdrvid.color import mu_law_torch as mu_law
+    from hdrvid.models.hdrflow import hdrflow_step
 
     ldr, times = window(net.exposures)
     ldr[:, ldr.shape[1] // 2] = 0.95  # a clipped reference: the loss covers every pixel

@@ -55,3 +55,28 @@ def test_no_library_module_guesses_the_shared_folder():
     for path in package.rglob("*.py"):
         text = path.read_text()
         assert '"shared"' not in text and "'shared'" not in text, path
+
+
+def test_each_models_step_sits_in_its_spec():
+    """One registry: a model's training step is a field of its spec, defined beside its network;
+    models without one train on the output of their registered forward."""
+    from hdrvid.models import f2hdr, hdrflow
+    from hdrvid.registry import MODELS
+    from hdrvid.training.loop import TrainOptions, default_step, step_function
+
+    assert MODELS["hdrflow"].train_step is hdrflow.hdrflow_step
+    assert MODELS["f2hdr"].train_step is f2hdr.f2hdr_step
+    bound = step_function(MODELS["hdrflow"], TrainOptions(flow_weight=0.25))
+    assert bound.func is hdrflow.hdrflow_step and bound.keywords == {"flow_weight": 0.25}
+    default = step_function(MODELS["kalantari19"], TrainOptions(model="kalantari19"))
+    assert default.func is default_step and default.keywords == {"spec": MODELS["kalantari19"]}
+
+
+def test_a_model_without_a_step_of_its_own_trains(tmp_path, training_data):
+    from hdrvid.training.loop import TrainOptions, train
+
+    options = TrainOptions(model="kalantari19", steps=2, batch_size=1, crop=32, val_every=2,
+                           val_windows=1, workers=0, device="cpu", precision="fp32")
+    record = train(tmp_path / "run", options)
+    assert record["step"] == 2 and record["total"] == record["loss"] > 0
+    assert record["merge_psnr_t"] > 20 and (tmp_path / "run" / "best.safetensors").is_file()

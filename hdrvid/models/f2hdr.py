@@ -31,8 +31,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from hdrvid.models.common import keep_fp32, linearize
-from hdrvid.models.hdrflow import PAIRS, VARIANTS, merge_candidates, stack_channels
+from hdrvid.models.hdrflow import (
+    PAIRS,
+    VARIANTS,
+    merge_candidates,
+    replace_reference,
+    stack_channels,
+)
 from hdrvid.models.hdrflow_layers import FusionNet, warp
+from hdrvid.models.losses import alignment_loss
 from hdrvid.models.merge import ExposureMerge
 
 DIV_FLOW = 20.0  # flows are given to the networks in units of 20 px
@@ -316,3 +323,18 @@ class F2HDR(nn.Module):
             return [self.fusion_net]
         self.refined = True
         return [self.flow_adapter, self.motion_mask, self.fusion_net, self.refine_net]
+
+
+def f2hdr_step(net: F2HDR, batch: dict[str, torch.Tensor], flow_weight: float | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """F²HDR's training step (`ModelSpec.train_step`, docs/models/f2hdr.md): the output after
+    the reference replacement, as inference outputs it, and `losses.alignment_loss` over the
+    refined flows (0.5 × the alignment L1, 0.001 × the flow L1 unless ``flow_weight``), only
+    where the adapter runs: in the fusion stage the flows are DIS's, fixed."""
+    ldr, times = batch["ldr"], batch["times"]
+    hdr, flows = net(ldr, times, return_flows=True)
+    hdr = replace_reference(hdr, ldr, times)
+    if not net.refined:
+        return hdr, hdr.new_zeros(())
+    flow_weight = 0.001 if flow_weight is None else flow_weight
+    return hdr, alignment_loss(batch, flows.items(), warp, 0.5, flow_weight, hdr)

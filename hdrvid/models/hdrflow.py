@@ -18,6 +18,7 @@ from torch import nn
 
 from hdrvid.models.common import linearize, luma, reexpose
 from hdrvid.models.hdrflow_layers import FlowNet, FusionNet, warp
+from hdrvid.models.losses import alignment_loss
 
 # exposures per cycle -> (flow net c_in, head width, max flow at 1/4, fusion c_in, c_out, c_mid)
 VARIANTS = {2: (9, 64, 100.0, 30, 5, 128), 3: (18, 128, 64.0, 54, 9, 256)}
@@ -166,3 +167,22 @@ def replace_reference(hdr: torch.Tensor, ldr: torch.Tensor, times: torch.Tensor)
     y = luma(ref.float())
     keep = ((y < 0.2) & (rank < period - 1)) | ((y > 0.8) & (rank > 0))
     return torch.where(keep, hdr, linearize(ref.float(), t_ref))
+
+
+def hdrflow_step(net: HDRFlow, batch: dict[str, torch.Tensor], flow_weight: float | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """HDRFlow's training step (`ModelSpec.train_step`): the raw output and its extra losses
+    (docs/models/hdrflow.md §6), `losses.alignment_loss` over the flows in ``flow_order``
+    (3E flows come as [p2, n1, p1, n2]):
+
+    * HALoss, weight 0.5 (2E) or 0.2 (3E), where the reference is clipped or dark;
+    * flow supervision where the true flow is known: the official recipe has it on Sintel;
+      here the still-photograph windows, whose camera path is exact, give it. ``flow_weight``
+      replaces the official weight (0.001 2E, 0.0005 3E): exact dense flow on a share of the
+      windows teaches sub-pixel flow in far fewer steps with a larger one.
+    """
+    hdr, flows = net(batch["ldr"], batch["times"], return_flows=True)
+    weight, official_flow_weight = (0.5, 0.001) if net.exposures == 2 else (0.2, 0.0005)
+    flow_weight = official_flow_weight if flow_weight is None else flow_weight
+    return hdr, alignment_loss(batch, zip(net.flow_order, flows), net.warp, weight, flow_weight,
+                               hdr)

@@ -2,9 +2,9 @@
 (`data.data_folder`: ``--data``, else ``$HDRVID_DATA``).
 
 AdamW on the μ-law L1 of the reference frame (docs/conventions.md §8), plus the model's own terms
-where its docs give them (HDRFlow: the HDR-domain alignment loss, docs/models/hdrflow.md §6). bf16
-autocast with channels_last on CPUs that have native bf16, bf16 autocast on CUDA. A run folder holds
-``last.pt`` (model, optimiser, step: ``--resume`` continues from it), ``best.safetensors`` (fp16,
+from its training step (`ModelSpec.train_step`, beside its network; `default_step` for models
+without any). Autocast in `predictor.resolve_precision`'s dtype, channels_last on CPUs that
+autocast. A run folder holds ``last.pt`` (model, optimiser, step: ``--resume`` continues from it), ``best.safetensors`` (fp16,
 the best validation PSNR-T so far) and ``log.jsonl``.
 """
 
@@ -25,9 +25,6 @@ from torch import nn
 from hdrvid.color import mu_law_torch as mu_law  # the loss's and PSNR-T's curve
 from hdrvid.color import psnr_t_torch as psnr_t
 from hdrvid.errors import HdrvidError
-from hdrvid.models.common import luma
-from hdrvid.models.hdrflow import replace_reference
-from hdrvid.models.hdrflow_layers import warp
 from hdrvid.predictor import resolve_device, resolve_precision
 from hdrvid.registry import MODELS, ModelSpec, get_spec
 from hdrvid.training.data import VALIDATION, Recipe, WindowSynth, collate, data_folder
@@ -58,66 +55,6 @@ class TrainOptions:
     stage: str = "all"  # models trained in stages (f2hdr): "fusion" first, then "all"
 
 
-def hdrflow_step(net: nn.Module, batch: dict[str, torch.Tensor], flow_weight: float | None = None
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """HDRFlow's raw output and its extra losses (docs/models/hdrflow.md §6):
-
-    * HALoss: each neighbour's ground truth warped with the predicted flow must match the
-      reference's where the reference is clipped or dark;
-    * flow supervision where the true flow is known (``batch["flow"]``, NaN elsewhere): the
-      official recipe has it on Sintel; here the still-photograph windows, whose camera path is
-      exact, give it. ``flow_weight`` replaces the official weight (0.001 2E, 0.0005 3E): with
-      exact dense flow on 40 % of the windows, a larger one teaches sub-pixel flow in far fewer
-      steps than the official recipe's GPU-days.
-    """
-    ldr, times, gt = batch["ldr"], batch["times"], batch["gt"]
-    hdr, flows = net(ldr, times, return_flows=True)
-    c = ldr.shape[1] // 2
-    y = luma(ldr[:, c].float())
-    mask = ((y > 0.8) | (y < 0.2)).expand(-1, 3, -1, -1)
-    weight, official_flow_weight = (0.5, 0.001) if net.exposures == 2 else (0.2, 0.0005)
-    flow_weight = official_flow_weight if flow_weight is None else flow_weight
-    extra = hdr.new_zeros(())
-    target = mu_law(gt[:, c])[mask] if mask.any() else None
-    # 3E flows come as [p2, n1, p1, n2]: `flow_order` gives each one's window index
-    for k, flow in zip(net.flow_order, flows):
-        if target is not None:
-            warped = mu_law(net.warp(gt[:, k], flow))
-            extra = extra + weight * (warped[mask] - target).abs().mean()
-        if "flow" in batch and (known := ~batch["flow"][:, k].isnan()).any():
-            extra = extra + flow_weight * (flow - batch["flow"][:, k])[known].abs().mean()
-    return hdr, extra
-
-
-def f2hdr_step(net: nn.Module, batch: dict[str, torch.Tensor], flow_weight: float | None = None
-               ) -> tuple[torch.Tensor, torch.Tensor]:
-    """F²HDR's output after the reference replacement (as at inference) and its extra losses (docs/models/f2hdr.md): 0.5 × the μ-law L1 of each
-    neighbour's ground truth warped by the refined flow against the reference's, where the
-    reference is badly exposed (luma > 0.8 or < 0.2); 0.001 × the flow L1 where the true flow
-    is known. Both only when the adapter runs: in the fusion stage the flows are DIS's, fixed."""
-    ldr, times, gt = batch["ldr"], batch["times"], batch["gt"]
-    hdr, flows = net(ldr, times, return_flows=True)
-    # the loss sees what inference outputs: the reference where it is well exposed
-    hdr = replace_reference(hdr, ldr, times)
-    extra = hdr.new_zeros(())
-    if not net.refined:
-        return hdr, extra
-    c = ldr.shape[1] // 2
-    y = luma(ldr[:, c].float())
-    mask = ((y > 0.8) | (y < 0.2)).expand(-1, 3, -1, -1)
-    flow_weight = 0.001 if flow_weight is None else flow_weight
-    target = mu_law(gt[:, c])[mask] if mask.any() else None
-    for k, flow in flows.items():
-        if target is not None:
-            extra = extra + 0.5 * (mu_law(warp(gt[:, k], flow))[mask] - target).abs().mean()
-        if "flow" in batch and (known := ~batch["flow"][:, k].isnan()).any():
-            extra = extra + flow_weight * (flow - batch["flow"][:, k])[known].abs().mean()
-    return hdr, extra
-
-
-STEPS: dict[str, Callable] = {"hdrflow": hdrflow_step, "f2hdr": f2hdr_step}
-
-
 def initialise(net: nn.Module, init: str, spec: ModelSpec, period: int) -> None:
     """Load ``init`` into a fresh network: weights of this model, or for f2hdr an ``hdrflow``
     file, whose fusion network F²HDR's has the shapes of (docs/models/f2hdr.md)."""
@@ -134,9 +71,18 @@ def initialise(net: nn.Module, init: str, spec: ModelSpec, period: int) -> None:
     load_weights(net, init, spec.checkpoint, f"{spec.name} {period}-exposure")
 
 
-def default_step(net: nn.Module, batch: dict[str, torch.Tensor], spec: ModelSpec):
-    """Models without extra terms: the output the registry's forward gives, no extra loss."""
+def default_step(net: nn.Module, batch: dict[str, torch.Tensor], flow_weight: float | None = None,
+                 *, spec: ModelSpec) -> tuple[torch.Tensor, None]:
+    """The training step of models without loss terms of their own (``spec.train_step`` None):
+    the output the registry's forward gives, no extra loss."""
     return spec.forward(net, batch["ldr"], batch["times"]), None
+
+
+def step_function(spec: ModelSpec, options: TrainOptions) -> Callable:
+    """The model's training step, ``step(net, batch) -> (hdr, extra loss or None)``."""
+    if spec.train_step is None:
+        return functools.partial(default_step, spec=spec)
+    return functools.partial(spec.train_step, flow_weight=options.flow_weight)
 
 
 class Validation:
@@ -191,17 +137,49 @@ def _holds_run(run_dir: Path) -> bool:
     return run_dir.exists() and any(run_dir.iterdir())
 
 
+@dataclass
+class _Session:
+    """A run being trained: what ``last.pt`` keeps (network, optimiser, schedule, step, best
+    validation PSNR-T) and how its steps run (the model's spec, device, autocast dtype)."""
+
+    spec: ModelSpec
+    net: nn.Module
+    optimiser: torch.optim.Optimizer
+    schedule: torch.optim.lr_scheduler.LRScheduler
+    device: torch.device
+    dtype: torch.dtype | None
+    step: int = 0
+    best: float = -math.inf
+
+    def autocast(self) -> torch.autocast:
+        return torch.autocast(self.device.type, self.dtype or torch.float32,
+                              enabled=self.dtype is not None)
+
+
 def train(run_dir: str | Path, options: TrainOptions = TrainOptions(),
           progress: Callable[[dict], None] | None = None) -> dict:
-    """Train ``options.model`` into ``run_dir``; returns the last log record."""
+    """Train ``options.model`` into ``run_dir``; returns the last log record. ``progress`` gets
+    an event per step: step, steps and loss, plus the log record's fields after a validation."""
     run_dir = Path(run_dir)
     spec, data = check(run_dir, options)
-    period = options.exposures
-    recipe = Recipe(period=period, window=spec.window(period), crop=options.crop)
+    recipe = Recipe(period=options.exposures, window=spec.window(options.exposures),
+                    crop=options.crop)
     device = resolve_device(options.device)
     dtype = resolve_precision(options.precision, device, [])
     torch.manual_seed(options.seed)
-    net = spec.build(period).to(device)
+    session = _build(spec, options, device, dtype)
+    _start(session, run_dir, options)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    validation = Validation(recipe, options.val_windows, data, device)
+    loader = batches(WindowSynth(recipe, data=data, seed=options.seed), options, session.step)
+    return _loop(session, run_dir, options, loader, validation, progress)
+
+
+def _build(spec: ModelSpec, options: TrainOptions, device: torch.device,
+           dtype: torch.dtype | None) -> _Session:
+    """A fresh network in training form, AdamW over the parts ``--stage`` trains, and the
+    schedule halving the rate at 1/2 and 3/4 of the steps."""
+    net = spec.build(options.exposures).to(device)
     if hasattr(net, "tone_perturb"):
         net.tone_perturb = True
     if device.type == "cpu" and dtype is not None:
@@ -211,64 +189,84 @@ def train(run_dir: str | Path, options: TrainOptions = TrainOptions(),
                                   weight_decay=options.weight_decay)
     schedule = torch.optim.lr_scheduler.MultiStepLR(
         optimiser, [options.steps // 2, options.steps * 3 // 4], gamma=0.5)
-    step, best = 0, -math.inf
+    return _Session(spec, net, optimiser, schedule, device, dtype)
+
+
+def _start(session: _Session, run_dir: Path, options: TrainOptions) -> None:
+    """Continue ``last.pt`` with --resume, or start a new run from --init's weights."""
     checkpoint = run_dir / "last.pt"
     if options.resume and checkpoint.is_file():
         state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        net.load_state_dict(state["model"])
-        optimiser.load_state_dict(state["optimiser"])
-        schedule.load_state_dict(state["schedule"])
-        step, best = state["step"], state["best"]
+        session.net.load_state_dict(state["model"])
+        session.optimiser.load_state_dict(state["optimiser"])
+        session.schedule.load_state_dict(state["schedule"])
+        session.step, session.best = state["step"], state["best"]
     elif options.init and not _holds_run(run_dir):
-        initialise(net, options.init, spec, period)
-    if hasattr(net, "learned_parts"):
-        net.learned_parts(options.stage)  # weights loaded above may have recorded another stage
-    run_dir.mkdir(parents=True, exist_ok=True)
-    validation = Validation(recipe, options.val_windows, data, device)
-    step_fn = functools.partial(STEPS[options.model], flow_weight=options.flow_weight) \
-        if options.model in STEPS else functools.partial(default_step, spec=spec)
-    loader = batches(WindowSynth(recipe, data=data, seed=options.seed), options, step)
+        initialise(session.net, options.init, session.spec, options.exposures)
+    if hasattr(session.net, "learned_parts"):
+        # weights loaded above may have recorded another stage
+        session.net.learned_parts(options.stage)
+
+
+def _loop(session: _Session, run_dir: Path, options: TrainOptions, loader: Iterator[dict],
+          validation: Validation, progress: Callable[[dict], None] | None) -> dict:
+    """Optimiser steps up to ``options.steps``, validating every ``val_every``."""
+    step_fn = step_function(session.spec, options)
     record: dict = {}
     tick, seen = time.perf_counter(), 0
-    while step < options.steps:
-        batch = {k: v.to(device, non_blocking=True) for k, v in next(loader).items()}
-        net.train()
-        with torch.autocast(device.type, dtype or torch.float32, enabled=dtype is not None):
-            hdr, extra = step_fn(net, batch)
-        c = batch["ldr"].shape[1] // 2
-        loss = F.l1_loss(mu_law(hdr.float()), mu_law(batch["gt"][:, c]))
-        total = loss if extra is None else loss + extra.float()
-        optimiser.zero_grad(set_to_none=True)
-        total.backward()
-        optimiser.step()
-        schedule.step()
-        step, seen = step + 1, seen + 1
-        event = {"step": step, "steps": options.steps, "loss": loss.item()}
-        if step % options.val_every == 0 or step == options.steps:
-            record = _validate(net, validation, spec, device, dtype, step, loss, total, schedule,
+    while session.step < options.steps:
+        batch = {k: v.to(session.device, non_blocking=True) for k, v in next(loader).items()}
+        loss, total = _optimise(session, batch, step_fn)
+        seen += 1
+        event = {"step": session.step, "steps": options.steps, "loss": loss.item()}
+        if session.step % options.val_every == 0 or session.step == options.steps:
+            record = _validate(session, validation, loss, total,
                                (time.perf_counter() - tick) / seen)
             tick, seen = time.perf_counter(), 0
-            if record["val_psnr_t"] > best:
-                best = record["val_psnr_t"]
-                export(net, run_dir / "best.safetensors", options, record)
-            record["best_psnr_t"] = best
-            _save(checkpoint, net, optimiser, schedule, step, best)
-            with open(run_dir / "log.jsonl", "a") as log:
-                log.write(json.dumps(record) + "\n")
+            _keep(session, run_dir, options, record)
             event.update(record)
         if progress:
             progress(event)
     return record
 
 
-def _validate(net, validation: Validation, spec, device, dtype, step: int, loss, total,
-              schedule, seconds_per_step: float) -> dict:
-    net.eval()
-    with torch.autocast(device.type, dtype or torch.float32, enabled=dtype is not None):
-        score = validation.score(net, spec.forward)
-    return {"step": step, "loss": loss.item(), "total": total.item(), "val_psnr_t": score,
-            "merge_psnr_t": validation.merge_psnr, "lr": schedule.get_last_lr()[0],
-            "s_per_step": seconds_per_step}
+def _optimise(session: _Session, batch: dict[str, torch.Tensor], step_fn: Callable
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step on the μ-law L1 of the reference frame plus the model's own terms; returns
+    (the L1, the total)."""
+    session.net.train()
+    with session.autocast():
+        hdr, extra = step_fn(session.net, batch)
+    c = batch["ldr"].shape[1] // 2
+    loss = F.l1_loss(mu_law(hdr.float()), mu_law(batch["gt"][:, c]))
+    total = loss if extra is None else loss + extra.float()
+    session.optimiser.zero_grad(set_to_none=True)
+    total.backward()
+    session.optimiser.step()
+    session.schedule.step()
+    session.step += 1
+    return loss, total
+
+
+def _validate(session: _Session, validation: Validation, loss: torch.Tensor,
+              total: torch.Tensor, seconds_per_step: float) -> dict:
+    session.net.eval()
+    with session.autocast():
+        score = validation.score(session.net, session.spec.forward)
+    return {"step": session.step, "loss": loss.item(), "total": total.item(),
+            "val_psnr_t": score, "merge_psnr_t": validation.merge_psnr,
+            "lr": session.schedule.get_last_lr()[0], "s_per_step": seconds_per_step}
+
+
+def _keep(session: _Session, run_dir: Path, options: TrainOptions, record: dict) -> None:
+    """After a validation: the best weights so far, ``last.pt`` and a line of ``log.jsonl``."""
+    if record["val_psnr_t"] > session.best:
+        session.best = record["val_psnr_t"]
+        export(session.net, run_dir / "best.safetensors", options, record)
+    record["best_psnr_t"] = session.best
+    _save(run_dir / "last.pt", session)
+    with open(run_dir / "log.jsonl", "a") as log:
+        log.write(json.dumps(record) + "\n")
 
 
 def export(net: nn.Module, path: Path, options: TrainOptions, record: dict) -> None:
@@ -285,8 +283,9 @@ def export(net: nn.Module, path: Path, options: TrainOptions, record: dict) -> N
     tmp.replace(path)
 
 
-def _save(path: Path, net, optimiser, schedule, step: int, best: float) -> None:
+def _save(path: Path, session: _Session) -> None:
     tmp = path.with_suffix(".tmp")
-    torch.save({"model": net.state_dict(), "optimiser": optimiser.state_dict(),
-                "schedule": schedule.state_dict(), "step": step, "best": best}, tmp)
+    torch.save({"model": session.net.state_dict(), "optimiser": session.optimiser.state_dict(),
+                "schedule": session.schedule.state_dict(), "step": session.step,
+                "best": session.best}, tmp)
     tmp.replace(path)
