@@ -31,7 +31,7 @@ from hdrvid.job import ConvertOptions
 from hdrvid.primaries import PRIMARIES
 from hdrvid.process import tune_process
 from hdrvid.render import VIDEO_FORMATS, RenderOptions
-from hdrvid.tonemap import OPERATORS
+from hdrvid.tonemap import OPERATORS, operators_help
 
 CODECS = ("h264", "hevc", "av1", "hevc_nvenc", "libx265")
 FORCED_HEVC = ("hevc_nvenc", "libx265")  # hevc with the encoder chosen, not by CUDA
@@ -191,9 +191,10 @@ def main() -> None:
                    "DNxHR 444 .mov (PQ or HLG, see --transfer); all: exr, sdr and hdr10. "
                    "Videos are OUTPUT/<stem>-<format>.mp4 (.mov for prores, dnxhr), or the "
                    "file -o names (.mp4, .mkv, .mov, .mxf) for one video format.")
-@click.option("--tonemap", type=click.Choice(OPERATORS),
+@click.option("--tonemap", type=click.Choice(list(OPERATORS)),
               default=default(ConvertOptions, "tonemap"),
-              show_default=True, help="Tone-mapping operator of the SDR video.")
+              show_default=True,
+              help=f"Tone-mapping operator of the SDR video. {operators_help()}.")
 @_video_options(ConvertOptions)
 @click.option("--workers", type=click.IntRange(1), default=default(ConvertOptions, "workers"),
               help="EXR writer threads (default: one per core).")
@@ -458,7 +459,7 @@ class _progress_reporter:
 @click.option("--format", "kind", type=click.Choice(["sdr", "hdr10", "hlg", "prores", "dnxhr",
                                                      "png"]), default=None,
               help="Default: sdr for a video name, png for a folder.")
-@click.option("--tonemap", "--operator", "operator", type=click.Choice(OPERATORS),
+@click.option("--tonemap", "--operator", "operator", type=click.Choice(list(OPERATORS)),
               default=default(RenderOptions, "operator"), show_default=True,
               help="Tone-mapping operator, as convert --tonemap; --operator is the same "
                    "option's old name.")

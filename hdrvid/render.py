@@ -96,7 +96,7 @@ MASTER_DISPLAY_BT2020_AV1 = "G(0.170,0.797)B(0.131,0.046)R(0.708,0.292)WP(0.3127
 class RenderOptions:
     """How to render: tone mapping (SDR, PNG), encoding, HDR10 scale, audio."""
 
-    operator: str = "hable"
+    operator: str = tonemap.DEFAULT_OPERATOR
     exposure: float = 0.0
     time_constant: float | None = None  # None: one exposure for the whole sequence
     preserve: str = "luminance"

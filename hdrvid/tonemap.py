@@ -30,14 +30,14 @@ count as 0 and +inf as the largest value, so outputs are always finite.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
 from hdrvid.color import MU, mu_law
 
-OPERATORS: tuple[str, ...] = ("reinhard", "hable", "aces", "mu-law", "exposure")
+DEFAULT_OPERATOR = "hable"  # one of OPERATORS (defined with the curves, below)
 PRESERVE_MODES: tuple[str, ...] = ("luminance", "channels")
 
 BT709_Y = (0.2126, 0.7152, 0.0722)  # ITU-R BT.709 luminance weights
@@ -178,6 +178,13 @@ def _aces_rgb(x: np.ndarray) -> np.ndarray:
     dtype = x.dtype
     v = _rrt_odt_fit(x @ ACES_INPUT.T.astype(dtype))
     return v @ ACES_OUTPUT.T.astype(dtype)
+
+
+def _aces_planes(planes: np.ndarray) -> np.ndarray:
+    """Hill's fit on (3, H, W) float32 planes (unclipped)."""
+    flat = planes.reshape(3, -1)
+    v = _rrt_odt_fit(ACES_INPUT.astype(np.float32) @ flat)
+    return (ACES_OUTPUT.astype(np.float32) @ v).reshape(planes.shape)
 
 
 def tonemap_reinhard2002(x, white: float | None = None) -> np.ndarray:
@@ -331,15 +338,50 @@ def content_light_level(nits_rgb) -> tuple[float, float]:
     return float(max_rgb.max()), float(max_rgb.mean(dtype=np.float64))
 
 
+# --- the operators ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Operator:
+    """A tone-mapping operator as `ToneMapper` applies it: ``curve(x, white)``, its 1-D curve on
+    key-scaled clean values (clipped to [0, 1] by the mapper; ``white`` is Reinhard's white
+    point); ``help``, a few words for --help; ``keyed``: the frame is first scaled so that its
+    log-average meets the key (not μ-law, which works on the absolute hdrvid scale);
+    ``bias_stops``, an exposure its author adds; ``colour``, a form mixing the channels for
+    preserve="channels" on (3, H, W) planes (None: the curve on each channel)."""
+
+    curve: Callable[[np.ndarray, float | None], np.ndarray]
+    help: str
+    keyed: bool = True
+    bias_stops: float = 0.0
+    colour: Callable[[np.ndarray], np.ndarray] | None = None
+
+
+# Every operator, in the order the CLI lists them: a new one is one entry here.
+OPERATORS: dict[str, Operator] = {
+    "reinhard": Operator(_reinhard, "Reinhard 2002, L / (1 + L): soft, low contrast"),
+    "hable": Operator(lambda x, white: _hable(x), "Hable's filmic curve (Uncharted 2): a "
+                      "film's toe and shoulder", bias_stops=math.log2(HABLE_EXPOSURE_BIAS)),
+    # on luminance, grey in is grey out: both of Hill's matrices have rows summing to 1
+    "aces": Operator(lambda x, white: _rrt_odt_fit(x), "Hill's fit of the ACES RRT and sRGB "
+                     "ODT: contrasty, saturated", colour=_aces_planes),
+    "mu-law": Operator(lambda x, white: mu_law(x, MU), "μ-law (μ = 5000) on the absolute "
+                       "scale, no exposure key: the PSNR-T metric's curve", keyed=False),
+    "exposure": Operator(lambda x, white: np.minimum(x, 1), "a plain exposure, clipped at 1"),
+}
+
+
+def operators_help() -> str:
+    """One line per operator, for --help: ``name: what it does``."""
+    return "; ".join(f"{name}: {op.help}" for name, op in OPERATORS.items())
+
+
 # --- per-clip tone mapper ------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class ToneMapOptions:
     """How `ToneMapper` maps linear HDR to display-linear SDR.
 
-    operator : one of `OPERATORS`. "reinhard" (eq. 3/4), "hable" (on 2× the scaled image, as
-        Hable's ExposureBias), "aces" (Hill's fit), "mu-law" (μ = 5000 on the absolute hdrvid
-        scale: no key scaling), "exposure" (plain scale, then clip to [0, 1]).
+    operator : a name in `OPERATORS` (each entry says what its curve does).
     exposure : extra stops applied before the curve (every operator).
     key : the smoothed log-average luminance is scaled to this value (Reinhard's a).
     white : Reinhard's L_white in units of the scaled image; None: eq. 3 (no white point).
@@ -351,7 +393,7 @@ class ToneMapOptions:
         independently (for "aces": Hill's full fit with its matrices).
     """
 
-    operator: str = "hable"
+    operator: str = DEFAULT_OPERATOR
     exposure: float = 0.0
     key: float = 0.18
     white: float | None = None
@@ -462,10 +504,11 @@ class ToneMapper:
             self._keys.append(self.sequence.log_average)
             gain = self._gain(self.sequence.log_average, self.sequence.key)
         planes = _to_planes(hdr, gain)
+        colour = OPERATORS[self.options.operator].colour
         if self.options.preserve == "luminance":
             self._map_luminance(planes)
-        elif self.options.operator == "aces":
-            planes = _aces_planes(planes)
+        elif colour is not None:
+            planes = colour(planes)
         else:
             planes = self._curve(planes)
         return _to_frame(planes)
@@ -488,26 +531,16 @@ class ToneMapper:
 
     def _gain(self, log_average: float, key: float) -> float:
         """Linear factor from the hdrvid scale to the curve's input (Reinhard's eq. 2)."""
+        operator = OPERATORS[self.options.operator]
         stops = self.options.exposure
-        if self.options.operator != "mu-law":
+        if operator.keyed:
             stops += math.log2(key / log_average)
-        if self.options.operator == "hable":
-            stops += math.log2(HABLE_EXPOSURE_BIAS)
+        stops += operator.bias_stops
         return 2.0 ** min(max(stops, -126.0), 100.0)  # stays a normal float32
 
     def _curve(self, x: np.ndarray) -> np.ndarray:
         """The operator's 1-D curve on clean values (any shape) -> [0, 1]."""
-        operator = self.options.operator
-        if operator == "reinhard":
-            y = _reinhard(x, self.options.white)
-        elif operator == "hable":
-            y = _hable(x)
-        elif operator == "aces":
-            y = _rrt_odt_fit(x)  # grey in, grey out: both matrices have rows summing to 1
-        elif operator == "mu-law":
-            y = mu_law(x, MU)
-        else:
-            y = np.minimum(x, 1)
+        y = OPERATORS[self.options.operator].curve(x, self.options.white)
         return np.clip(y, 0.0, 1.0, out=y)
 
     def _map_luminance(self, planes: np.ndarray) -> None:
@@ -554,15 +587,9 @@ def _to_frame(planes: np.ndarray) -> np.ndarray:
     return frame
 
 
-def _aces_planes(planes: np.ndarray) -> np.ndarray:
-    """Hill's fit on (3, H, W) float32 planes (unclipped)."""
-    flat = planes.reshape(3, -1)
-    v = _rrt_odt_fit(ACES_INPUT.astype(np.float32) @ flat)
-    return (ACES_OUTPUT.astype(np.float32) @ v).reshape(planes.shape)
-
-
 def _frame_key(hdr: np.ndarray) -> float:
     """`log_average_luminance` of a frame, on every n-th pixel of every n-th row (n = 4 at
     1080p)."""
     step = max(1, min(hdr.shape[:2]) // KEY_PIXELS)
     return log_average_luminance(hdr[::step, ::step])
+

@@ -448,3 +448,26 @@ def test_invalid_options(options, message):
 def test_tonemapper_rejects_frames_that_are_not_hwc_rgb():
     with pytest.raises(ValueError, match=r"expected an \(H, W, 3\) frame, got shape \(4, 4\)"):
         ToneMapper()(np.zeros((4, 4)))
+
+
+# --- the operator table ------------------------------------------------------------------------
+
+def test_an_operator_added_to_the_table_is_applied_by_the_mapper(monkeypatch):
+    """The table is the only place an operator is defined: a new entry is a valid option, and
+    the mapper scales to the key and applies its curve (here x / 2, on each channel)."""
+    monkeypatch.setitem(OPERATORS, "half", tonemap.Operator(lambda x, white: x / 2, "halves"))
+    grey = np.full((8, 8, 3), 0.72, np.float32)  # the key (0.18) is a quarter of it
+    out = ToneMapper(ToneMapOptions(operator="half", preserve="channels"))(grey)
+    np.testing.assert_allclose(out, 0.09, rtol=1e-4)
+
+
+def test_the_cli_offers_every_operator_with_its_help():
+    from click.testing import CliRunner
+
+    from hdrvid.cli import main
+
+    text = " ".join(CliRunner().invoke(main, ["convert", "--help"]).output.split())
+    assert f"[{'|'.join(OPERATORS)}]" in text
+    for name, operator in OPERATORS.items():
+        assert f"{name}: {operator.help}" in text
+    assert f"[default: {tonemap.DEFAULT_OPERATOR}]" in text.split("--tonemap")[1]
