@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -20,6 +21,19 @@ def default(options: type, name: str) -> Any:
                 raise TypeError(f"{options.__name__}.{name} has no plain default")
             return field.default
     raise AttributeError(f"{options.__name__} has no field {name!r}")
+
+
+class LibraryDefault(click.Option):
+    """An option whose default is a field of an options dataclass imported only when the
+    command runs or shows its help: for dataclasses whose module imports torch (TrainOptions),
+    which `hdrvid` must not import on start, before `main` tunes the process."""
+
+    def __init__(self, *args, options: Callable[[], type], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.options = options
+
+    def get_default(self, ctx: click.Context, call: bool = True) -> Any:
+        return default(self.options(), self.name)
 
 
 def emit_json(data: dict) -> None:

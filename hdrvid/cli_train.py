@@ -8,25 +8,39 @@ from pathlib import Path
 
 import click
 
+from hdrvid.cli_common import LibraryDefault
 from hdrvid.errors import HdrvidError
+
+
+def _train_options() -> type:
+    """`train`'s options dataclass, whose module imports torch: loaded when `train` runs."""
+    from hdrvid.training.loop import TrainOptions
+
+    return TrainOptions
+
+
+# what a train option needs to take its default from TrainOptions and show it in --help
+_TRAIN_DEFAULT = {"cls": LibraryDefault, "options": _train_options, "show_default": True}
 
 
 @click.command()
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("-m", "--model", default=None, help="Model to train (default hdrflow).")
-@click.option("--exposures", type=click.IntRange(2, 3), default=None,
-              help="Exposures per cycle (default 2).")
-@click.option("--steps", type=click.IntRange(1), default=None, help="Optimiser steps.")
-@click.option("--batch-size", type=click.IntRange(1), default=None, help="Windows per step.")
-@click.option("--crop", type=click.IntRange(32), default=None, help="Training crop in pixels.")
-@click.option("--lr", type=float, default=None, help="AdamW learning rate (default 1e-4).")
-@click.option("--device", default=None, help="auto (default), cpu, cuda or cuda:N.")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default=None,
+@click.option("-m", "--model", **_TRAIN_DEFAULT, help="Model to train.")
+@click.option("--exposures", type=click.IntRange(2, 3), **_TRAIN_DEFAULT,
+              help="Exposures per cycle.")
+@click.option("--steps", type=click.IntRange(1), **_TRAIN_DEFAULT, help="Optimiser steps.")
+@click.option("--batch-size", type=click.IntRange(1), **_TRAIN_DEFAULT,
+              help="Windows per step.")
+@click.option("--crop", type=click.IntRange(32), **_TRAIN_DEFAULT,
+              help="Training crop in pixels.")
+@click.option("--lr", type=float, **_TRAIN_DEFAULT, help="AdamW learning rate.")
+@click.option("--device", **_TRAIN_DEFAULT, help="auto, cpu, cuda or cuda:N.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), **_TRAIN_DEFAULT,
               help="Autocast dtype (auto: bf16 where native).")
-@click.option("--val-every", type=click.IntRange(1), default=None,
+@click.option("--val-every", type=click.IntRange(1), **_TRAIN_DEFAULT,
               help="Validate and checkpoint every N steps.")
-@click.option("--workers", type=click.IntRange(0), default=None,
-              help="Data synthesis processes (default 1).")
+@click.option("--workers", type=click.IntRange(0), **_TRAIN_DEFAULT,
+              help="Data synthesis processes.")
 @click.option("--data", default=None, metavar="DIR",
               help="Training data folder, holding hdr/ and ldr-video/ (default $HDRVID_DATA).")
 @click.option("--resume", is_flag=True, default=None, help="Continue RUN_DIR/last.pt.")
@@ -35,9 +49,9 @@ from hdrvid.errors import HdrvidError
 @click.option("--flow-weight", type=click.FloatRange(0), default=None,
               help="Weight of the flow supervision on windows with exact flow (HDRFlow; "
                    "default the official 0.001 for 2 exposures, 0.0005 for 3).")
-@click.option("--stage", type=click.Choice(["fusion", "all"]), default=None,
+@click.option("--stage", type=click.Choice(["fusion", "all"]), **_TRAIN_DEFAULT,
               help="f2hdr: train the fusion network alone on DIS flows (first), or every "
-                   "learned part (default all).")
+                   "learned part.")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines of validation records.")
 def train(run_dir: Path, as_json: bool, **kwargs) -> None:
     """Train a model into RUN_DIR (last.pt, best.safetensors, log.jsonl)."""

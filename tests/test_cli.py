@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import click
 import numpy as np
 import pytest
 import torch
@@ -22,6 +23,7 @@ from hdrvid.job import ConvertOptions
 from hdrvid.registry import MODELS
 from hdrvid.render import RenderOptions
 from hdrvid.synth import procedural_scene, write_alternating_clip
+from hdrvid.training.loop import TrainOptions
 
 CLIP_NAMES = ["2exp_phase0", "2exp_phase1", "3exp_phase0", "3exp_phase1", "3exp_phase2"]
 
@@ -54,15 +56,19 @@ def test_main_help_lists_the_commands():
 
 @pytest.mark.parametrize(("command", "options"), [("convert", ConvertOptions),
                                                   ("tonemap", RenderOptions),
-                                                  ("info", ConvertOptions)])
+                                                  ("info", ConvertOptions),
+                                                  ("train", TrainOptions)])
 def test_option_defaults_are_the_library_defaults(command, options):
     """Every option named after a field of the command's options dataclass defaults to that
     field's default, and --help shows it where it is a value."""
     fields = {f.name: f.default for f in dataclasses.fields(options)}
+    context = click.Context(main.commands[command])
     params = {p.name: p for p in main.commands[command].params if p.name in fields}
     assert len(params) >= (2 if command == "info" else 10)
     for name, param in params.items():
-        assert param.default == fields[name], name
+        got = param.get_default(context)
+        # train's flags default to None, dropped before TrainOptions is built
+        assert got == fields[name] or (param.is_flag and got is None), name
     help_text = " ".join(run(command, "--help").stdout.split())
     for name, param in params.items():
         if param.show_default and not param.is_flag:
@@ -83,6 +89,21 @@ def test_convert_with_no_options_runs_with_the_library_defaults(clip2, tmp_path,
     result = run("convert", clip2.path, "-o", tmp_path / "out")
     assert result.exit_code == 1 and "stopped before converting" in result.stderr
     assert seen == [ConvertOptions()]
+
+
+def test_train_with_no_options_runs_with_the_library_defaults(tmp_path, monkeypatch):
+    import hdrvid.training.loop
+
+    seen = []
+
+    def stop(run_dir, options):
+        seen.append(options)
+        raise HdrvidError("stopped before training")
+
+    monkeypatch.setattr(hdrvid.training.loop, "check", stop)
+    result = run("train", tmp_path / "run")
+    assert result.exit_code == 1 and "stopped before training" in result.stderr
+    assert seen == [TrainOptions()]
 
 
 def test_only_the_entry_point_tunes_the_process():
