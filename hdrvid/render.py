@@ -107,7 +107,7 @@ class RenderOptions:
     audio: bool = True
     transfer: str | None = None  # prores, dnxhr: pq (default) or hlg
 
-    def tonemapper(self, sequence: Sequence) -> tonemap.ToneMapper:
+    def tonemapper(self, sequence: HdrSource) -> tonemap.ToneMapper:
         """The sequence's tone mapper: one exposure for every frame, from the sequence's key
         (`tonemap.sequence_key`), unless ``time_constant`` asks for one that adapts over time
         (around the same key value)."""
@@ -123,9 +123,11 @@ class RenderOptions:
 
 
 @dataclass
-class Sequence:
-    """EXR frames in order (or an HDR video, ``video``), with their timing and the video they
-    came from (for audio)."""
+class HdrSource:
+    """Linear HDR frames in order, with what a video made of them needs: their timing,
+    primaries and scale, and the video they came from (for its audio). The frames are EXR
+    files (``files``), an HDR video (``video``), or, given to `encode`, any iterable (then
+    ``size`` is set)."""
 
     files: list[Path]
     times: list[float]
@@ -157,10 +159,10 @@ class Sequence:
         return primaries.named(self.chromaticities) == "bt2020"
 
     def __len__(self) -> int:
-        return len(self.times) if self.video else len(self.files)
+        return len(self.times)
 
 
-def read_sequence(source: str | Path, peak_nits: float = 1000.0) -> Sequence:
+def read_sequence(source: str | Path, peak_nits: float = 1000.0) -> HdrSource:
     """An hdrvid output folder, a folder of EXRs, a glob (``'out/*.exr'``), one EXR file, or an
     HDR10 / HLG video (PQ read with 1.0 = ``peak_nits`` cd/m²)."""
     text = str(source)
@@ -180,7 +182,7 @@ def read_sequence(source: str | Path, peak_nits: float = 1000.0) -> Sequence:
     sidecar = (path if path.is_dir() else files[0].parent) / "hdrvid.json"
     header = read_exr_header(files[0])
     chromaticities = tuple(header.get("chromaticities", REC709_CHROMATICITIES))
-    sequence = Sequence(files, [], chromaticities=chromaticities,
+    sequence = HdrSource(files, [], chromaticities=chromaticities,
                         scale_factor=float(header.get("hdrvid:scale", 1.0)))
     if sidecar.is_file():
         _apply_sidecar(sequence, json.loads(sidecar.read_text()))
@@ -191,7 +193,7 @@ def read_sequence(source: str | Path, peak_nits: float = 1000.0) -> Sequence:
     return sequence
 
 
-def _video_sequence(path: Path, peak_nits: float) -> Sequence:
+def _video_sequence(path: Path, peak_nits: float) -> HdrSource:
     """An HDR10 (PQ) or HLG video as a sequence: its timestamps, audio and colour tags."""
     info = probe(path)
     transfer = info.color_tags["trc"]
@@ -201,7 +203,7 @@ def _video_sequence(path: Path, peak_nits: float) -> Sequence:
     pts = frame_timestamps(path)
     fps = info.fps or fractions.Fraction(24)
     bt709 = info.color_tags["primaries"] == PRIMARIES_BT709  # untagged HDR: BT.2020
-    sequence = Sequence([], [], fps=fps, source=path, video=path, transfer=transfer,
+    sequence = HdrSource([], [], fps=fps, source=path, video=path, transfer=transfer,
                         peak_nits=peak_nits, size=(info.height, info.width),
                         chromaticities=REC709_CHROMATICITIES if bt709 else BT2020_CHROMATICITIES)
     if pts:
@@ -213,7 +215,7 @@ def _video_sequence(path: Path, peak_nits: float) -> Sequence:
     return sequence
 
 
-def _apply_sidecar(sequence: Sequence, sidecar: dict) -> None:
+def _apply_sidecar(sequence: HdrSource, sidecar: dict) -> None:
     by_file = {f["file"]: f for f in sidecar.get("frames", [])}
     frames = [by_file.get(p.name) for p in sequence.files]
     if sidecar.get("fps"):
@@ -236,7 +238,7 @@ def _apply_sidecar(sequence: Sequence, sidecar: dict) -> None:
         sequence.warnings.append(f"{video}: the source video is gone; the output has no audio")
 
 
-def _apply_cut(sequence: Sequence, cut: dict) -> None:
+def _apply_cut(sequence: HdrSource, cut: dict) -> None:
     """A part of the source starts at time 0 in the videos made from it, as in ffmpeg; the
     EXRs and hdrvid.json keep the source's timestamps."""
     offset = float(cut.get("offset") or 0.0)
@@ -249,7 +251,7 @@ def _apply_cut(sequence: Sequence, cut: dict) -> None:
         sequence.pts = [p - shift for p in sequence.pts]
 
 
-def _frames(sequence: Sequence, lookahead: int = 3) -> Iterator[np.ndarray]:
+def _frames(sequence: HdrSource, lookahead: int = 3) -> Iterator[np.ndarray]:
     """The frames as linear Rec.709 float32 (H, W, 3), read ahead in a thread while the caller
     encodes. Frames in other primaries (BT.2020, ACES) are converted, and colours outside
     Rec.709 clipped."""
@@ -258,14 +260,14 @@ def _frames(sequence: Sequence, lookahead: int = 3) -> Iterator[np.ndarray]:
         yield frame if to_709 is None else np.maximum(frame @ to_709, 0.0)
 
 
-def _to_709(sequence: Sequence) -> np.ndarray | None:
+def _to_709(sequence: HdrSource) -> np.ndarray | None:
     """The (3, 3) matrix (for ``frame @ m``) from the frames' primaries to Rec.709; None: none
     needed."""
     to_709 = primaries.conversion(tuple(sequence.chromaticities), REC709_CHROMATICITIES)
     return None if np.array_equal(to_709, np.eye(3)) else to_709.T.astype(np.float32)
 
 
-def _sample_frames(sequence: Sequence, count: int = 24) -> Iterator[np.ndarray]:
+def _sample_frames(sequence: HdrSource, count: int = 24) -> Iterator[np.ndarray]:
     """Up to ``count`` frames spread evenly over the sequence, for its tone-mapping key."""
     if sequence.video:  # decoded in order: every n-th frame
         step = max(1, math.ceil(len(sequence) / count))
@@ -279,7 +281,7 @@ def _sample_frames(sequence: Sequence, count: int = 24) -> Iterator[np.ndarray]:
         yield frame if to_709 is None else np.maximum(frame @ to_709, 0.0)
 
 
-def _exr_frames(sequence: Sequence, lookahead: int) -> Iterator[np.ndarray]:
+def _exr_frames(sequence: HdrSource, lookahead: int) -> Iterator[np.ndarray]:
     with ThreadPoolExecutor(1, thread_name_prefix="exr-read") as pool:
         pending = deque(pool.submit(_read_frame, p, sequence.scale_factor)
                         for p in sequence.files[:lookahead])
@@ -290,7 +292,7 @@ def _exr_frames(sequence: Sequence, lookahead: int) -> Iterator[np.ndarray]:
             yield frame
 
 
-def _video_frames(sequence: Sequence) -> Iterator[np.ndarray]:
+def _video_frames(sequence: HdrSource) -> Iterator[np.ndarray]:
     """An HDR video's frames as linear light on the hdrvid scale, in its own primaries."""
     for frame in read_frames(sequence.video, max_frames=len(sequence)):
         if sequence.transfer == TRC_PQ:
@@ -310,7 +312,7 @@ def _read_frame(path: Path, scale_factor: float = 1.0) -> np.ndarray:
     return frame
 
 
-def _writer(sequence: Sequence, out: Path, options: RenderOptions, **encoding) -> VideoWriter:
+def _writer(sequence: HdrSource, out: Path, options: RenderOptions, **encoding) -> VideoWriter:
     height, width = frame_size(sequence)
     audio = sequence.source if options.audio else None
     partial = out.with_name(f".{out.stem}.partial{out.suffix}")  # renamed by _atomic when done
@@ -319,7 +321,7 @@ def _writer(sequence: Sequence, out: Path, options: RenderOptions, **encoding) -
                        audio_cut=sequence.audio_cut, **encoding)
 
 
-def frame_size(sequence: Sequence) -> tuple[int, int]:
+def frame_size(sequence: HdrSource) -> tuple[int, int]:
     """(H, W) of the sequence's frames."""
     return sequence.size or read_exr(sequence.files[0])[0].shape[:2]
 
@@ -337,11 +339,11 @@ def _encoder(codec: str, size: tuple[int, int], bits: int, warnings: list[str]) 
     return ENCODERS.get(codec, codec)
 
 
-def _pts(sequence: Sequence, i: int) -> int | None:
+def _pts(sequence: HdrSource, i: int) -> int | None:
     return sequence.pts[i] if sequence.pts else None
 
 
-def render_sdr(sequence: Sequence, out: Path, options: RenderOptions = RenderOptions(),
+def render_sdr(sequence: HdrSource, out: Path, options: RenderOptions = RenderOptions(),
                progress: Callable[[int], None] | None = None) -> list[str]:
     """Tone-mapped BT.709 video. Returns warnings (e.g. about audio)."""
     mapper = options.tonemapper(sequence)
@@ -375,7 +377,7 @@ def _bt2020_nits(hdr: np.ndarray, peak_nits: float) -> np.ndarray:
     return np.clip(nits, 0.0, peak_nits)
 
 
-def content_light_levels(sequence: Sequence, peak_nits: float) -> tuple[int, int]:
+def content_light_levels(sequence: HdrSource, peak_nits: float) -> tuple[int, int]:
     """(MaxCLL, MaxFALL) of the whole sequence in cd/m², as HDR10 metadata states them."""
     max_cll = max_fall = 0.0
     for hdr in _frames(sequence):
@@ -384,7 +386,7 @@ def content_light_levels(sequence: Sequence, peak_nits: float) -> tuple[int, int
     return round(max_cll), round(max_fall)
 
 
-def render_hdr10(sequence: Sequence, out: Path, options: RenderOptions = RenderOptions(),
+def render_hdr10(sequence: HdrSource, out: Path, options: RenderOptions = RenderOptions(),
                  progress: Callable[[int], None] | None = None) -> list[str]:
     """10-bit HEVC (or AV1), PQ, BT.2020, with mastering-display and MaxCLL/MaxFALL metadata."""
     notes: list[str] = []
@@ -407,7 +409,7 @@ def render_hdr10(sequence: Sequence, out: Path, options: RenderOptions = RenderO
     return sequence.warnings + notes + writer.warnings
 
 
-def render_hlg(sequence: Sequence, out: Path, options: RenderOptions = RenderOptions(),
+def render_hlg(sequence: HdrSource, out: Path, options: RenderOptions = RenderOptions(),
                progress: Callable[[int], None] | None = None) -> list[str]:
     """10-bit HEVC (or AV1), BT.2100 HLG, BT.2020: no static metadata (HLG needs none)."""
     notes: list[str] = []
@@ -420,7 +422,7 @@ def render_hlg(sequence: Sequence, out: Path, options: RenderOptions = RenderOpt
     return sequence.warnings + notes + writer.warnings
 
 
-def render_mezzanine(kind: str, sequence: Sequence, out: Path,
+def render_mezzanine(kind: str, sequence: HdrSource, out: Path,
                      options: RenderOptions = RenderOptions(),
                      progress: Callable[[int], None] | None = None) -> list[str]:
     """ProRes 4444 (``kind`` prores) or DNxHR 444 (dnxhr), 4:4:4 10-bit, carrying the PQ
@@ -437,12 +439,12 @@ def render_mezzanine(kind: str, sequence: Sequence, out: Path,
     return sequence.warnings + writer.warnings
 
 
-def _constant_rate(sequence: Sequence) -> bool:
+def _constant_rate(sequence: HdrSource) -> bool:
     steps = set(np.diff(sequence.pts)) if sequence.pts and len(sequence.pts) > 1 else set()
     return len(steps) <= 1
 
 
-def _encode(sequence: Sequence, out: Path, writer: VideoWriter,
+def _encode(sequence: HdrSource, out: Path, writer: VideoWriter,
             signal: Callable[[np.ndarray], np.ndarray],
             progress: Callable[[int], None] | None) -> None:
     with _atomic(out, writer):
@@ -452,7 +454,7 @@ def _encode(sequence: Sequence, out: Path, writer: VideoWriter,
                 progress(i + 1)
 
 
-def render_png(sequence: Sequence, out_dir: Path, options: RenderOptions = RenderOptions(),
+def render_png(sequence: HdrSource, out_dir: Path, options: RenderOptions = RenderOptions(),
                progress: Callable[[int], None] | None = None) -> list[str]:
     """Tone-mapped 8-bit sRGB PNGs, one per frame, named after the EXRs; or, for an
     ``out_dir`` named .png, that one file (the sequence's only frame)."""
