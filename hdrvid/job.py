@@ -55,13 +55,14 @@ class ConvertOptions:
     scale: str = "native"  # of the EXR values: native, or mid-grey (see scale_note)
     workers: int | None = None
     format: str = "exr"
-    tonemap: str = "hable"
-    codec: str | None = None  # None: each format's default (render.VIDEO_FORMATS)
-    crf: int = 18
-    preset: str = "medium"
-    peak_nits: float = 1000.0
-    audio: bool = True
-    transfer: str | None = None  # prores, dnxhr: pq (default) or hlg
+    # how videos are rendered: RenderOptions' defaults, written there once
+    tonemap: str = RenderOptions.operator
+    codec: str | None = RenderOptions.codec
+    crf: int = RenderOptions.crf
+    preset: str = RenderOptions.preset
+    peak_nits: float = RenderOptions.peak_nits
+    audio: bool = RenderOptions.audio
+    transfer: str | None = RenderOptions.transfer
 
     def render_options(self, kind: str | None = None) -> RenderOptions:
         """How the video output ``kind`` is rendered. With ``format`` all, --codec h264 is the
