@@ -27,7 +27,7 @@ from hdrvid.cli_train import simulate, train
 from hdrvid.cli_weights import weights
 from hdrvid.errors import HdrvidError
 from hdrvid.exr import COMPRESSIONS
-from hdrvid.job import ConvertOptions
+from hdrvid.job import CHUNK_FRAMES, ConvertOptions
 from hdrvid.primaries import PRIMARIES
 from hdrvid.process import tune_process
 from hdrvid.render import VIDEO_FORMATS, RenderOptions
@@ -205,7 +205,7 @@ def main() -> None:
                    "Needs pip install 'hdrvid[ray]'.")
 @click.option("--ray-workers", type=click.IntRange(1), default=None,
               help="Ray actors (default: one per GPU of the cluster, else one per CPU).")
-@click.option("--chunk-frames", type=click.IntRange(1), default=48, show_default=True,
+@click.option("--chunk-frames", type=click.IntRange(1), default=CHUNK_FRAMES, show_default=True,
               help="Output frames per Ray chunk (rounded down to whole exposure cycles).")
 @click.option("--profile", is_flag=True,
               help="Print the time of each stage (decode, model, write, ...) and the bottleneck.")

@@ -24,7 +24,16 @@ import torch
 from hdrvid.engine import build_predictor, check_complete, learn_cycle, log_average, run_frames
 from hdrvid.errors import HdrvidError
 from hdrvid.exposure import ExposurePattern
-from hdrvid.job import ConvertOptions, Job, Progress, ProgressEvent, Report, frame_total, model_key
+from hdrvid.job import (
+    CHUNK_FRAMES,
+    ConvertOptions,
+    Job,
+    Progress,
+    ProgressEvent,
+    Report,
+    frame_total,
+    model_key,
+)
 from hdrvid.process import tune_process
 from hdrvid.registry import get_spec
 from hdrvid.response import load_response
@@ -104,7 +113,7 @@ class RayEngine:
     """
 
     def __init__(self, address: str | None = None, workers: int | None = None,
-                 chunk_frames: int = 48, threads_per_worker: int = 1):
+                 chunk_frames: int = CHUNK_FRAMES, threads_per_worker: int = 1):
         self.ray = import_ray()
         self._started = not self.ray.is_initialized()
         if self._started:
