@@ -16,11 +16,11 @@ import numpy as np
 
 from hdrvid import tonemap
 from hdrvid.exr import read_exr
-from hdrvid.render import read_sequence
+from hdrvid.source import read_source
 
 
 def sheet(source: str, columns: int, width: int) -> np.ndarray:
-    sequence = read_sequence(source)
+    sequence = read_source(source)
     picks = np.linspace(0, len(sequence.files) - 1, columns).round().astype(int).tolist()
     rows = []
     for operator in tonemap.OPERATORS:

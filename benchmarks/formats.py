@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from hdrvid.exr import frame_name, write_exr
-from hdrvid.render import RenderOptions, _frames, read_sequence, render
+from hdrvid.render import RenderOptions, render
+from hdrvid.source import linear_frames, read_source
 from hdrvid.synth import procedural_scene
 from hdrvid.tonemap import luminance_bt709
 
@@ -44,7 +45,7 @@ def write_sequence(folder: Path, width: int, height: int, frames: int) -> None:
 
 
 def round_trip(truth: np.ndarray, video: Path) -> tuple[float, float]:
-    back = np.stack(list(_frames(read_sequence(video))))
+    back = np.stack(list(linear_frames(read_source(video))))
     y, y_back = luminance_bt709(truth), luminance_bt709(back)
     measured = (y > 0.002) & (y < 0.9)
     error = np.abs(y_back - y)[measured] / y[measured]
@@ -62,7 +63,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         folder = args.keep or Path(scratch)
         write_sequence(folder / "exr", args.width, args.height, args.frames)
-        truth = np.stack(list(_frames(read_sequence(folder / "exr"))))
+        truth = np.stack(list(linear_frames(read_source(folder / "exr"))))
         print(f"{args.frames} frames {args.width}x{args.height}, crf {args.crf} (x264/x265/SVT)")
         print(f"{'format':18} {'fps':>6} {'Mbit/s':>8} {'median err':>11} {'p95 err':>8}")
         for label, kind, name, options in CASES:

@@ -30,7 +30,7 @@ from hdrvid.exr import COMPRESSIONS
 from hdrvid.job import CHUNK_FRAMES, ConvertOptions
 from hdrvid.primaries import PRIMARIES
 from hdrvid.process import tune_process
-from hdrvid.render import VIDEO_FORMATS, RenderOptions
+from hdrvid.render import CONVERT_FORMATS, RENDER_KINDS, VIDEO_FORMATS, RenderOptions, kinds_help
 from hdrvid.tonemap import OPERATORS, operators_help
 
 CODECS = ("h264", "hevc", "av1", "hevc_nvenc", "libx265")
@@ -183,12 +183,9 @@ def main() -> None:
                    "convert the rest; the result equals an uninterrupted run.")
 @click.option("--continue-on-error", is_flag=True,
               help="With several inputs, record a failure and go on to the next input.")
-@click.option("--format", type=click.Choice(["exr", "sdr", "hdr10", "hlg", "prores", "dnxhr",
-                                            "all"]),
+@click.option("--format", type=click.Choice(list(CONVERT_FORMATS)),
               default=default(ConvertOptions, "format"), show_default=True,
-              help="exr: the EXR sequence; sdr: a tone-mapped BT.709 video; hdr10: "
-                   "10-bit PQ/BT.2020; hlg: 10-bit HLG/BT.2020; prores / dnxhr: ProRes 4444 / "
-                   "DNxHR 444 .mov (PQ or HLG, see --transfer); all: exr, sdr and hdr10. "
+              help=f"{kinds_help(CONVERT_FORMATS)}. "
                    "Videos are OUTPUT/<stem>-<format>.mp4 (.mov for prores, dnxhr), or the "
                    "file -o names (.mp4, .mkv, .mov, .mxf) for one video format.")
 @click.option("--tonemap", type=click.Choice(list(OPERATORS)),
@@ -456,9 +453,9 @@ class _progress_reporter:
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
               help="A .mp4/.mkv/.mov video (.mov/.mxf for dnxhr), a .png (a one-frame "
                    "SOURCE), or a folder for PNGs; other media names (.avi, ...) are refused.")
-@click.option("--format", "kind", type=click.Choice(["sdr", "hdr10", "hlg", "prores", "dnxhr",
-                                                     "png"]), default=None,
-              help="Default: sdr for a video name, png for a folder.")
+@click.option("--format", "kind", type=click.Choice(list(RENDER_KINDS)), default=None,
+              help=f"{kinds_help(RENDER_KINDS)}. Default: sdr for a video name, png for a "
+                   "folder.")
 @click.option("--tonemap", "--operator", "operator", type=click.Choice(list(OPERATORS)),
               default=default(RenderOptions, "operator"), show_default=True,
               help="Tone-mapping operator, as convert --tonemap; --operator is the same "

@@ -146,8 +146,8 @@ class VideoWriter:
         try:
             self._container = av.open(str(self.path), "w")
         except (av.error.FFmpegError, ValueError) as exc:
-            raise OutputError(f"{self.path}: cannot create the video ({error_reason(exc)}); use a .mp4, "
-                              ".mkv or .mov name in a writable folder") from exc
+            raise OutputError(f"{self.path}: cannot create the video ({error_reason(exc)}); use "
+                              "a .mp4, .mkv or .mov name in a writable folder") from exc
         self._stream = self._container.add_stream(codec, rate=fractions.Fraction(fps))
         self._stream.width, self._stream.height = self.width, self.height
         self._pix_fmt = f"yuv{chroma}p" + ("" if bits == 8 else "10le")

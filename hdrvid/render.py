@@ -1,4 +1,8 @@
-"""Outputs people watch, rendered from an EXR sequence: tone-mapped SDR video, HDR10 video, PNGs.
+"""Outputs people watch, made from linear HDR frames: SDR, HDR10 and HLG video, ProRes and DNxHR
+mezzanines, PNGs. `OUTPUT_KINDS` lists every kind `--format` names. `render` reads the frames
+from an EXR sequence or an HDR video (`source.py`); `encode_frames` takes them from any
+iterable (the model's output, streamed), given what the kind must know of the whole sequence
+first (`SequenceStats`).
 
 SDR: `tonemap.ToneMapper` (exposure keyed on a smoothed log-average luminance) to display-linear
 Rec.709, encoded with the inverse of the BT.1886 EOTF (gamma 2.4) and tagged BT.709 (8-bit
@@ -20,41 +24,26 @@ and HEVC is encoded with NVENC when CUDA is present and the encoder opens.
 Mezzanine (ProRes 4444 and DNxHR 444, 4:4:4 10-bit): the PQ or HLG signal above, tagged in the
 bitstream (ProRes) and the container (MOV ``colr``, MXF descriptor), for grading suites.
 
-Timestamps come from the sequence's ``hdrvid.json`` (the input video's own PTS, so variable frame
-rate stays variable), and audio is copied from the video the sequence was made from.
-
-The source may also be an HDR10 (PQ) or HLG video, decoded back to linear light on the hdrvid
-scale: PQ with 1.0 = ``peak_nits`` cd/m², HLG with 1.0 = E = 1; its own timestamps and audio
-are kept.
+Videos take the frames' timestamps (variable frame rates stay variable) and the audio of the
+video the frames came from (`HdrSource`).
 """
 
 from __future__ import annotations
 
-import fractions
-import glob
-import itertools
-import json
-import math
+import functools
 import os
-from collections import deque
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from hdrvid import primaries, tonemap
+from hdrvid import tonemap
 from hdrvid.encode import ENCODERS, VideoWriter, nvenc_error, pick_hevc_encoder
-from hdrvid.errors import InputError, OutputError
-from hdrvid.exr import (
-    BT2020_CHROMATICITIES,
-    REC709_CHROMATICITIES,
-    read_exr,
-    read_exr_header,
-)
-from hdrvid.video import ColorInfo, frame_timestamps, probe, read_frames
+from hdrvid.errors import OutputError
+from hdrvid.source import HdrSource, frame_size, linear_frames, read_source, sample_frames
+from hdrvid.video import ColorInfo
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".mxf")
 # names of media files hdrvid does not write: refused, rather than taken for a folder's name
@@ -63,27 +52,6 @@ OTHER_MEDIA_SUFFIXES = (".avi", ".webm", ".m4v", ".ts", ".mts", ".m2ts", ".mpg",
                         ".hevc", ".jpg", ".jpeg", ".tif", ".tiff", ".exr", ".hdr", ".bmp",
                         ".webp", ".dpx", ".png")
 HEVC_CODECS = ("hevc", "hevc_nvenc", "libx265")
-# FFmpeg colour tag values (ISO/IEC 23091-2) of HDR video inputs
-TRC_PQ, TRC_HLG, PRIMARIES_BT709 = 16, 18, 1
-
-
-@dataclass(frozen=True)
-class VideoFormat:
-    """What a video output kind accepts: containers (the first is `hdrvid convert`'s), --codec
-    and --transfer values (the first is the default; no transfers: --transfer is refused)."""
-
-    containers: tuple[str, ...]
-    codecs: tuple[str, ...]
-    transfers: tuple[str, ...]
-
-
-VIDEO_FORMATS = {
-    "sdr": VideoFormat((".mp4", ".mkv", ".mov"), ("h264", *HEVC_CODECS, "av1"), ()),
-    "hdr10": VideoFormat((".mp4", ".mkv", ".mov"), (*HEVC_CODECS, "av1"), ("pq",)),
-    "hlg": VideoFormat((".mp4", ".mkv", ".mov"), (*HEVC_CODECS, "av1"), ("hlg",)),
-    "prores": VideoFormat((".mov",), ("prores",), ("pq", "hlg")),
-    "dnxhr": VideoFormat((".mov", ".mxf"), ("dnxhr",), ("pq", "hlg")),
-}
 BT2020_LIMITED = ColorInfo("bt2020", False, True)
 BT709_LIMITED = ColorInfo("bt709", False, True)
 # SMPTE ST 2086 mastering display: BT.2020 primaries and D65, in units of 0.00002 (x265) and
@@ -100,21 +68,19 @@ class RenderOptions:
     exposure: float = 0.0
     time_constant: float | None = None  # None: one exposure for the whole sequence
     preserve: str = "luminance"
-    codec: str | None = None  # None: the format's default (VIDEO_FORMATS)
+    codec: str | None = None  # None: the kind's default (its first codec in OUTPUT_KINDS)
     crf: int = 18
     preset: str = "medium"
     peak_nits: float = 1000.0
     audio: bool = True
     transfer: str | None = None  # prores, dnxhr: pq (default) or hlg
 
-    def tonemapper(self, sequence: HdrSource) -> tonemap.ToneMapper:
-        """The sequence's tone mapper: one exposure for every frame, from the sequence's key
-        (`tonemap.sequence_key`), unless ``time_constant`` asks for one that adapts over time
-        (around the same key value)."""
+    def tonemapper(self, key: tonemap.SequenceKey) -> tonemap.ToneMapper:
+        """A tone mapper for a sequence with this ``key``: one exposure for every frame, unless
+        ``time_constant`` asks for one that adapts over time (around the same key value)."""
         if self.operator not in tonemap.OPERATORS:
             raise OutputError(f"unknown tone-mapping operator {self.operator!r}; choose one of "
                               f"{', '.join(tonemap.OPERATORS)}")
-        key = tonemap.sequence_key(_sample_frames(sequence), sequence.longest_exposure)
         options = tonemap.ToneMapOptions(
             operator=self.operator, exposure=self.exposure, key=key.key,
             time_constant=1.0 if self.time_constant is None else self.time_constant,
@@ -122,194 +88,47 @@ class RenderOptions:
         return tonemap.ToneMapper(options, key if self.time_constant is None else None)
 
 
-@dataclass
-class HdrSource:
-    """Linear HDR frames in order, with what a video made of them needs: their timing,
-    primaries and scale, and the video they came from (for its audio). The frames are EXR
-    files (``files``), an HDR video (``video``), or, given to `encode`, any iterable (then
-    ``size`` is set)."""
+@dataclass(frozen=True)
+class SequenceStats:
+    """What a kind must know of the whole sequence before it encodes the first frame.
 
-    files: list[Path]
-    times: list[float]
-    pts: list[int] | None = None
-    time_base: fractions.Fraction | None = None
-    fps: fractions.Fraction = fractions.Fraction(24)
-    source: Path | None = None
-    chromaticities: tuple[float, ...] = REC709_CHROMATICITIES  # of the linear frames
-    warnings: list[str] = field(default_factory=list)
-    video: Path | None = None  # an HDR video to decode instead of EXRs
-    transfer: int = 0  # the video's transfer tag: TRC_PQ or TRC_HLG
-    peak_nits: float = 1000.0  # PQ video: cd/m² of hdrvid 1.0
-    size: tuple[int, int] | None = None  # (H, W) of a video's frames
-    # the longest exposure's relative time on the frames' scale (hdrvid.json), for the tone
-    # mapper's key; None: unknown
-    longest_exposure: float | None = None
-    # a part of the source (convert --start, --frames): the audio kept, from start to end
-    # (seconds on the source's clock, None: unbounded), moved offset seconds earlier as the
-    # frames' timestamps are
-    audio_cut: tuple[float | None, float | None, float] = (None, None, 0.0)
-    # what the EXR values were multiplied by (convert --scale; hdrvid.json, else the EXRs'
-    # hdrvid:scale): frames are divided by it on reading, so that everything here works on the
-    # native scale (1.0 = the clipping point of the shortest exposure: --peak-nits, HLG's peak)
-    scale_factor: float = 1.0
+    key : the tone-mapping key (sdr, png): `tonemap.sequence_key` of the frames `key_sample`
+        picks (a sample: the frames before the first are not needed).
+    light_levels : (MaxCLL, MaxFALL) in cd/m² (hdr10): `light_levels` of every frame, so a
+        first pass over the whole sequence.
+    """
 
-    @property
-    def bt2020(self) -> bool:
-        """The frames hold BT.2020 primaries (a BT.2020-tagged input)."""
-        return primaries.named(self.chromaticities) == "bt2020"
-
-    def __len__(self) -> int:
-        return len(self.times)
+    key: tonemap.SequenceKey | None = None
+    light_levels: tuple[int, int] | None = None
 
 
-def read_sequence(source: str | Path, peak_nits: float = 1000.0) -> HdrSource:
-    """An hdrvid output folder, a folder of EXRs, a glob (``'out/*.exr'``), one EXR file, or an
-    HDR10 / HLG video (PQ read with 1.0 = ``peak_nits`` cd/m²)."""
-    text = str(source)
-    path = Path(source)
-    if path.is_file() and path.suffix.lower() != ".exr":
-        return _video_sequence(path, peak_nits)
-    if any(c in text for c in "*?["):
-        files = sorted(Path(p) for p in glob.glob(text))
-    elif path.is_dir():
-        files = sorted(path.glob("frame_*.exr")) or sorted(path.glob("*.exr"))
-    elif path.is_file():
-        files = [path]
-    else:
-        raise InputError(f"{source}: not found; pass an EXR folder, a glob or an EXR file")
-    if not files:
-        raise InputError(f"{source}: no EXR files; pass the folder `hdrvid convert` wrote")
-    sidecar = (path if path.is_dir() else files[0].parent) / "hdrvid.json"
-    header = read_exr_header(files[0])
-    chromaticities = tuple(header.get("chromaticities", REC709_CHROMATICITIES))
-    sequence = HdrSource(files, [], chromaticities=chromaticities,
-                        scale_factor=float(header.get("hdrvid:scale", 1.0)))
-    if sidecar.is_file():
-        _apply_sidecar(sequence, json.loads(sidecar.read_text()))
-    else:  # the EXRs' own frame rate, else 24 fps
-        fps = header.get("framesPerSecond")
-        sequence.fps = fractions.Fraction(fps) if fps else sequence.fps
-        sequence.times = [i / float(sequence.fps) for i in range(len(files))]
-    return sequence
+def sequence_key(sequence: HdrSource) -> tonemap.SequenceKey:
+    """The sequence's tone-mapping key, from frames sampled over it."""
+    return tonemap.sequence_key(sample_frames(sequence), sequence.longest_exposure)
 
 
-def _video_sequence(path: Path, peak_nits: float) -> HdrSource:
-    """An HDR10 (PQ) or HLG video as a sequence: its timestamps, audio and colour tags."""
-    info = probe(path)
-    transfer = info.color_tags["trc"]
-    if transfer not in (TRC_PQ, TRC_HLG):
-        raise InputError(f"{path}: not an HDR video (its transfer tag is {transfer}, not PQ (16) "
-                         "or HLG (18)); pass an HDR10 or HLG video, or an EXR sequence")
-    pts = frame_timestamps(path)
-    fps = info.fps or fractions.Fraction(24)
-    bt709 = info.color_tags["primaries"] == PRIMARIES_BT709  # untagged HDR: BT.2020
-    sequence = HdrSource([], [], fps=fps, source=path, video=path, transfer=transfer,
-                        peak_nits=peak_nits, size=(info.height, info.width),
-                        chromaticities=REC709_CHROMATICITIES if bt709 else BT2020_CHROMATICITIES)
-    if pts:
-        sequence.pts, sequence.time_base = pts, info.time_base
-        sequence.times = [float((p - pts[0]) * info.time_base) for p in pts]
-    else:
-        count = sum(1 for _ in read_frames(path))  # no timestamps to count: decode once
-        sequence.times = [i / float(fps) for i in range(count)]
-    return sequence
+def light_levels(frames: Iterable[np.ndarray], peak_nits: float) -> tuple[int, int]:
+    """(MaxCLL, MaxFALL) in cd/m² of linear Rec.709 frames as HDR10 shows them (hdrvid 1.0 =
+    ``peak_nits``), as the HDR10 metadata states them."""
+    max_cll = max_fall = 0.0
+    for hdr in frames:
+        cll, fall = tonemap.content_light_level(_bt2020_nits(hdr, peak_nits))
+        max_cll, max_fall = max(max_cll, cll), max(max_fall, fall)
+    return round(max_cll), round(max_fall)
 
 
-def _apply_sidecar(sequence: HdrSource, sidecar: dict) -> None:
-    by_file = {f["file"]: f for f in sidecar.get("frames", [])}
-    frames = [by_file.get(p.name) for p in sequence.files]
-    if sidecar.get("fps"):
-        sequence.fps = fractions.Fraction(sidecar["fps"]).limit_denominator(1001)
-    if all(frames):
-        sequence.times = [f["time"] for f in frames]
-        if all(f["pts"] is not None for f in frames) and sidecar.get("time_base"):
-            sequence.pts = [f["pts"] for f in frames]
-            sequence.time_base = fractions.Fraction(sidecar["time_base"])
-        _apply_cut(sequence, sidecar.get("range") or {})
-    else:
-        sequence.times = [i / float(sequence.fps) for i in range(len(sequence.files))]
-    if times := sidecar.get("exposures", {}).get("times"):
-        sequence.longest_exposure = float(times[-1])  # frames are read on the native scale
-    sequence.scale_factor = float(sidecar.get("scale_factor") or sequence.scale_factor)
-    video = Path(sidecar.get("input", {}).get("path", ""))
-    if video.is_file():
-        sequence.source = video
-    elif video != Path(""):
-        sequence.warnings.append(f"{video}: the source video is gone; the output has no audio")
+def content_light_levels(sequence: HdrSource, peak_nits: float) -> tuple[int, int]:
+    """(MaxCLL, MaxFALL) of the whole sequence in cd/m²: a pass over every frame."""
+    return light_levels(linear_frames(sequence), peak_nits)
 
 
-def _apply_cut(sequence: HdrSource, cut: dict) -> None:
-    """A part of the source starts at time 0 in the videos made from it, as in ffmpeg; the
-    EXRs and hdrvid.json keep the source's timestamps."""
-    offset = float(cut.get("offset") or 0.0)
-    sequence.audio_cut = (cut.get("start"), cut.get("end"), offset)
-    if not offset:
-        return
-    sequence.times = [t - offset for t in sequence.times]
-    if sequence.pts:
-        shift = round(offset / sequence.time_base)
-        sequence.pts = [p - shift for p in sequence.pts]
-
-
-def _frames(sequence: HdrSource, lookahead: int = 3) -> Iterator[np.ndarray]:
-    """The frames as linear Rec.709 float32 (H, W, 3), read ahead in a thread while the caller
-    encodes. Frames in other primaries (BT.2020, ACES) are converted, and colours outside
-    Rec.709 clipped."""
-    to_709 = _to_709(sequence)
-    for frame in _video_frames(sequence) if sequence.video else _exr_frames(sequence, lookahead):
-        yield frame if to_709 is None else np.maximum(frame @ to_709, 0.0)
-
-
-def _to_709(sequence: HdrSource) -> np.ndarray | None:
-    """The (3, 3) matrix (for ``frame @ m``) from the frames' primaries to Rec.709; None: none
-    needed."""
-    to_709 = primaries.conversion(tuple(sequence.chromaticities), REC709_CHROMATICITIES)
-    return None if np.array_equal(to_709, np.eye(3)) else to_709.T.astype(np.float32)
-
-
-def _sample_frames(sequence: HdrSource, count: int = 24) -> Iterator[np.ndarray]:
-    """Up to ``count`` frames spread evenly over the sequence, for its tone-mapping key."""
-    if sequence.video:  # decoded in order: every n-th frame
-        step = max(1, math.ceil(len(sequence) / count))
-        yield from itertools.islice(_frames(sequence), 0, None, step)
-        return
-    picks = np.unique(np.linspace(0, len(sequence.files) - 1, min(count, len(sequence.files))
-                                  ).round().astype(int))
-    to_709 = _to_709(sequence)
-    for i in picks:
-        frame = _read_frame(sequence.files[i], sequence.scale_factor)
-        yield frame if to_709 is None else np.maximum(frame @ to_709, 0.0)
-
-
-def _exr_frames(sequence: HdrSource, lookahead: int) -> Iterator[np.ndarray]:
-    with ThreadPoolExecutor(1, thread_name_prefix="exr-read") as pool:
-        pending = deque(pool.submit(_read_frame, p, sequence.scale_factor)
-                        for p in sequence.files[:lookahead])
-        for path in sequence.files[lookahead:] + [None] * len(pending):
-            frame = pending.popleft().result()
-            if path is not None:
-                pending.append(pool.submit(_read_frame, path, sequence.scale_factor))
-            yield frame
-
-
-def _video_frames(sequence: HdrSource) -> Iterator[np.ndarray]:
-    """An HDR video's frames as linear light on the hdrvid scale, in its own primaries."""
-    for frame in read_frames(sequence.video, max_frames=len(sequence)):
-        if sequence.transfer == TRC_PQ:
-            yield tonemap.eotf_st2084(frame.rgb) * np.float32(1 / sequence.peak_nits)
-        else:
-            yield tonemap.oetf_inverse_hlg(frame.rgb)
-
-
-def _read_frame(path: Path, scale_factor: float = 1.0) -> np.ndarray:
-    try:
-        pixels, _ = read_exr(path)
-    except Exception as exc:  # OpenEXR raises bare RuntimeErrors
-        raise InputError(f"{path}: cannot read this EXR ({exc}); re-run the conversion") from exc
-    frame = np.nan_to_num(pixels.astype(np.float32), nan=0.0, posinf=65504.0)
-    if scale_factor != 1.0:
-        frame *= np.float32(1.0 / scale_factor)
-    return frame
+def measure(kind: str, sequence: HdrSource, options: RenderOptions) -> SequenceStats:
+    """The `SequenceStats` ``kind`` needs, measured on a sequence that can be read twice."""
+    spec = OUTPUT_KINDS[kind]
+    return SequenceStats(
+        key=sequence_key(sequence) if spec.tone_mapped else None,
+        light_levels=content_light_levels(sequence, options.peak_nits)
+        if spec.light_levels else None)
 
 
 def _writer(sequence: HdrSource, out: Path, options: RenderOptions, **encoding) -> VideoWriter:
@@ -319,11 +138,6 @@ def _writer(sequence: HdrSource, out: Path, options: RenderOptions, **encoding) 
     return VideoWriter(partial, width, height, fps=sequence.fps, time_base=sequence.time_base,
                        crf=options.crf, preset=options.preset, audio_from=audio,
                        audio_cut=sequence.audio_cut, **encoding)
-
-
-def frame_size(sequence: HdrSource) -> tuple[int, int]:
-    """(H, W) of the sequence's frames."""
-    return sequence.size or read_exr(sequence.files[0])[0].shape[:2]
 
 
 def _encoder(codec: str, size: tuple[int, int], bits: int, warnings: list[str]) -> str:
@@ -343,20 +157,17 @@ def _pts(sequence: HdrSource, i: int) -> int | None:
     return sequence.pts[i] if sequence.pts else None
 
 
-def render_sdr(sequence: HdrSource, out: Path, options: RenderOptions = RenderOptions(),
+def encode_sdr(frames: Iterable[np.ndarray], sequence: HdrSource, out: Path,
+               options: RenderOptions, stats: SequenceStats,
                progress: Callable[[int], None] | None = None) -> list[str]:
     """Tone-mapped BT.709 video. Returns warnings (e.g. about audio)."""
-    mapper = options.tonemapper(sequence)
+    mapper = options.tonemapper(_needed(stats.key, "sdr", "key"))
     notes: list[str] = []
     codec = _encoder(options.codec or "h264", frame_size(sequence), 8, notes)
     writer = _writer(sequence, out, options, codec=codec, bits=8, color=BT709_LIMITED,
                      primaries="bt709", transfer="bt709")
-    with _atomic(out, writer):
-        for i, hdr in enumerate(_frames(sequence)):
-            writer.write(tonemap.eotf_inverse_bt1886(mapper(hdr, sequence.times[i])),
-                         _pts(sequence, i))
-            if progress:
-                progress(i + 1)
+    _encode(frames, sequence, out, writer,
+            lambda hdr, i: tonemap.eotf_inverse_bt1886(mapper(hdr, sequence.times[i])), progress)
     return sequence.warnings + notes + writer.warnings
 
 
@@ -377,21 +188,13 @@ def _bt2020_nits(hdr: np.ndarray, peak_nits: float) -> np.ndarray:
     return np.clip(nits, 0.0, peak_nits)
 
 
-def content_light_levels(sequence: HdrSource, peak_nits: float) -> tuple[int, int]:
-    """(MaxCLL, MaxFALL) of the whole sequence in cd/m², as HDR10 metadata states them."""
-    max_cll = max_fall = 0.0
-    for hdr in _frames(sequence):
-        cll, fall = tonemap.content_light_level(_bt2020_nits(hdr, peak_nits))
-        max_cll, max_fall = max(max_cll, cll), max(max_fall, fall)
-    return round(max_cll), round(max_fall)
-
-
-def render_hdr10(sequence: HdrSource, out: Path, options: RenderOptions = RenderOptions(),
+def encode_hdr10(frames: Iterable[np.ndarray], sequence: HdrSource, out: Path,
+                 options: RenderOptions, stats: SequenceStats,
                  progress: Callable[[int], None] | None = None) -> list[str]:
     """10-bit HEVC (or AV1), PQ, BT.2020, with mastering-display and MaxCLL/MaxFALL metadata."""
     notes: list[str] = []
     codec = _encoder(options.codec or "hevc", frame_size(sequence), 10, notes)
-    max_cll, max_fall = content_light_levels(sequence, options.peak_nits)
+    max_cll, max_fall = _needed(stats.light_levels, "hdr10", "light_levels")
     if codec == "libsvtav1":  # chromaticities and cd/m² as decimals
         params = (f"mastering-display={MASTER_DISPLAY_BT2020_AV1}"
                   f"L({options.peak_nits:g},0.0001):content-light={max_cll},{max_fall}")
@@ -405,11 +208,13 @@ def render_hdr10(sequence: HdrSource, out: Path, options: RenderOptions = Render
                   f"L({round(options.peak_nits * 10000)},1):max-cll={max_cll},{max_fall}")
     writer = _writer(sequence, out, options, codec=codec, bits=10, color=BT2020_LIMITED,
                      primaries="bt2020", transfer="smpte2084", codec_params=params)
-    _encode(sequence, out, writer, lambda hdr: hdr10_signal(hdr, options.peak_nits), progress)
+    _encode(frames, sequence, out, writer,
+            lambda hdr, i: hdr10_signal(hdr, options.peak_nits), progress)
     return sequence.warnings + notes + writer.warnings
 
 
-def render_hlg(sequence: HdrSource, out: Path, options: RenderOptions = RenderOptions(),
+def encode_hlg(frames: Iterable[np.ndarray], sequence: HdrSource, out: Path,
+               options: RenderOptions, stats: SequenceStats,
                progress: Callable[[int], None] | None = None) -> list[str]:
     """10-bit HEVC (or AV1), BT.2100 HLG, BT.2020: no static metadata (HLG needs none)."""
     notes: list[str] = []
@@ -418,12 +223,12 @@ def render_hlg(sequence: HdrSource, out: Path, options: RenderOptions = RenderOp
               if codec == "libx265" else "")
     writer = _writer(sequence, out, options, codec=codec, bits=10, color=BT2020_LIMITED,
                      primaries="bt2020", transfer="arib-std-b67", codec_params=params)
-    _encode(sequence, out, writer, hlg_signal, progress)
+    _encode(frames, sequence, out, writer, lambda hdr, i: hlg_signal(hdr), progress)
     return sequence.warnings + notes + writer.warnings
 
 
-def render_mezzanine(kind: str, sequence: HdrSource, out: Path,
-                     options: RenderOptions = RenderOptions(),
+def encode_mezzanine(kind: str, frames: Iterable[np.ndarray], sequence: HdrSource, out: Path,
+                     options: RenderOptions, stats: SequenceStats,
                      progress: Callable[[int], None] | None = None) -> list[str]:
     """ProRes 4444 (``kind`` prores) or DNxHR 444 (dnxhr), 4:4:4 10-bit, carrying the PQ
     (default) or HLG signal in BT.2020, tagged so grading suites read it as HDR."""
@@ -434,8 +239,8 @@ def render_mezzanine(kind: str, sequence: HdrSource, out: Path,
     writer = _writer(sequence, out, options, codec=kind, bits=10, color=BT2020_LIMITED,
                      primaries="bt2020", transfer="arib-std-b67" if hlg else "smpte2084",
                      chroma="444")
-    signal = hlg_signal if hlg else (lambda hdr: hdr10_signal(hdr, options.peak_nits))
-    _encode(sequence, out, writer, signal, progress)
+    _encode(frames, sequence, out, writer, (lambda hdr, i: hlg_signal(hdr)) if hlg else
+            (lambda hdr, i: hdr10_signal(hdr, options.peak_nits)), progress)
     return sequence.warnings + writer.warnings
 
 
@@ -444,12 +249,19 @@ def _constant_rate(sequence: HdrSource) -> bool:
     return len(steps) <= 1
 
 
-def _encode(sequence: HdrSource, out: Path, writer: VideoWriter,
-            signal: Callable[[np.ndarray], np.ndarray],
+def _needed(value, kind: str, name: str):
+    if value is None:
+        raise ValueError(f"encoding {kind} needs SequenceStats.{name}; see `measure`")
+    return value
+
+
+def _encode(frames: Iterable[np.ndarray], sequence: HdrSource, out: Path, writer: VideoWriter,
+            signal: Callable[[np.ndarray, int], np.ndarray],
             progress: Callable[[int], None] | None) -> None:
+    """Encode ``signal(frame, index)`` of each frame, at the frame's timestamp."""
     with _atomic(out, writer):
-        for i, hdr in enumerate(_frames(sequence)):
-            writer.write(signal(hdr), _pts(sequence, i))
+        for i, hdr in enumerate(frames):
+            writer.write(signal(hdr, i), _pts(sequence, i))
             if progress:
                 progress(i + 1)
 
@@ -458,10 +270,10 @@ def render_png(sequence: HdrSource, out_dir: Path, options: RenderOptions = Rend
                progress: Callable[[int], None] | None = None) -> list[str]:
     """Tone-mapped 8-bit sRGB PNGs, one per frame, named after the EXRs; or, for an
     ``out_dir`` named .png, that one file (the sequence's only frame)."""
-    mapper = options.tonemapper(sequence)
+    mapper = options.tonemapper(sequence_key(sequence))
     single = out_dir.suffix.lower() == ".png"
     (out_dir.parent if single else out_dir).mkdir(parents=True, exist_ok=True)
-    for i, hdr in enumerate(_frames(sequence)):
+    for i, hdr in enumerate(linear_frames(sequence)):
         srgb = tonemap.oetf_srgb(mapper(hdr, sequence.times[i]))
         name = sequence.files[i].with_suffix(".png").name if sequence.files else f"frame_{i:06d}.png"
         png = out_dir if single else out_dir / name
@@ -472,6 +284,88 @@ def render_png(sequence: HdrSource, out_dir: Path, options: RenderOptions = Rend
         if progress:
             progress(i + 1)
     return sequence.warnings
+
+
+Encoder = Callable[..., list[str]]  # (frames, sequence, out, options, stats, progress)
+
+
+@dataclass(frozen=True)
+class OutputKind:
+    """One kind of output `--format` names.
+
+    help : what it is, for --help. parts : the kinds `convert --format` writes for it (all:
+    three). suffixes : the names it is written to (the first is `convert`'s); for a video, its
+    containers. codecs, transfers : the --codec and --transfer values a video takes (the first
+    is the default; no transfers: --transfer is refused). encoder : a video's encoder of
+    linear frames (`encode_frames`). renderer : what renders any other kind from an
+    `HdrSource`; None with no encoder: written by the conversion itself (exr). tone_mapped,
+    light_levels : the `SequenceStats` it needs. convert : offered by `convert --format`.
+    """
+
+    help: str
+    parts: tuple[str, ...]
+    suffixes: tuple[str, ...] = ()
+    codecs: tuple[str, ...] = ()
+    transfers: tuple[str, ...] = ()
+    encoder: Encoder | None = None
+    renderer: Callable[..., list[str]] | None = None
+    tone_mapped: bool = False
+    light_levels: bool = False
+    convert: bool = True
+
+    @property
+    def containers(self) -> tuple[str, ...]:
+        return self.suffixes
+
+
+_VIDEO = (".mp4", ".mkv", ".mov")
+# Every output kind, in the order --help lists them: a new kind is one entry here (and, for a
+# video, its encoder above; see docs/architecture.md)
+OUTPUT_KINDS: dict[str, OutputKind] = {
+    "exr": OutputKind("the EXR sequence", ("exr",), (".exr",)),
+    "sdr": OutputKind("a tone-mapped BT.709 video", ("sdr",), _VIDEO,
+                      ("h264", *HEVC_CODECS, "av1"), encoder=encode_sdr, tone_mapped=True),
+    "hdr10": OutputKind("10-bit PQ/BT.2020 video", ("hdr10",), _VIDEO, (*HEVC_CODECS, "av1"),
+                        ("pq",), encoder=encode_hdr10, light_levels=True),
+    "hlg": OutputKind("10-bit HLG/BT.2020 video", ("hlg",), _VIDEO, (*HEVC_CODECS, "av1"),
+                      ("hlg",), encoder=encode_hlg),
+    "prores": OutputKind("ProRes 4444 (PQ or HLG, see --transfer)", ("prores",), (".mov",),
+                         ("prores",), ("pq", "hlg"),
+                         encoder=functools.partial(encode_mezzanine, "prores")),
+    "dnxhr": OutputKind("DNxHR 444 (PQ or HLG, see --transfer)", ("dnxhr",), (".mov", ".mxf"),
+                        ("dnxhr",), ("pq", "hlg"),
+                        encoder=functools.partial(encode_mezzanine, "dnxhr")),
+    "png": OutputKind("tone-mapped 8-bit sRGB PNGs", ("png",), (".png",), renderer=render_png,
+                      tone_mapped=True, convert=False),
+    "all": OutputKind("exr, sdr and hdr10", ("exr", "sdr", "hdr10")),
+}
+VIDEO_FORMATS = {name: kind for name, kind in OUTPUT_KINDS.items() if kind.encoder}
+CONVERT_FORMATS = {name: kind.parts for name, kind in OUTPUT_KINDS.items() if kind.convert}
+RENDER_KINDS = tuple(name for name, kind in OUTPUT_KINDS.items() if kind.encoder or kind.renderer)
+
+
+def kinds_help(names: Iterable[str]) -> str:
+    """``name: what it is`` for each kind, for --help."""
+    return "; ".join(f"{name}: {OUTPUT_KINDS[name].help}" for name in names)
+
+
+def encode_frames(kind: str, frames: Iterable[np.ndarray], sequence: HdrSource,
+                  out: str | Path, options: RenderOptions = RenderOptions(),
+                  stats: SequenceStats = SequenceStats(),
+                  progress: Callable[[int], None] | None = None) -> list[str]:
+    """Encode linear HDR frames as a ``kind`` video (sdr, hdr10, hlg, prores, dnxhr) at
+    ``out``, written under a temporary name and renamed when complete. Returns warnings.
+
+    frames : linear Rec.709 float32 (H, W, 3) on the native hdrvid scale, in order, as
+        `source.linear_frames` yields them: any iterable, read once (model output streams
+        here without EXRs).
+    sequence : their timestamps, size (``size`` when there are no files), scale and audio.
+    stats : what the kind needs of the whole sequence before the first frame (`measure`
+        finds it on a sequence that can be read twice): sdr a key, hdr10 light levels.
+    """
+    out = Path(out)
+    check_format(kind, out, options)
+    return VIDEO_FORMATS[kind].encoder(frames, sequence, out, options, stats, progress)
 
 
 def check_format(kind: str, output: Path, options: RenderOptions) -> None:
@@ -496,20 +390,23 @@ def check_format(kind: str, output: Path, options: RenderOptions) -> None:
 def render(source: str | Path, output: str | Path, kind: str | None = None,
            options: RenderOptions = RenderOptions(),
            progress: Callable[[int], None] | None = None) -> list[str]:
-    """Render ``source`` (see `read_sequence`) to ``output``: ``kind`` is sdr, hdr10, hlg,
-    prores, dnxhr or png; by default png for a folder and sdr for a video name."""
+    """Render ``source`` (see `source.read_source`) to ``output``: ``kind`` is one of
+    `RENDER_KINDS`; by default png for a folder and sdr for a video name. A video's
+    `SequenceStats` are measured on the source first (HDR10: a first pass over every frame)."""
     output = Path(output)
     kind = output_kind(output, kind)
-    if kind != "png":
-        check_format(kind, output, options)
-    sequence = read_sequence(source, options.peak_nits)
+    renderer = OUTPUT_KINDS[kind].renderer if kind in OUTPUT_KINDS else None
+    if renderer is None:
+        check_format(kind, output, options)  # refuses, too, a kind that is not rendered
+    sequence = read_source(source, options.peak_nits)
     if kind == "png" and output.suffix.lower() == ".png" and len(sequence) != 1:
         raise OutputError(f"{output}: names one PNG but {source} holds {len(sequence)} frames; "
                           "name a folder for the PNGs, or pass one EXR file")
-    if kind in ("prores", "dnxhr"):
-        return render_mezzanine(kind, sequence, output, options, progress)
-    renderers = {"sdr": render_sdr, "hdr10": render_hdr10, "hlg": render_hlg, "png": render_png}
-    return renderers[kind](sequence, output, options, progress)
+    if renderer:
+        return renderer(sequence, output, options, progress)
+    stats = measure(kind, sequence, options)
+    return VIDEO_FORMATS[kind].encoder(linear_frames(sequence), sequence, output, options, stats,
+                                       progress)
 
 
 def output_kind(output: Path, kind: str | None) -> str:

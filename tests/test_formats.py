@@ -20,7 +20,17 @@ from hdrvid.encode import VideoWriter
 from hdrvid.errors import HdrvidError, OutputError
 from hdrvid.exposure import pattern_from_cycle
 from hdrvid.exr import frame_name, read_exr, write_exr
-from hdrvid.render import RenderOptions, _frames, read_sequence, render
+from hdrvid.render import (
+    CONVERT_FORMATS,
+    OUTPUT_KINDS,
+    RENDER_KINDS,
+    RenderOptions,
+    content_light_levels,
+    encode_frames,
+    measure,
+    render,
+)
+from hdrvid.source import HdrSource, linear_frames, read_source
 from hdrvid.synth import expose, procedural_scene
 from hdrvid.tonemap import luminance_bt709
 
@@ -83,7 +93,7 @@ def _times(path):
 
 
 def _linear(source):
-    return np.stack(list(_frames(read_sequence(source))))
+    return np.stack(list(linear_frames(read_source(source))))
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -340,3 +350,51 @@ def test_hevc_falls_back_to_x265_when_nvenc_does_not_open(exrs, tmp_path, monkey
         assert container.streams.video[0].codec_context.name == "hevc"
     with pytest.raises(HdrvidError, match="--codec hevc_nvenc: the encoder did not open"):
         render(exrs[1], tmp_path / "forced.mp4", "hdr10", RenderOptions(codec="hevc_nvenc"))
+
+
+# --- the output kinds and streamed frames ------------------------------------------------------
+
+@pytest.mark.parametrize("kind, suffix", [("sdr", ".mp4"), ("hdr10", ".mp4"), ("hlg", ".mp4"),
+                                          ("prores", ".mov")])
+def test_frames_streamed_to_the_encoder_give_the_video_rendered_from_exrs(tmp_path, kind, suffix):
+    """`encode_frames` takes frames from a one-shot iterator and a source without files: given
+    the stats `measure` finds, its video is byte for byte the one `render` makes from EXRs."""
+    folder = tmp_path / "exr"
+    folder.mkdir()
+    for i, hdr in enumerate(procedural_scene(5, 128, 72, seed=11)):
+        write_exr(folder / frame_name(i), hdr.astype(np.float16), {})
+    from_exrs = tmp_path / f"from-exrs{suffix}"
+    render(folder, from_exrs, kind)
+    sequence = read_source(folder)
+    stats = measure(kind, sequence, RenderOptions())
+    frames = list(linear_frames(sequence))  # held as the model would hand them over
+    stream = HdrSource([], sequence.times, fps=sequence.fps, size=frames[0].shape[:2])
+    streamed = tmp_path / f"streamed{suffix}"
+    encode_frames(kind, iter(frames), stream, streamed, stats=stats)
+    assert streamed.read_bytes() == from_exrs.read_bytes()
+    if kind == "hdr10":  # the light levels are the ones x265 was given
+        assert stats.light_levels == content_light_levels(sequence, 1000.0)
+        assert stats.light_levels[0] > stats.light_levels[1] > 0
+
+
+def test_encoding_a_stream_needs_what_the_kind_must_know_first(tmp_path):
+    stream = HdrSource([], [0.0], size=(72, 128))
+    frames = [np.full((72, 128, 3), 0.5, np.float32)]
+    with pytest.raises(ValueError, match="encoding sdr needs SequenceStats.key"):
+        encode_frames("sdr", frames, stream, tmp_path / "a.mp4")
+    with pytest.raises(ValueError, match="encoding hdr10 needs SequenceStats.light_levels"):
+        encode_frames("hdr10", frames, stream, tmp_path / "a.mp4")
+    assert not list(tmp_path.iterdir())  # nothing half-written
+    with pytest.raises(OutputError, match="a video needs a .mov name"):
+        encode_frames("prores", frames, stream, tmp_path / "a.mp4")
+
+
+def test_the_cli_formats_are_the_output_kinds():
+    """`convert --format` and `tonemap --format` offer the kinds of `OUTPUT_KINDS`, with their
+    help; what each `convert --format` writes is the kind's parts."""
+    for command, kinds in (("convert", CONVERT_FORMATS), ("tonemap", RENDER_KINDS)):
+        text = " ".join(CliRunner().invoke(main, [command, "--help"]).output.split())
+        assert f"--format [{'|'.join(kinds)}]" in text
+        assert all(f"{name}: {OUTPUT_KINDS[name].help}" in text for name in kinds)
+    assert CONVERT_FORMATS["all"] == ("exr", "sdr", "hdr10") and "png" not in CONVERT_FORMATS
+    assert set(RENDER_KINDS) == {"sdr", "hdr10", "hlg", "prores", "dnxhr", "png"}

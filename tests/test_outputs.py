@@ -15,7 +15,8 @@ from hdrvid.cli import main
 from hdrvid.encode import VideoWriter
 from hdrvid.exposure import pattern_from_cycle
 from hdrvid.exr import frame_name, write_exr
-from hdrvid.render import RenderOptions, content_light_levels, read_sequence, render
+from hdrvid.render import RenderOptions, content_light_levels, render
+from hdrvid.source import linear_frames, read_source
 from hdrvid.synth import expose, procedural_scene
 from hdrvid.video import ColorInfo
 
@@ -173,7 +174,6 @@ def _constant_sequence(folder, values, size=(64, 96)):
 
 def test_bt2020_sequences_are_converted_to_rec709_first(tmp_path):
     from hdrvid.exr import BT2020_CHROMATICITIES
-    from hdrvid.render import _frames
 
     folder = tmp_path / "seq"
     folder.mkdir()
@@ -181,9 +181,9 @@ def test_bt2020_sequences_are_converted_to_rec709_first(tmp_path):
     image[:, :48] = 0.25  # grey: the same in both
     image[:, 48:] = (0.0, 0.5, 0.0)  # BT.2020 green: outside Rec.709
     write_exr(folder / frame_name(0), image, {"chromaticities": BT2020_CHROMATICITIES})
-    sequence = read_sequence(folder)
+    sequence = read_source(folder)
     assert sequence.bt2020
-    frame = next(_frames(sequence))
+    frame = next(linear_frames(sequence))
     np.testing.assert_allclose(frame[0, 0], 0.25, rtol=1e-3)
     assert frame[0, -1, 1] > 0.5 and frame[0, -1, 0] == 0 and frame[0, -1, 2] == 0  # clipped
 
@@ -193,7 +193,7 @@ def test_content_light_levels_are_computed_from_the_radiance(tmp_path):
     image = np.full((64, 96, 3), 0.1, np.float16)
     image[:8, :8] = 0.8  # a small highlight: raises MaxCLL, barely MaxFALL
     write_exr(folder / frame_name(3), image, {})
-    max_cll, max_fall = content_light_levels(read_sequence(folder), peak_nits=1000)
+    max_cll, max_fall = content_light_levels(read_source(folder), peak_nits=1000)
     assert max_cll == 800  # grey stays grey through Rec.709 -> BT.2020
     assert max_fall == 500
 

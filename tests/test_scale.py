@@ -12,7 +12,8 @@ from conftest import assert_one_line_error
 
 from hdrvid.cli import main
 from hdrvid.exr import frame_name, read_exr
-from hdrvid.render import content_light_levels, read_sequence, render
+from hdrvid.render import content_light_levels, render
+from hdrvid.source import read_source
 from hdrvid.tonemap import log_average_luminance
 
 
@@ -54,8 +55,8 @@ def test_the_sequence_log_average_lands_on_mid_grey(clip2, mid_grey):
 def test_renderers_read_the_frames_back_on_the_native_scale(clip2, convert_cached, mid_grey,
                                                             tmp_path):
     native = convert_cached(clip2)
-    assert content_light_levels(read_sequence(mid_grey), 1000) == pytest.approx(
-        content_light_levels(read_sequence(native), 1000), abs=2)  # HDR10 metadata unchanged
+    assert content_light_levels(read_source(mid_grey), 1000) == pytest.approx(
+        content_light_levels(read_source(native), 1000), abs=2)  # HDR10 metadata unchanged
     for name, folder in (("native", native), ("mid", mid_grey)):
         render(folder / frame_name(3), tmp_path / f"{name}.png")  # one EXR: its header's scale
         render(folder, tmp_path / name, "png")
