@@ -69,6 +69,16 @@ def primaries_header(primaries: str, compression: str, half: bool) -> tuple[dict
     return header, [note]
 
 
+def stored_pixels(hdr: np.ndarray, dtype: type = np.float16,
+                  matrix_t: np.ndarray | None = None) -> np.ndarray:
+    """The pixels `ExrSequenceWriter` stores for linear ``hdr`` (H, W, 3): ``hdr @ matrix_t``
+    in float32 (its matrix, transposed: a change of primaries and the --scale factor), if
+    any, then ``dtype`` (float16 for half EXRs)."""
+    if matrix_t is None:
+        return hdr.astype(dtype, copy=False)
+    return (hdr.astype(np.float32) @ matrix_t).astype(dtype)
+
+
 def write_exr(path: Path, rgb: np.ndarray, header: dict) -> None:
     """Write (H, W, 3) float16/float32 RGB atomically: a temporary file, then a rename."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
@@ -173,7 +183,8 @@ class ExrSequenceWriter:
         """Queue frame ``index`` (H, W, 3) linear RGB; blocks while the pool is full."""
         self._raise_failures()
         header = {**self.header, **(attributes or {})}
-        pixels = hdr.astype(self.dtype, copy=False) if self.matrix is None else hdr
+        # without a matrix, cast here: the queue then holds half the bytes
+        pixels = stored_pixels(hdr, self.dtype) if self.matrix is None else hdr
         started = time.perf_counter()
         self._slots.acquire()
         self.wait_seconds += time.perf_counter() - started
@@ -185,7 +196,7 @@ class ExrSequenceWriter:
         path = self.out_dir / frame_name(index)
         started = time.perf_counter()
         if self.matrix is not None:
-            pixels = (pixels.astype(np.float32) @ self.matrix).astype(self.dtype)
+            pixels = stored_pixels(pixels, self.dtype, self.matrix)
         try:
             write_exr(path, pixels, header)
         except (OSError, RuntimeError) as exc:  # OpenEXR raises RuntimeError on I/O failures

@@ -187,12 +187,24 @@ def sample_frames(sequence: HdrSource, count: int = KEY_FRAMES) -> Iterator[np.n
         step = max(1, math.ceil(len(sequence) / count))
         yield from itertools.islice(linear_frames(sequence), 0, None, step)
         return
-    picks = np.unique(np.linspace(0, len(sequence.files) - 1, min(count, len(sequence.files))
-                                  ).round().astype(int))
     to_709 = _to_709(sequence)
-    for i in picks:
+    for i in key_sample(len(sequence.files), count):
         frame = _read_frame(sequence.files[i], sequence.scale_factor)
         yield frame if to_709 is None else np.maximum(frame @ to_709, 0.0)
+
+
+def key_sample(length: int, count: int = KEY_FRAMES) -> np.ndarray:
+    """Indices of the frames of an EXR sequence of ``length`` whose key stands for the whole
+    sequence's (`sample_frames`): up to ``count``, spread evenly, first and last included."""
+    return np.unique(np.linspace(0, length - 1, min(count, length)).round().astype(int))
+
+
+def as_linear(pixels: np.ndarray, sequence: HdrSource) -> np.ndarray:
+    """What `linear_frames` yields for a frame whose EXR of ``sequence`` would hold ``pixels``
+    (`exr.stored_pixels`): so frames that never went to disk encode as if read back."""
+    frame = _unscaled(pixels, sequence.scale_factor)
+    to_709 = _to_709(sequence)
+    return frame if to_709 is None else np.maximum(frame @ to_709, 0.0)
 
 
 def _exr_frames(sequence: HdrSource, lookahead: int) -> Iterator[np.ndarray]:
@@ -220,6 +232,11 @@ def _read_frame(path: Path, scale_factor: float = 1.0) -> np.ndarray:
         pixels, _ = read_exr(path)
     except Exception as exc:  # OpenEXR raises bare RuntimeErrors
         raise InputError(f"{path}: cannot read this EXR ({exc}); re-run the conversion") from exc
+    return _unscaled(pixels, scale_factor)
+
+
+def _unscaled(pixels: np.ndarray, scale_factor: float) -> np.ndarray:
+    """Stored EXR pixels as float32 on the native scale (NaN as 0, +inf as half's largest)."""
     frame = np.nan_to_num(pixels.astype(np.float32), nan=0.0, posinf=65504.0)
     if scale_factor != 1.0:
         frame *= np.float32(1.0 / scale_factor)

@@ -19,20 +19,21 @@ from hdrvid.cli import main
 from hdrvid.encode import VideoWriter
 from hdrvid.errors import HdrvidError, OutputError
 from hdrvid.exposure import pattern_from_cycle
-from hdrvid.exr import frame_name, read_exr, write_exr
+from hdrvid.exr import frame_name, read_exr, stored_pixels, write_exr
 from hdrvid.render import (
     CONVERT_FORMATS,
     OUTPUT_KINDS,
     RENDER_KINDS,
     RenderOptions,
-    content_light_levels,
+    SequenceStats,
     encode_frames,
+    light_levels,
     measure,
     render,
 )
-from hdrvid.source import HdrSource, linear_frames, read_source
+from hdrvid.source import HdrSource, as_linear, key_sample, linear_frames, read_source
 from hdrvid.synth import expose, procedural_scene
-from hdrvid.tonemap import luminance_bt709
+from hdrvid.tonemap import luminance_bt709, sequence_key
 
 FRAMES = 8
 PQ, HLG = 16, 18
@@ -357,24 +358,29 @@ def test_hevc_falls_back_to_x265_when_nvenc_does_not_open(exrs, tmp_path, monkey
 @pytest.mark.parametrize("kind, suffix", [("sdr", ".mp4"), ("hdr10", ".mp4"), ("hlg", ".mp4"),
                                           ("prores", ".mov")])
 def test_frames_streamed_to_the_encoder_give_the_video_rendered_from_exrs(tmp_path, kind, suffix):
-    """`encode_frames` takes frames from a one-shot iterator and a source without files: given
-    the stats `measure` finds, its video is byte for byte the one `render` makes from EXRs."""
+    """Model output streamed to `encode_frames` (a one-shot generator, a source without files,
+    stats from the frames themselves: the key of `key_sample`'s frames, light levels of all)
+    gives byte for byte the video `render` makes from the EXRs of the same frames."""
+    scene = list(procedural_scene(5, 128, 72, seed=11))  # linear float32, as the model gives
     folder = tmp_path / "exr"
     folder.mkdir()
-    for i, hdr in enumerate(procedural_scene(5, 128, 72, seed=11)):
-        write_exr(folder / frame_name(i), hdr.astype(np.float16), {})
+    for i, hdr in enumerate(scene):
+        write_exr(folder / frame_name(i), stored_pixels(hdr), {})
     from_exrs = tmp_path / f"from-exrs{suffix}"
     render(folder, from_exrs, kind)
-    sequence = read_source(folder)
-    stats = measure(kind, sequence, RenderOptions())
-    frames = list(linear_frames(sequence))  # held as the model would hand them over
-    stream = HdrSource([], sequence.times, fps=sequence.fps, size=frames[0].shape[:2])
+
+    stream = HdrSource([], [i / 24 for i in range(len(scene))], size=scene[0].shape[:2])
+    linear = [as_linear(stored_pixels(hdr), stream) for hdr in scene]
+    stats = SequenceStats(key=sequence_key([linear[i] for i in key_sample(len(linear))]),
+                          light_levels=light_levels(linear, 1000.0))
+    measured = measure(kind, read_source(folder), RenderOptions())
+    assert stats.key == measured.key or measured.key is None
+    assert stats.light_levels == measured.light_levels or measured.light_levels is None
     streamed = tmp_path / f"streamed{suffix}"
-    encode_frames(kind, iter(frames), stream, streamed, stats=stats)
+    frames = (as_linear(stored_pixels(hdr), stream) for hdr in scene)
+    encode_frames(kind, frames, stream, streamed, stats=stats)
     assert streamed.read_bytes() == from_exrs.read_bytes()
-    if kind == "hdr10":  # the light levels are the ones x265 was given
-        assert stats.light_levels == content_light_levels(sequence, 1000.0)
-        assert stats.light_levels[0] > stats.light_levels[1] > 0
+    assert stats.light_levels[0] > stats.light_levels[1] > 0
 
 
 def test_encoding_a_stream_needs_what_the_kind_must_know_first(tmp_path):
