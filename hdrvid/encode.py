@@ -138,7 +138,7 @@ class VideoWriter:
         codec = resolve_encoder(codec)
         _check_size(path, codec, width, height)
         if codec == "libsvtav1":
-            os.environ.setdefault("SVT_LOG", "1")  # errors only: SVT-AV1 logs ~22 lines a stream
+            os.environ.setdefault("SVT_LOG", "1")  # errors only, not its banner for every stream
         self.path = Path(path)
         self.bits, self.color, self.chroma = bits, color, chroma
         self.width, self.height = width + width % 2, height + height % 2
