@@ -205,6 +205,94 @@ def _log2_ratio(qa: np.ndarray, qb: np.ndarray) -> float:
     return float(np.median(GAMMA * (np.log2(qb[valid]) - np.log2(qa[valid]))))
 
 
+# a pair's co-located step replaces its quantile step when they differ by more than this: on
+# moving footage the two agree to well within it (docs/performance.md)
+DISAGREE_STOPS = 0.75
+# static: co-located pixels match with under this share of the spread they have SHIFT pooled
+# pixels off (moving footage: about the same spread or less; docs/performance.md)
+STATIC_SPREAD, SHIFT = 0.75, 2
+_BAND = 0.5  # co-located pixels count where the brighter frame is at least this bright
+WEAK_FRACTION = 0.05  # a frame with less of itself in the trusted range measures steps poorly
+
+
+def _pooled_brightness(frame: np.ndarray) -> np.ndarray:
+    """max(R', G', B') of the frame averaged over blocks, about 180 rows (noise averages out)."""
+    step = max(1, min(frame.shape[:2]) // 180)
+    h, w = (frame.shape[0] // step) * step, (frame.shape[1] // step) * step
+    pooled = frame[:h, :w].reshape(h // step, step, w // step, step, 3).mean(axis=(1, 3))
+    return pooled.max(axis=-1)
+
+
+def _colocated_log2_ratio(a: np.ndarray, b: np.ndarray) -> float:
+    """log2(t_b / t_a) from pixels at the same place in both frames; NaN unless the pair is
+    static: its pixels match each other at their own place far better than a few pixels off.
+
+    Quantiles assume both frames show the same content; a still stack whose registration
+    borders differ from frame to frame, or a large static overlay, breaks that, while pixel by
+    pixel a static shot is exact. Pixels count where the brighter frame is in its upper range
+    (above noise, toe and black floor in the darker one) and neither frame is clipped nearby.
+    """
+    va, vb = _pooled_brightness(a), _pooled_brightness(b)
+    sign = 1.0
+    if va.mean() > vb.mean():  # vb: the brighter frame
+        va, vb, sign = vb, va, -1.0
+    va, vb = _unclipped(va), _unclipped(vb)
+    s = SHIFT
+    inner = va[s:-s, s:-s]
+    zero, _ = _colocated_steps(inner, vb[s:-s, s:-s])
+    h, w = vb.shape
+    shifted = [_colocated_steps(inner, vb[s + dy:h - s + dy, s + dx:w - s + dx])[1]
+               for dy, dx in ((-s, 0), (s, 0), (0, -s), (0, s))]
+    if zero.size < 50 or not np.nanmin(shifted) > 0:
+        return math.nan
+    spread = float(np.median(np.abs(zero - np.median(zero))))
+    if spread >= STATIC_SPREAD * np.nanmin(shifted):
+        return math.nan
+    return sign * float(np.median(zero))
+
+
+def _unclipped(v: np.ndarray) -> np.ndarray:
+    """``v`` with NaN where it or a neighbour is clipped: video keeps colour at half resolution,
+    so a clipped channel bends its neighbours' values by amounts that depend on the exposure."""
+    clipped = v >= _HIGH
+    near = clipped.copy()
+    near[1:] |= clipped[:-1]
+    near[:-1] |= clipped[1:]
+    near[:, 1:] |= clipped[:, :-1]
+    near[:, :-1] |= clipped[:, 1:]
+    return np.where(near, np.nan, v)
+
+
+def _colocated_steps(dark: np.ndarray, bright: np.ndarray) -> tuple[np.ndarray, float]:
+    """Per-pixel steps (stops) where both frames are trusted and the brighter one is in its
+    upper range, and their spread (median absolute deviation; NaN with under 50 pixels)."""
+    band = (dark > _LOW) & (dark < _HIGH) & (bright > _BAND) & (bright < _HIGH)
+    steps = GAMMA * (np.log2(bright[band]) - np.log2(dark[band]))
+    if steps.size < 50:
+        return steps, math.nan
+    return steps, float(np.median(np.abs(steps - np.median(steps))))
+
+
+def _pair_steps(frames: Sequence[np.ndarray], quantiles: Sequence[np.ndarray]) -> np.ndarray:
+    """log2 exposure ratio of each pair of neighbouring frames: from quantiles, or from
+    co-located pixels where a static pair's pixels say something else (see above)."""
+    steps = np.array([_log2_ratio(a, b) for a, b in itertools.pairwise(quantiles)])
+    for i, (a, b) in enumerate(itertools.pairwise(frames)):
+        if math.isnan(steps[i]):
+            continue
+        colocated = _colocated_log2_ratio(a, b)
+        if abs(colocated - steps[i]) > DISAGREE_STOPS:  # False for NaN
+            steps[i] = colocated
+    return steps
+
+
+def _trusted_fraction(quantiles: np.ndarray) -> float:
+    """Share of a frame's pixels between noise and clipping, from its quantiles."""
+    def below(value: float) -> float:
+        return float(np.interp(value, quantiles, _QUANTILES, left=0.0, right=1.0))
+    return below(_HIGH) - below(_LOW)
+
+
 def detect_exposure_pattern(frames: Sequence[np.ndarray]) -> ExposurePattern:
     """Detect the cycle length, phase and exposure ratios from gamma-2.2 R'G'B' frames.
 
@@ -221,7 +309,7 @@ def detect_exposure_pattern(frames: Sequence[np.ndarray]) -> ExposurePattern:
         raise ExposureError(f"only {len(frames)} frames: exposure detection needs at least 4; pass "
                             "--exposures (e.g. --exposures 1,8)")
     quantiles = [_brightness_quantiles(f) for f in frames]
-    steps = np.array([_log2_ratio(a, b) for a, b in itertools.pairwise(quantiles)])
+    steps = _pair_steps(frames, quantiles)
     if np.isnan(steps).all():
         raise ExposureError("could not measure any exposure ratio between neighbouring frames "
                             "(frames almost all black or clipped); pass --exposures (e.g. "
@@ -240,7 +328,14 @@ def detect_exposure_pattern(frames: Sequence[np.ndarray]) -> ExposurePattern:
         deltas, confidence, assumed = _fit_with_gaps(steps, brightness)
     # exposure (stops) of frame classes i % P, from the per-pair steps
     class_stops = np.concatenate([[0.0], np.cumsum(deltas[:-1])])
-    class_stops = _snap_thirds(class_stops - class_stops.min())
+    class_stops = class_stops - class_stops.min()
+    period = len(deltas)
+    weak = [float(np.median([_trusted_fraction(q) for q in quantiles[k::period]])) < WEAK_FRACTION
+            for k in range(period)]
+    if assumed is None and any(weak):
+        class_stops, assumed = _snap_weak_steps(class_stops, weak)
+    else:
+        class_stops = _snap_thirds(class_stops)
     pattern = pattern_from_cycle([2.0**s for s in class_stops], source="detected")
     return replace(pattern, confidence=round(confidence, 3), assumed=assumed)
 
@@ -323,6 +418,30 @@ def _snap_thirds(stops: np.ndarray) -> np.ndarray:
     return np.round(stops * 3) / 3
 
 
+def _snap_weak_steps(stops: np.ndarray, weak: Sequence[bool]) -> tuple[np.ndarray, str | None]:
+    """Stops per frame class, each step between levels rounded to thirds, or to a whole stop
+    where one of its levels is ``weak``: almost all clipped (or black), so the step rests on the
+    scene's few extreme pixels, whose noise and compression bias it by a fraction of a stop.
+    Cameras' alternating exposures step in whole stops; the note says what was rounded."""
+    order = np.argsort(stops)
+    names = LEVEL_NAMES[len(stops)]
+    snapped, notes = np.zeros_like(stops), []
+    for j, (low, high) in enumerate(itertools.pairwise(order)):
+        step = float(stops[high] - stops[low])
+        if weak[low] or weak[high]:
+            rounded = max(1.0, float(np.round(step)))
+            if abs(rounded - _snap_thirds(np.array([step]))[0]) > 1e-6:
+                notes.append(f"the {names[j]} -> {names[j + 1]} step measures {step:.2g} stops "
+                             f"on the few pixels of the {names[j + 1 if weak[high] else j]} "
+                             f"frames that are not clipped; taken as {rounded:g}, the nearest "
+                             "whole stop")
+        else:
+            rounded = float(_snap_thirds(np.array([step]))[0])
+        snapped[high] = snapped[low] + rounded
+    note = "; ".join(notes) + "; pass --exposures if the exposures differ" if notes else None
+    return snapped, note
+
+
 def trained_range_warning(pattern: ExposurePattern) -> str | None:
     """A warning when the stops lie outside what the published models were trained on."""
     steps = np.diff(pattern.stops)
@@ -337,8 +456,7 @@ def trained_range_warning(pattern: ExposurePattern) -> str | None:
 
 def measure_steps(frames: Sequence[np.ndarray]) -> np.ndarray:
     """log2 exposure ratio between each pair of neighbouring frames (NaN where unmeasurable)."""
-    quantiles = [_brightness_quantiles(f) for f in frames]
-    return np.array([_log2_ratio(a, b) for a, b in itertools.pairwise(quantiles)])
+    return _pair_steps(frames, [_brightness_quantiles(f) for f in frames])
 
 
 def fit_phase(steps: np.ndarray, times: Sequence[float]) -> tuple[int, float]:

@@ -343,3 +343,69 @@ def test_a_two_exposure_clip_with_nothing_measurable_fails_with_what_to_pass(tmp
     _saturated_clip(path, (1, 8), clipped=0.9995)
     with pytest.raises(ExposureError, match="--exposures"):
         detect_exposure_pattern([f.rgb for f in read_frames(path)])
+
+
+# --- real footage: a film stack and a real HDR photograph ----------------------------------------
+
+def _info_exposures(path):
+    import json
+
+    from click.testing import CliRunner
+
+    from hdrvid.cli import main
+
+    result = CliRunner().invoke(main, ["info", "--json", str(path)])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)["exposures"]
+
+
+def _steps_within_a_third(times, truth):
+    import numpy as np
+
+    found = np.diff(np.log2(times))
+    return bool(np.all(np.abs(found - np.diff(truth.stops)) <= 1 / 3 + 1e-6))
+
+
+@pytest.mark.requires_shared_data
+@pytest.mark.parametrize("files, cycle", [
+    (["memorial0072.png", "memorial0069.png"], (1, 8)),  # 1/64 s, 1/8 s
+    (["memorial0072.png", "memorial0070.png", "memorial0068.png"], (1, 4, 16)),
+])
+def test_detection_of_a_static_film_stack_with_shifting_borders(tmp_path, files, cycle):
+    """The Memorial Church stack (film, not gamma 2.2) played as a still alternating clip: its
+    registration borders (pure blue) differ from frame to frame, so the brightness quantiles
+    of neighbouring frames compare different content; the co-located pixels do not."""
+    import cv2
+    import numpy as np
+    from conftest import SHARED_DATA
+
+    from hdrvid.encode import VideoWriter
+
+    frames = [cv2.imread(str(SHARED_DATA / "memorial" / f))[..., ::-1] for f in files]
+    path = tmp_path / "memorial.mp4"
+    h, w = frames[0].shape[:2]
+    with VideoWriter(path, w, h, crf=12) as writer:
+        for i in range(8):
+            writer.write(frames[i % len(frames)].astype(np.float32) / 255)
+    truth = pattern_from_cycle(cycle)
+    exposures = _info_exposures(path)
+    assert (exposures["period"], exposures["phase"]) == (truth.period, truth.phase)
+    # the film's curve moves gamma-2.2 measurements; a third of a stop is detection's step
+    assert _steps_within_a_third(exposures["times"], truth), exposures["times"]
+
+
+@pytest.mark.requires_shared_data
+def test_a_step_measured_on_the_few_unclipped_pixels_is_taken_to_the_whole_stop(tmp_path):
+    """GoldenGate at 1, 4, 16 along this camera path: its ×16 frames are ~98 % clipped, and the
+    few dark pixels left measure the step into them 0.3-0.4 stop short."""
+    from conftest import SHARED_DATA
+
+    from hdrvid.synth import still_clip, write_alternating_clip
+
+    truth = pattern_from_cycle((1, 4, 16))
+    path = tmp_path / "bright.mp4"
+    frames = still_clip(SHARED_DATA / "hdr" / "GoldenGate.exr", 12, 256, 144, seed=3)
+    write_alternating_clip(path, frames, truth, seed=3)
+    exposures = _info_exposures(path)
+    assert (exposures["times"], exposures["phase"]) == (pytest.approx(truth.times), truth.phase)
+    assert "nearest whole stop" in exposures["assumed"]
