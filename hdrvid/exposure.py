@@ -205,8 +205,9 @@ def _log2_ratio(qa: np.ndarray, qb: np.ndarray) -> float:
     return float(np.median(GAMMA * (np.log2(qb[valid]) - np.log2(qa[valid]))))
 
 
-# a pair's co-located step replaces its quantile step when they differ by more than this: on
-# moving footage the two agree to well within it (docs/performance.md)
+# a static pair's co-located step replaces its quantile step only when they differ by more than
+# this: then the quantiles compared different content; within it both are right to detection's
+# rounding, and keeping the quantile step keeps earlier results (docs/performance.md)
 DISAGREE_STOPS = 0.75
 # static: co-located pixels match with under this share of the spread they have SHIFT pooled
 # pixels off (moving footage: about the same spread or less; docs/performance.md)
@@ -216,8 +217,8 @@ WEAK_FRACTION = 0.05  # a frame with less of itself in the trusted range measure
 
 
 def _pooled_brightness(frame: np.ndarray) -> np.ndarray:
-    """max(R', G', B') at about 180 rows, each the mean of 2×2 samples spread over its block
-    (noise averages out; a full block mean cost 60 ms per 1080p frame)."""
+    """max(R', G', B') at about 180 rows, each the mean of 2×2 samples spread over its block:
+    noise averages out, and strided views cost little where a full block mean copies the frame."""
     step = max(1, min(frame.shape[:2]) // 180)
     half = step // 2
     rows, cols = (frame.shape[0] - half) // step, (frame.shape[1] - half) // step

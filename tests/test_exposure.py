@@ -396,8 +396,8 @@ def test_detection_of_a_static_film_stack_with_shifting_borders(tmp_path, files,
 
 @pytest.mark.requires_shared_data
 def test_a_step_measured_on_the_few_unclipped_pixels_is_taken_to_the_whole_stop(tmp_path):
-    """GoldenGate at 1, 4, 16 along this camera path: its ×16 frames are ~98 % clipped, and the
-    few dark pixels left measure the step into them 0.3-0.4 stop short."""
+    """GoldenGate at 1, 4, 16 along this camera path: its ×16 frames are almost all clipped,
+    and the few dark pixels left measure the step into them short of 2 stops (docs/performance.md)."""
     from conftest import SHARED_DATA
 
     from hdrvid.synth import still_clip, write_alternating_clip
