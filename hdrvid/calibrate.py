@@ -64,6 +64,8 @@ MIN_COVERAGE = 0.35  # the equations must span this much of the trusted code ran
 PRIOR = 1e-5  # weight of the pull towards gamma 2.2, relative to the data's total weight
 SMOOTH = 1e-6  # weight of the pull towards a straight log-log slope (same units)
 SMOOTH_OUTSIDE = 1e-5  # the same above the codes the data covers
+# (SMOOTH, SMOOTH_OUTSIDE) pairs tried in turn, loosest first, until the curve is increasing
+EXTRAPOLATION = ((1e-7, 1e-7), (SMOOTH, SMOOTH_OUTSIDE))
 # gamma 2.2 is kept when its median error over the equations is within GAMMA_KEEP times the
 # fit's plus GAMMA_SLACK stop (benchmark gamma clips: up to 2.9 times; other curves: 4.8 and up)
 GAMMA_KEEP, GAMMA_SLACK = 3.5, 0.01
@@ -209,7 +211,8 @@ def _basis(v: np.ndarray) -> np.ndarray:
     return np.stack([np.log(v)] + [(v**k - 1) / k for k in range(1, DEGREE + 1)], axis=-1)
 
 
-def _priors(top: float) -> tuple[np.ndarray, np.ndarray]:
+def _priors(top: float, smooth: float = SMOOTH, outside: float = SMOOTH_OUTSIDE
+            ) -> tuple[np.ndarray, np.ndarray]:
     """Rows and targets appended to a fit's weighted equations (whose weights sum to 1).
 
     Weakly towards gamma 2.2, and towards a slope that changes linearly with the code, which
@@ -221,11 +224,27 @@ def _priors(top: float) -> tuple[np.ndarray, np.ndarray]:
     # the slope's second derivative: a slope that rises steadily (film) is not penalised
     bend = np.stack([np.zeros_like(grid)] * 2 + [k * (k - 1) * grid**(k - 2)
                                                  for k in range(2, DEGREE + 1)], 1)
-    strength = np.where(grid > top, SMOOTH_OUTSIDE, SMOOTH) / len(grid)
+    strength = np.where(grid > top, outside, smooth) / len(grid)
     rows = np.vstack([math.sqrt(PRIOR) * np.eye(DEGREE + 1), np.sqrt(strength)[:, None] * bend])
     targets = np.concatenate([math.sqrt(PRIOR) * np.array(GAMMA22.coefficients),
                               np.zeros(len(grid))])
     return rows, targets
+
+
+def _solve(design: np.ndarray, log_ratio: np.ndarray, weight: np.ndarray, top: float,
+           smooth: float, outside: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Coefficients, residuals and Huber weights of the weighted ratio equations with priors."""
+    prior_rows, prior_target = _priors(top, smooth, outside)
+    robust = np.ones_like(weight)
+    for _ in range(6):  # iteratively reweighted: Huber weights from the residuals' spread
+        root = np.sqrt(weight * robust)
+        a = np.vstack([design * root[:, None], prior_rows])
+        b = np.concatenate([log_ratio * root, prior_target])
+        coefficients = np.linalg.lstsq(a, b, rcond=None)[0]
+        residual = design @ coefficients - log_ratio
+        scale = 1.4826 * float(np.median(np.abs(residual))) + 1e-4
+        robust = np.minimum(1.0, 1.5 * scale / np.maximum(np.abs(residual), 1e-12))
+    return coefficients, residual, robust
 
 
 def fit_curve(v_short: np.ndarray, v_long: np.ndarray, log_ratio: np.ndarray,
@@ -251,18 +270,16 @@ def fit_curve(v_short: np.ndarray, v_long: np.ndarray, log_ratio: np.ndarray,
     # saturates rather than multiplying the weight.
     weight = counts / (counts + 200.0) / (1 / v_short**2 + 1 / v_long**2)
     weight /= weight.sum()
-    prior_rows, prior_target = _priors(float(np.quantile(codes, 0.99)))
-    robust = np.ones_like(weight)
-    for _ in range(6):  # iteratively reweighted: Huber weights from the residuals' spread
-        root = np.sqrt(weight * robust)
-        a = np.vstack([design * root[:, None], prior_rows])
-        b = np.concatenate([log_ratio * root, prior_target])
-        coefficients = np.linalg.lstsq(a, b, rcond=None)[0]
-        residual = design @ coefficients - log_ratio
-        scale = 1.4826 * float(np.median(np.abs(residual))) + 1e-4
-        robust = np.minimum(1.0, 1.5 * scale / np.maximum(np.abs(residual), 1e-12))
+    top = float(np.quantile(codes, 0.99))
+    # the loosest smoothing whose curve is increasing: the top codes, which tie the curve to
+    # f(1) = 1, are extrapolated, and film's steepening slope is lost under a firm hold there;
+    # where the loose fit bends (a curve whose slope levels off, such as sRGB) the firm one is used
+    for smooth, outside in EXTRAPOLATION:
+        coefficients, residual, robust = _solve(design, log_ratio, weight, top, smooth, outside)
+        curve = SlopeCurve(tuple(float(c) for c in coefficients))
+        if curve.is_monotone(MIN_SLOPE):
+            break
     rms = math.sqrt(float(np.sum(weight * robust * residual**2) / np.sum(weight * robust)))
-    curve = SlopeCurve(tuple(float(c) for c in coefficients))
     # gamma 2.2 is kept when it explains the equations nearly as well as the fit: most footage
     # is gamma 2.2, and a fit's freedom then only adds its noise to the curve
     fitted = float(np.median(np.abs(residual)))

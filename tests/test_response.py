@@ -194,6 +194,17 @@ def test_flat_scene_has_too_few_usable_pixels(tmp_path):
         estimate_from_video(probe(path), pattern)
 
 
+def test_film_scale_is_kept_where_the_data_stops_below_the_top():
+    # exact film ratio equations (2E, 1:8) that end at code 0.9, as clipping leaves them: the
+    # curve between there and f(1) = 1 is extrapolated, and film's slope keeps steepening there
+    short = np.linspace(0.15, 0.9, 200)
+    long = film(film_inverse(short) * 8)
+    keep = long < 0.9
+    estimate = fit_curve(short[keep], long[keep], np.full(keep.sum(), math.log(8)),
+                         np.full(keep.sum(), 1000.0))
+    assert stops_apart(estimate.curve, film_inverse) < 0.1, estimate.curve.spec
+
+
 def test_a_curve_that_comes_out_decreasing_is_refused():
     # equations from a curve that rises then falls: the best fit is not monotone
     bent = SlopeCurve((2.2, 0.0, -12.0))
