@@ -64,7 +64,7 @@ MIN_COVERAGE = 0.35  # the equations must span this much of the trusted code ran
 PRIOR = 1e-5  # weight of the pull towards gamma 2.2, relative to the data's total weight
 SMOOTH = 1e-6  # weight of the pull towards a straight log-log slope (same units)
 SMOOTH_OUTSIDE = 1e-5  # the same above the codes the data covers
-# (SMOOTH, SMOOTH_OUTSIDE) pairs tried in turn, loosest first, until the curve is increasing
+# (SMOOTH, SMOOTH_OUTSIDE) pairs tried in turn, loosest first (see fit_curve); the last is kept
 EXTRAPOLATION = ((1e-7, 1e-7), (SMOOTH, SMOOTH_OUTSIDE))
 # gamma 2.2 is kept when its median error over the equations is within GAMMA_KEEP times the
 # fit's plus GAMMA_SLACK stop (benchmark gamma clips: up to 2.9 times; other curves: 4.8 and up)
@@ -271,13 +271,14 @@ def fit_curve(v_short: np.ndarray, v_long: np.ndarray, log_ratio: np.ndarray,
     weight = counts / (counts + 200.0) / (1 / v_short**2 + 1 / v_long**2)
     weight /= weight.sum()
     top = float(np.quantile(codes, 0.99))
-    # the loosest smoothing whose curve is increasing: the top codes, which tie the curve to
-    # f(1) = 1, are extrapolated, and film's steepening slope is lost under a firm hold there;
-    # where the loose fit bends (a curve whose slope levels off, such as sRGB) the firm one is used
+    # the top codes, which tie the curve to f(1) = 1, are extrapolated. A firm hold there loses
+    # film's steepening slope, so a loose fit is tried first and kept where it is increasing
+    # and its slope keeps rising past the data; where it levels off or falls (sRGB-like curves)
+    # the loose polynomial wanders above the data and the firm hold is the better guess
     for smooth, outside in EXTRAPOLATION:
         coefficients, residual, robust = _solve(design, log_ratio, weight, top, smooth, outside)
         curve = SlopeCurve(tuple(float(c) for c in coefficients))
-        if curve.is_monotone(MIN_SLOPE):
+        if curve.is_monotone(MIN_SLOPE) and curve.slope(1.0) >= curve.slope(top):
             break
     rms = math.sqrt(float(np.sum(weight * robust * residual**2) / np.sum(weight * robust)))
     # gamma 2.2 is kept when it explains the equations nearly as well as the fit: most footage
