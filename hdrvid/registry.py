@@ -8,14 +8,15 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from hdrvid import inputs
 from hdrvid.errors import ModelError
 from hdrvid.models.chen21 import Chen21, Chen21Coarse
+from hdrvid.models.coarse import forward_flow_family
+from hdrvid.models.common import forward_direct
 from hdrvid.models.f2hdr import F2HDR, f2hdr_step
 from hdrvid.models.fshdrv import Fshdrv
-from hdrvid.models.hdrflow import HDRFlow, hdrflow_step
+from hdrvid.models.hdrflow import HDRFlow, forward_hdrflow, hdrflow_step
 from hdrvid.models.kalantari19 import Kalantari19
-from hdrvid.models.lan_hdr import LanHdr
+from hdrvid.models.lan_hdr import LanHdr, forward_lan_hdr
 from hdrvid.models.merge import ExposureMerge, ReferenceFrame
 from hdrvid.weights import CheckpointFormat, OfficialFile, WeightFile
 
@@ -27,7 +28,7 @@ class ModelSpec:
     stops lie outside their training range.
 
     forward: runs the network on a window, ``forward(net, ldr (B, n, 3, H, W) gamma 2.2,
-        times (B, n)) -> linear HDR (B, 3, H, W)``: the family's input contract (`inputs`).
+        times (B, n)) -> linear HDR (B, 3, H, W)``: the family's input adapter, beside its network in `models/`.
     weights: the files we ship per exposure count (empty: bring your own with --weights).
     checkpoint: the official checkpoint format, for --weights pointing at an official file.
     official: the authors' checkpoints `hdrvid weights pull` fetches, per exposure count.
@@ -42,7 +43,7 @@ class ModelSpec:
     build: Callable[[int], nn.Module]
     windows: dict[int, int]
     pad_multiple: int = 1
-    forward: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] = inputs.direct
+    forward: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] = forward_direct
     weights: dict[int, tuple[WeightFile, ...]] = field(default_factory=dict)
     checkpoint: CheckpointFormat | None = None
     official: dict[int, OfficialFile] = field(default_factory=dict)
@@ -149,7 +150,7 @@ MODELS: dict[str, ModelSpec] = {
         description="LAN-HDR (ICCV 2023): luminance-based attention alignment + gated fusion",
         build=lambda period: LanHdr(frames=2 * period + 1),
         windows={2: 5, 3: 7},
-        forward=inputs.lan_hdr,
+        forward=forward_lan_hdr,
         checkpoint=CheckpointFormat(key="g"),
         official=LAN_HDR_OFFICIAL,
         bytes_per_pixel=4800,  # measured, fp32, with the frame cache (docs/performance.md)
@@ -164,7 +165,7 @@ MODELS: dict[str, ModelSpec] = {
         build=lambda period: HDRFlow(exposures=period),
         windows={2: 3, 3: 5},
         pad_multiple=16,
-        forward=inputs.hdrflow,
+        forward=forward_hdrflow,
         checkpoint=CheckpointFormat(key="state_dict", strip_prefix="module.",
                                     attributes={"official_warp": True}),
         official=HDRFLOW_OFFICIAL,
@@ -189,7 +190,7 @@ MODELS: dict[str, ModelSpec] = {
         build=lambda period: F2HDR(period, adapter_width=24, refine_width=24, refine_blocks=1),
         windows={2: 3, 3: 5},
         pad_multiple=8,
-        forward=inputs.hdrflow,
+        forward=forward_hdrflow,
         license="MIT (F²HDR, wei1895/F2HDR; weights trained by hdrvid)",
         # trained here (weights/README.md); fusion-stage files record refined=False
         weights={2: (WeightFile("f2hdr-2e.safetensors", sha256="62866f453b395eef4aad900b9dd7bc39"
@@ -205,7 +206,7 @@ MODELS: dict[str, ModelSpec] = {
         description="Chen21 (ICCV 2021): flow + weight net coarse stage, deformable refinement",
         build=lambda period: Chen21(period),
         windows={2: 5, 3: 7},
-        forward=inputs.flow_family,
+        forward=forward_flow_family,
         checkpoint=pth_folder("flow_net", "weight_net", "refine_net"),
         weights_hint="official: the folder Models/CoarseToFine_2Exp or CoarseToFine_3Exp "
                      "(flow_net.pth, weight_net.pth, refine_net.pth) from the BaiduYun link in "
@@ -220,7 +221,7 @@ MODELS: dict[str, ModelSpec] = {
         description="Chen21's coarse stage alone: the loadable Kalantari19-style model",
         build=lambda period: Chen21Coarse(period),
         windows={2: 3, 3: 5},
-        forward=inputs.flow_family,
+        forward=forward_flow_family,
         checkpoint=pth_folder("flow_net", "weight_net"),
         weights_hint="official: the Chen21 folder Models/CoarseToFine_2Exp or CoarseToFine_3Exp "
                      "(flow_net.pth and weight_net.pth are read) from the BaiduYun link in "
@@ -235,7 +236,7 @@ MODELS: dict[str, ModelSpec] = {
         description="Kalantari19 (EG 2019): flow alignment + EG19 merge net (no public weights)",
         build=lambda period: Kalantari19(period),
         windows={2: 3, 3: 5},
-        forward=inputs.flow_family,
+        forward=forward_flow_family,
         checkpoint=pth_folder("flow_net", "merge_net"),
         weights_hint="no official weights exist (Chen21's re-implementation was never "
                      "released): train one and pass hdrvid .safetensors, or a folder with "
@@ -251,7 +252,7 @@ MODELS: dict[str, ModelSpec] = {
         description="FSHDRV merging network, built from its authors' memo (no public weights)",
         build=lambda period: Fshdrv(),
         windows={2: 3},  # the memo covers 2 exposures only
-        forward=inputs.flow_family,
+        forward=forward_flow_family,
         weights_hint="no usable weights exist (the memo's 2e.zip checkpoint is truncated): "
                      "train one and pass hdrvid .safetensors",
         license="MIT (hdrvid; no published weights)",

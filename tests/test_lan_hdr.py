@@ -10,11 +10,10 @@ import torch.nn.functional as F
 from click.testing import CliRunner
 from conftest import assert_one_line_error, official_layout, randomized, render_clip, save_official
 
-from hdrvid import inputs
 from hdrvid.cli import main
 from hdrvid.errors import WeightsError
 from hdrvid.exr import frame_name, read_exr
-from hdrvid.models.lan_hdr import HardAttention, LanHdr, Merge, swap_patches
+from hdrvid.models.lan_hdr import HardAttention, LanHdr, Merge, forward_lan_hdr, swap_patches
 from hdrvid.predictor import HdrPredictor
 from hdrvid.registry import count_parameters
 from hdrvid.weights import CheckpointFormat, load_weights, save_safetensors
@@ -143,13 +142,13 @@ def test_sliding_windows_encode_each_frame_once_with_the_same_result():
     with torch.no_grad():
         for start in range(4):
             window = (slice(None), slice(start, start + 5))
-            assert torch.equal(inputs.lan_hdr(net, frames[window], exposures[window]),
-                               inputs.lan_hdr(plain, frames[window], exposures[window]))
+            assert torch.equal(forward_lan_hdr(net, frames[window], exposures[window]),
+                               forward_lan_hdr(plain, frames[window], exposures[window]))
     assert len(calls) == 8
     calls.clear()
     with torch.no_grad():  # a batch of two windows
-        inputs.lan_hdr(net, frames[:, :5].repeat(2, 1, 1, 1, 1), exposures[:, :5].repeat(2, 1))
-    inputs.lan_hdr(net, frames[:, :5], exposures[:, :5])  # gradients on
+        forward_lan_hdr(net, frames[:, :5].repeat(2, 1, 1, 1, 1), exposures[:, :5].repeat(2, 1))
+    forward_lan_hdr(net, frames[:, :5], exposures[:, :5])  # gradients on
     assert len(calls) == 10
 
 
@@ -174,7 +173,7 @@ def test_inputs_follow_the_official_channel_order():
 
     ldr = torch.rand(1, 5, 3, 4, 6)
     times = torch.tensor([[8.0, 1.0, 8.0, 1.0, 8.0]])
-    inputs.lan_hdr(spy, ldr, times)
+    forward_lan_hdr(spy, ldr, times)
     frames, keys, queries = seen["frames"], seen["keys"], seen["queries"]
     y = 0.299 * ldr[:, :, 0] + 0.587 * ldr[:, :, 1] + 0.114 * ldr[:, :, 2]
     linear = ldr.pow(2.2) / times[..., None, None, None]

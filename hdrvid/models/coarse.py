@@ -161,6 +161,17 @@ def align(flow_net: nn.Module, ldr: torch.Tensor, times: torch.Tensor
     return ldrs, [linearize(x, t) for x, t in zip(ldrs, ts)], ts
 
 
+def forward_flow_family(net: nn.Module, ldr: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
+    """The input adapter of Chen21, Kalantari19 and FSHDRV (docs/models/flow-models.md): the
+    window ``ldr`` (B, n, 3, H, W) and its exposures ``times`` (B, n), in fp32 -> linear HDR.
+
+    These networks build their own inputs (the reference re-exposed to its neighbours, every
+    frame linearised with its own exposure) because Chen21 runs its coarse stage on three
+    sub-windows of the window; warps and merges stay in fp32 inside them.
+    """
+    return net(ldr.float(), times.float())
+
+
 def coarse_hdr(flow_net: nn.Module, weight_net: nn.Module, ldr: torch.Tensor,
                times: torch.Tensor, low_threshold: float | None = STAGE1_LOW) -> torch.Tensor:
     """CoarseNet: a window (B, 3|5, 3, H, W), exposures (B, 3|5) -> linear HDR (B, 3, H, W).

@@ -56,6 +56,12 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     return model
 
 
+def forward_direct(net: nn.Module, ldr: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
+    """The input adapter of models that read the window as it is (the weight-free baselines):
+    ``ldr`` (B, n, 3, H, W) gamma 2.2 in [0, 1], ``times`` (B, n) -> linear HDR (B, 3, H, W)."""
+    return net(ldr, times)
+
+
 def linearize(ldr: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
     """Gamma-2.2 LDR (..., 3, H, W) to linear HDR on the shortest-exposure scale: L^2.2 / t."""
     return ldr.clamp(0, 1).pow(GAMMA) / times[..., None, None, None]

@@ -169,6 +169,22 @@ def replace_reference(hdr: torch.Tensor, ldr: torch.Tensor, times: torch.Tensor)
     return torch.where(keep, hdr, linearize(ref.float(), t_ref))
 
 
+def forward_hdrflow(net: nn.Module, ldr: torch.Tensor, times: torch.Tensor,
+                    replace: bool | None = None) -> torch.Tensor:
+    """The input adapter of HDRFlow and F²HDR (docs/models/hdrflow.md): a window ``ldr``
+    (B, n, 3, H, W) of gamma-2.2 frames and ``times`` (B, n) -> linear HDR (B, 3, H, W).
+
+    The network reads the window as it is (it re-exposes and linearises itself); then, as the
+    official test scripts do and their published metrics include, the well-exposed pixels of the
+    reference replace the network's (§5), unless the weights say otherwise
+    (``net.reference_replacement``) or ``replace`` is given. The output is already on the
+    shortest-exposure scale, in [0, 1]."""
+    hdr = net(ldr, times)
+    if replace is None:
+        replace = getattr(net, "reference_replacement", True)
+    return replace_reference(hdr, ldr, times) if replace else hdr
+
+
 def hdrflow_step(net: HDRFlow, batch: dict[str, torch.Tensor], flow_weight: float | None = None
                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """HDRFlow's training step (`ModelSpec.train_step`): the raw output and its extra losses

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hdrvid.models.common import keep_fp32
+from hdrvid.models.common import GAMMA, keep_fp32, linearize, luma, reexpose
 
 
 def conv(cin: int, cout: int, kernel: int = 3, stride: int = 1, bias: bool = True) -> nn.Conv2d:
@@ -332,3 +332,24 @@ class LanHdr(nn.Module):
             while len(self.cache) > self.frames:  # the frames the next window can still use
                 self.cache.popitem(last=False)
         return self.cache[entry]
+
+
+def forward_lan_hdr(net: LanHdr, ldr: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
+    """LAN-HDR's input adapter (docs/models/lan-hdr.md §2): a window ``ldr`` (B, n, 3, H, W) of
+    gamma-2.2 frames and ``times`` (B, n) -> linear HDR (B, 3, H, W). Per frame i:
+    ``[L_i, H_i, Y(L_i)]``, keys ``[Y(L_i), H_i]`` and queries ``[Y(L̃_i), H̃_i]`` from the
+    reference re-exposed to t_i; the output is already on the shortest-exposure scale, in (0, 1)."""
+    b, n = times.shape
+    c = n // 2
+    ldr = ldr.clamp(0, 1)
+    flat_ldr, flat_times = ldr.flatten(0, 1), times.flatten()
+    hdr = linearize(flat_ldr, flat_times)
+    y = luma(flat_ldr)
+    # the reference at every frame's exposure (itself for i = c)
+    ratio = (times / times[:, c:c + 1]).flatten()
+    moved = reexpose(ldr[:, c].repeat_interleave(n, dim=0), ratio)
+    moved_hdr = moved.pow(GAMMA) / flat_times[:, None, None, None]
+    frames = torch.cat([flat_ldr, hdr, y], dim=1).unflatten(0, (b, n))
+    keys = torch.cat([y, hdr], dim=1).unflatten(0, (b, n))
+    queries = torch.cat([luma(moved), moved_hdr], dim=1).unflatten(0, (b, n))
+    return net(frames, keys, queries, reference=c)
