@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from hdrvid import synth
 from hdrvid.exposure import pattern_from_cycle
 from hdrvid.models.hdrflow import HDRFlow
-from hdrvid.models.hdrflow_layers import FlowNet
+from hdrvid.models.hdrflow_layers import HDRFlowNet
 from hdrvid.predictor import HdrPredictor
 from hdrvid.process import tune_process
 
@@ -63,7 +63,7 @@ def timed(fn, repeats: int, device: torch.device) -> float:
     return statistics.median(times)
 
 
-def mlk_variants(net: FlowNet) -> dict:
+def mlk_variants(net: HDRFlowNet) -> dict:
     """The MLK written four ways; each maps x (B, 256, h, w) to the same result."""
     def separate(x):
         y = torch.cat([net.conv7x7(x), net.conv9x9(x), net.conv11x11(x)], dim=1)
@@ -91,7 +91,7 @@ def mlk_variants(net: FlowNet) -> dict:
 
 def bench_mlk(sizes, repeats: int, device: torch.device) -> None:
     """Variants interleaved round by round, best of the rounds (the machine may be shared)."""
-    net = FlowNet(9, 64, 2, 100.0).eval().to(device)
+    net = HDRFlowNet(9, 64, 2, 100.0).eval().to(device)
     variants = mlk_variants(net)
     for w, h in sizes:
         x = torch.rand(1, 256, -(-h // 16), w // 16, device=device)

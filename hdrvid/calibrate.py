@@ -39,6 +39,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from hdrvid.color import luma_weights
 from hdrvid.errors import InputError
 from hdrvid.exposure import ExposurePattern
 from hdrvid.response import GAMMA, SlopeCurve
@@ -308,7 +309,7 @@ def _analysis_size(frame: np.ndarray) -> np.ndarray:
 
 
 def _luma(rgb: np.ndarray) -> np.ndarray:
-    return rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    return rgb @ np.array(luma_weights("bt601"), dtype=np.float32)
 
 
 def _match_histogram(source: np.ndarray, target: np.ndarray) -> np.ndarray:

@@ -24,6 +24,13 @@ MATRIX_COEFFICIENTS = {"bt601": (0.299, 0.114), "bt709": (0.2126, 0.0722),
                        "bt2020": (0.2627, 0.0593)}
 
 
+def luma_weights(matrix: str = "bt601") -> tuple[float, float, float]:
+    """The (R, G, B) weights of luma Y′ under a matrix of `MATRIX_COEFFICIENTS`: Kr, Kg, Kb."""
+    kr, kb = MATRIX_COEFFICIENTS[matrix]
+    # the standards give Kg to 4 decimals; rounding drops the subtraction's float residue
+    return kr, round(1 - kr - kb, 6), kb
+
+
 # --- gamma 2.2 -----------------------------------------------------------------------------------
 
 def linearize_gamma22(ldr: np.ndarray) -> np.ndarray:

@@ -17,9 +17,9 @@ from hdrvid.errors import WeightsError
 from hdrvid.exr import frame_name, read_exr
 from hdrvid.models.chen21 import Chen21, Chen21Coarse
 from hdrvid.models.coarse import STAGE2_LOW, exposure_mask
-from hdrvid.models.common import backward_warp_zeros, linearize
+from hdrvid.models.common import InputPadder, linearize, pad_bottom_right, warp
 from hdrvid.models.dcn import deform_conv2d
-from hdrvid.models.flownet import FlowNet
+from hdrvid.models.flownet import SpyFlowNet
 from hdrvid.models.fshdrv import Fshdrv
 from hdrvid.models.kalantari19 import Kalantari19
 from hdrvid.registry import MODELS, count_parameters
@@ -127,9 +127,22 @@ def test_kalantari19_and_fshdrv_weights_load_strictly(tmp_path):
 
 # --- warping and the flow net ------------------------------------------------------------------
 
+def test_chen21_padding_keeps_its_quirk_and_unpads():
+    x = torch.rand(2, 3, 16, 21)
+    padded = pad_bottom_right(x, 8)
+    # W needs 3; H, already a multiple, still grows by a full 8 (the official code's quirk)
+    assert padded.shape[-2:] == (24, 24)
+    assert torch.equal(padded[..., :16, :21], x)
+    assert torch.equal(padded[..., 23, 23], x[..., 15, 20])  # replicated corner
+    assert pad_bottom_right(x[..., :16], 8).shape == (2, 3, 16, 16)  # multiples: unchanged
+    padder = InputPadder(16, 21, 8, bottom_right=True)
+    assert torch.equal(padder.unpad(padder.pad(x)), x)
+    centred = InputPadder(16, 21, 8)
+    assert centred.pads == (1, 2, 0, 0)
+
 def test_zero_flow_warps_to_the_identity():
     image = torch.rand(2, 3, 17, 23)
-    assert (backward_warp_zeros(image, torch.zeros(2, 2, 17, 23)) - image).abs().max() < 1e-6
+    assert (warp(image, torch.zeros(2, 2, 17, 23)) - image).abs().max() < 1e-6
 
 
 def test_a_known_shift_is_recovered_with_the_true_flow():
@@ -138,14 +151,14 @@ def test_a_known_shift_is_recovered_with_the_true_flow():
     nbr = torch.zeros_like(image)
     nbr[..., 2:, :27] = image[..., :-2, 3:]            # nbr(x, y) = image(x + 3, y - 2)
     flow = torch.tensor([-3.0, 2.0]).view(1, 2, 1, 1).expand(1, 2, 20, 30)
-    warped = backward_warp_zeros(nbr, flow)            # warped(x) = nbr(x + flow) = image(x)
+    warped = warp(nbr, flow)            # warped(x) = nbr(x + flow) = image(x)
     assert torch.allclose(warped[..., :18, 3:], image[..., :18, 3:], atol=1e-5)  # fp32 grid
     assert warped[..., :, :3].abs().max() == 0 and warped[..., 18:, :].abs().max() == 0
     # sub-pixel shift of a linear ramp: bilinear sampling is exact
     ys, xs = torch.meshgrid(torch.arange(20.0), torch.arange(30.0), indexing="ij")
     ramp = lambda dx, dy: (0.02 * (xs + dx) + 0.03 * (ys + dy))[None, None]
     flow = torch.tensor([1.25, -0.5]).view(1, 2, 1, 1).expand(1, 2, 20, 30)
-    warped = backward_warp_zeros(ramp(-1.25, 0.5), flow)
+    warped = warp(ramp(-1.25, 0.5), flow)
     assert torch.allclose(warped[..., 1:, :-2], ramp(0, 0)[..., 1:, :-2], atol=1e-5)
 
 
@@ -153,7 +166,7 @@ def test_a_known_shift_is_recovered_with_the_true_flow():
 def test_flow_net_pyramid_and_resize_bookkeeping(size):
     # every level predicts a residual of (1, -1) px: 1·16 + 8 + 4 + 2 + 1 = 31 px at full size,
     # then rescaled by W/W' and H/H' when the input was resized up to a multiple of 16
-    net = FlowNet(period=2)
+    net = SpyFlowNet(period=2)
     with torch.no_grad():
         for level in net.moduleBasic:
             last = level.moduleBasic[6]

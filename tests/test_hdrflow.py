@@ -13,8 +13,8 @@ from conftest import assert_one_line_error, official_layout, randomized, save_of
 from hdrvid.cli import main
 from hdrvid.errors import WeightsError
 from hdrvid.exr import frame_name, read_exr
+from hdrvid.models.common import warp
 from hdrvid.models.hdrflow import HDRFlow, replace_reference
-from hdrvid.models.hdrflow_layers import warp
 from hdrvid.registry import MODELS, count_parameters
 from hdrvid.weights import load_weights, save_safetensors
 
@@ -126,11 +126,11 @@ def test_our_safetensors_round_trip_with_the_aliased_batchnorm(tmp_path):
 
 def test_official_warp_of_zero_flow_is_the_documented_zoom_out():
     ramp = torch.arange(1.0, 9.0).expand(1, 1, 4, 8)
-    row = warp(ramp, torch.zeros(1, 2, 4, 8), official=True)[0, 0, 1]
+    row = warp(ramp, torch.zeros(1, 2, 4, 8), align_corners=False)[0, 0, 1]
     expected = [0.5, 1.643, 2.786, 3.929, 5.071, 6.214, 7.357, 4.0]
     assert row.tolist() == pytest.approx(expected, abs=1e-3)
 
-    ones = warp(torch.ones(1, 1, 6, 8), torch.zeros(1, 2, 6, 8), official=True)[0, 0]
+    ones = warp(torch.ones(1, 1, 6, 8), torch.zeros(1, 2, 6, 8), align_corners=False)[0, 0]
     assert (ones[1:-1, 1:-1] - 1).abs().max() < 1e-6
     for edge in (ones[0, 1:-1], ones[-1, 1:-1], ones[1:-1, 0], ones[1:-1, -1]):
         assert edge.tolist() == pytest.approx([0.5] * len(edge), abs=1e-6)
@@ -156,7 +156,7 @@ def test_model_warp_follows_the_loaded_weights():
     image, zero = torch.rand(1, 3, 16, 16), torch.zeros(1, 2, 16, 16)
     assert torch.allclose(model.warp(image, zero), image, atol=1e-5)
     model.official_warp = True
-    assert torch.equal(model.warp(image, zero), warp(image, zero, official=True))
+    assert torch.equal(model.warp(image, zero), warp(image, zero, align_corners=False))
 
 
 # --- forward -----------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from hdrvid.models.coarse import (
     exposure_mask,
     reference_level,
 )
-from hdrvid.models.flownet import FlowNet
+from hdrvid.models.flownet import SpyFlowNet
 from hdrvid.models.refine import RefineNet
 
 
@@ -30,7 +30,7 @@ class Chen21Coarse(nn.Module):
 
     def __init__(self, period: int = 2):
         super().__init__()
-        self.flow_net = FlowNet(period)
+        self.flow_net = SpyFlowNet(period)
         self.weight_net = chen21_weight_net(period)
 
     def forward(self, ldr: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
@@ -50,7 +50,7 @@ class Chen21(nn.Module):
     def __init__(self, period: int = 2):
         super().__init__()
         self.period = period
-        self.flow_net = FlowNet(period)
+        self.flow_net = SpyFlowNet(period)
         self.weight_net = chen21_weight_net(period)
         self.refine_net = RefineNet(c_in=6 if period == 2 else 3)
         self.cache: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = []

@@ -12,10 +12,9 @@ from collections.abc import Sequence
 from itertools import pairwise
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from hdrvid.models.common import backward_warp_zeros, linearize, reexpose
+from hdrvid.models.common import linearize, pad_bottom_right, reexpose, warp
 
 HIGH = 0.9            # a high (or mid) frame is over-exposed where some channel exceeds this
 STAGE1_LOW = 0.4      # a low reference is trusted by stage 1 where some channel reaches this
@@ -47,21 +46,6 @@ class Layers(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x)
-
-
-def pad_bottom_right(x: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Replicate-pad (..., H, W) at the bottom and right as Chen21 does.
-
-    Official quirk, kept: when H or W is not a multiple, *both* get ``multiple - size % multiple``
-    extra pixels, so a side that was already a multiple grows by a full ``multiple``.
-    """
-    h, w = x.shape[-2:]
-    if h % multiple == 0 and w % multiple == 0:
-        return x
-    shape = x.shape
-    x = F.pad(x.reshape(-1, *shape[-3:]), (0, multiple - w % multiple, 0, multiple - h % multiple),
-              mode="replicate")
-    return x.reshape(*shape[:-2], *x.shape[-2:])
 
 
 class WeightNet(nn.Module):
@@ -154,7 +138,7 @@ def align(flow_net: nn.Module, ldr: torch.Tensor, times: torch.Tensor
     for a, b in zip(order[::2], order[1::2]):
         flow_in += [ldr[:, a], reexpose(ldr[:, c], times[:, a] / times[:, c]), ldr[:, b]]
     flows = flow_net(torch.cat(flow_in, dim=1))
-    warped = [backward_warp_zeros(ldr[:, i], flows[:, 2 * k: 2 * k + 2])
+    warped = [warp(ldr[:, i], flows[:, 2 * k: 2 * k + 2]).to(ldr.dtype)
               for k, i in enumerate(order)]
     ldrs = [ldr[:, c], *warped, *(ldr[:, i] for i in order)]
     ts = [times[:, c], *(times[:, i] for i in order * 2)]

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hdrvid.color import GAMMA
+from hdrvid.color import GAMMA, luma_weights
 
 
 def keep_fp32(layer: nn.Module) -> nn.Module:
@@ -74,7 +74,8 @@ def reexpose(ldr: torch.Tensor, ratio: torch.Tensor) -> torch.Tensor:
 
 def luma(rgb: torch.Tensor) -> torch.Tensor:
     """BT.601 luma of gamma-encoded (B, 3, H, W) -> (B, 1, H, W), as the models use it."""
-    return 0.299 * rgb[:, 0:1] + 0.587 * rgb[:, 1:2] + 0.114 * rgb[:, 2:3]
+    r, g, b = luma_weights("bt601")
+    return r * rgb[:, 0:1] + g * rgb[:, 1:2] + b * rgb[:, 2:3]
 
 
 def pixel_grid(batch: int, height: int, width: int, device: torch.device) -> torch.Tensor:
@@ -106,12 +107,24 @@ def sample_at(image: torch.Tensor, coords: torch.Tensor, padding_mode: str = "ze
                              align_corners=align_corners)
 
 
-def backward_warp(image: torch.Tensor, flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sample ``image`` (B, C, H, W) at x + flow(x), flow (B, 2, H, W) in pixels.
+def warp(image: torch.Tensor, flow: torch.Tensor, padding_mode: str = "zeros",
+         align_corners: bool = True) -> torch.Tensor:
+    """Backward-warp ``image`` (B, C, H, W) by ``flow`` (B, 2, H, W) px -> fp32 (B, C, H, W):
+    bilinear samples at x + flow(x), the one warp of every model.
 
-    A zero flow is the exact identity. Returns the warped image (border values outside) and a
-    (B, 1, H, W) mask of samples that fell inside the image, in the image's dtype.
+    ``padding_mode``: what samples outside the image read, ``"zeros"`` (the flow family's and
+    HDRFlow's networks were trained so: samples straddling the border blend with black) or
+    ``"border"``. ``align_corners=True`` makes a zero flow the exact identity; ``False`` is
+    HDRFlow's official warp, which normalises by (W - 1) yet samples with ``align_corners=False``
+    (docs/models/hdrflow.md §3.1): a zero flow then zooms out by (W - 1)/W about the centre and
+    halves the border rows and columns. The official weights were trained with it.
     """
+    return sample_at(image, flow_coords(flow), padding_mode, align_corners)
+
+
+def backward_warp(image: torch.Tensor, flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """`warp` with border values outside, and a (B, 1, H, W) mask of the samples that fell
+    inside the image; both in the image's dtype (merge's warp on a GPU)."""
     h, w = image.shape[-2:]
     coords = flow_coords(flow)
     warped = sample_at(image, coords, padding_mode="border")
@@ -121,13 +134,24 @@ def backward_warp(image: torch.Tensor, flow: torch.Tensor) -> tuple[torch.Tensor
 
 
 class InputPadder:
-    """Replicate-pad (N, C, H, W) tensors to a multiple of ``multiple``; `unpad` undoes `pad`."""
+    """Replicate-pad (..., C, H, W) tensors to a multiple of ``multiple``; `unpad` undoes `pad`.
 
-    def __init__(self, height: int, width: int, multiple: int):
+    ``bottom_right=False``: the padding is split evenly between the sides, as HDRFlow's
+    InputPadder does. ``True``: all of it at the bottom and right, as Chen21 does, with its
+    quirk kept (its weights saw it): when H or W is not a multiple, *both* get
+    ``multiple - size % multiple`` extra pixels, so a side that was already a multiple grows by
+    a full ``multiple``.
+    """
+
+    def __init__(self, height: int, width: int, multiple: int, bottom_right: bool = False):
         pad_h = (-height) % multiple
         pad_w = (-width) % multiple
-        # left, right, top, bottom, split evenly as HDRFlow's InputPadder does
-        self.pads = (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2)
+        if bottom_right:
+            if pad_h or pad_w:
+                pad_h, pad_w = multiple - height % multiple, multiple - width % multiple
+            self.pads = (0, pad_w, 0, pad_h)
+        else:  # left, right, top, bottom
+            self.pads = (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2)
 
     def pad(self, x: torch.Tensor) -> torch.Tensor:
         if not any(self.pads):
@@ -141,11 +165,7 @@ class InputPadder:
         return x[..., top: x.shape[-2] - bottom, left: x.shape[-1] - right]
 
 
-def backward_warp_zeros(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
-    """Sample ``image`` (B, C, H, W) at x + flow(x), flow (B, 2, H, W) in pixels; 0 outside.
+def pad_bottom_right(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Chen21's padding of (..., C, H, W) (`InputPadder` with ``bottom_right``)."""
+    return InputPadder(x.shape[-2], x.shape[-1], multiple, bottom_right=True).pad(x)
 
-    The warp Chen21's weights were trained with: bilinear, zero padding, ``align_corners=True``
-    (PyTorch 1.1), so a zero flow is the exact identity and samples straddling the border blend
-    with black. Sampled in fp32 whatever the image's dtype.
-    """
-    return sample_at(image, flow_coords(flow)).to(image.dtype)

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hdrvid.models.common import keep_fp32, linearize
+from hdrvid.models.common import keep_fp32, linearize, warp
 from hdrvid.models.hdrflow import (
     PAIRS,
     VARIANTS,
@@ -38,7 +38,7 @@ from hdrvid.models.hdrflow import (
     replace_reference,
     stack_channels,
 )
-from hdrvid.models.hdrflow_layers import FusionNet, warp
+from hdrvid.models.hdrflow_layers import FusionNet
 from hdrvid.models.losses import alignment_loss
 from hdrvid.models.merge import ExposureMerge
 

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hdrvid.models.common import backward_warp_zeros
+from hdrvid.models.common import warp
 
 LEVELS = 5
 
@@ -51,7 +51,7 @@ class LevelNet(nn.Module):
         return self.moduleBasic(x).clamp(-320, 320)
 
 
-class FlowNet(nn.Module):
+class SpyFlowNet(nn.Module):
     """Flows from the reference to its neighbours (Chen21's ``spynet_triple`` / ``spynet_2triple``).
 
     Input, gamma-2.2 LDR, ``c→x`` the reference re-exposed to x's exposure:
@@ -84,5 +84,5 @@ class FlowNet(nn.Module):
         """Warp each neighbour slot of the stacked input by its flow; references stay."""
         slots = list(images.split(3, dim=1))
         for k, slot in enumerate(self.neighbour_slots):
-            slots[slot] = backward_warp_zeros(slots[slot], flows[:, 2 * k: 2 * k + 2])
+            slots[slot] = warp(slots[slot], flows[:, 2 * k: 2 * k + 2]).to(images.dtype)
         return torch.cat(slots, dim=1)

@@ -25,8 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hdrvid.models.coarse import align, eg19_merge_net, merge_hdr, pad_bottom_right
-from hdrvid.models.flownet import FlowNet
+from hdrvid.models.coarse import align, eg19_merge_net, merge_hdr
+from hdrvid.models.common import pad_bottom_right
+from hdrvid.models.flownet import SpyFlowNet
 
 FRAMES = 5
 FEATURES = 32
@@ -66,7 +67,7 @@ class Fshdrv(nn.Module):
 
     def __init__(self, c_mid: int = 512):
         super().__init__()
-        self.flow_net = FlowNet(period=2)
+        self.flow_net = SpyFlowNet(period=2)
         self.hdc = HybridDilatedConv()
         self.attention = Attention()
         encoder = [(c_mid // 4, 2), (c_mid // 4, 1), (c_mid // 2, 1), (c_mid, 2), (c_mid, 1)]

@@ -16,8 +16,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from hdrvid.models.common import linearize, luma, reexpose
-from hdrvid.models.hdrflow_layers import FlowNet, FusionNet, warp
+from hdrvid.models.common import linearize, luma, reexpose, warp
+from hdrvid.models.hdrflow_layers import FusionNet, HDRFlowNet
 from hdrvid.models.losses import alignment_loss
 
 # exposures per cycle -> (flow net c_in, head width, max flow at 1/4, fusion c_in, c_out, c_mid)
@@ -51,7 +51,7 @@ class HDRFlow(nn.Module):
         self.exposures = exposures
         # window indices of the neighbours in the order of the flows (and of `forward`'s flows)
         self.flow_order = [k for pair in PAIRS[exposures] for k in pair]
-        self.flow_net = FlowNet(flow_in, head, 2 * len(PAIRS[exposures]), max_flow)
+        self.flow_net = HDRFlowNet(flow_in, head, 2 * len(PAIRS[exposures]), max_flow)
         self.fusion_net = FusionNet(fusion_in, fusion_out, fusion_mid)
         self.official_warp = False
         self.reference_replacement = True
@@ -61,7 +61,7 @@ class HDRFlow(nn.Module):
     def warp(self, image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
         """The model's warp (B, C, H, W), flow (B, 2, H, W) -> fp32 (B, C, H, W); training losses
         that warp with the predicted flows (HALoss) must use this one."""
-        return warp(image, flow, self.official_warp)
+        return warp(image, flow, align_corners=not self.official_warp)
 
     def stack(self, images: list[torch.Tensor], dtype: torch.dtype = torch.float32
               ) -> torch.Tensor:

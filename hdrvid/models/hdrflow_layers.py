@@ -1,4 +1,5 @@
-"""HDRFlow's two networks and its warp (docs/models/hdrflow.md §2-4).
+"""HDRFlow's two networks, `HDRFlowNet` and `FusionNet` (docs/models/hdrflow.md §2-4; the
+warp is `common.warp`).
 
 Module names, registration order and shapes are those of the official checkpoints
 (OpenImagingLab/HDRFlow, MIT), so that their state dicts load strictly.
@@ -10,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hdrvid.models.common import flow_coords, keep_fp32, sample_at
+from hdrvid.models.common import keep_fp32
 
 
 def in_float32(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -18,17 +19,6 @@ def in_float32(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
     flows and merge weights must not be rounded to half precision."""
     with torch.autocast(x.device.type, enabled=False):
         return layer(x.to(next(layer.parameters()).dtype))
-
-
-def warp(image: torch.Tensor, flow: torch.Tensor, official: bool = False) -> torch.Tensor:
-    """Backward-warp ``image`` (B, C, H, W) by ``flow`` (B, 2, H, W) px -> fp32 (B, C, H, W).
-
-    Bilinear with zero padding, always in fp32. The exact warp samples at x + flow(x). The
-    official code normalises by (W - 1) but samples with ``align_corners=False`` (§3.1): a zero
-    flow then zooms out by (W - 1)/W about the centre and halves the border rows and columns.
-    The official weights were trained with that warp.
-    """
-    return sample_at(image, flow_coords(flow), "zeros", align_corners=not official)
 
 
 def conv_bn(c_in: int, c_out: int, kernel: int, stride: int = 1, act: nn.Module | None = None,
@@ -80,7 +70,7 @@ def stage(c_in: int, c_out: int, stride: int) -> nn.Sequential:
     return nn.Sequential(BottleneckBlock(c_in, c_out, stride), BottleneckBlock(c_out, c_out))
 
 
-class FlowNet(nn.Module):
+class HDRFlowNet(nn.Module):
     """Encoder with image-pyramid injection and a multi-size large kernel at 1/16, a U-Net
     decoder to 1/4, a flow head; flows are clamped, then upsampled ×4 (§2).
 

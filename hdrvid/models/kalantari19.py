@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from hdrvid.models.coarse import coarse_hdr, eg19_merge_net
-from hdrvid.models.flownet import FlowNet
+from hdrvid.models.flownet import SpyFlowNet
 
 
 class Kalantari19(nn.Module):
@@ -21,7 +21,7 @@ class Kalantari19(nn.Module):
 
     def __init__(self, period: int = 2, c_mid: int = 512):
         super().__init__()
-        self.flow_net = FlowNet(period)
+        self.flow_net = SpyFlowNet(period)
         self.merge_net = eg19_merge_net(*((30, 15) if period == 2 else (54, 27)), c_mid=c_mid)
 
     def forward(self, ldr: torch.Tensor, times: torch.Tensor) -> torch.Tensor:

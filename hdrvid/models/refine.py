@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hdrvid.models.coarse import pad_bottom_right
+from hdrvid.models.common import pad_bottom_right
 from hdrvid.models.dcn import DCNPack
 
 
