@@ -42,6 +42,7 @@ import numpy as np
 from hdrvid.color import luma_weights
 from hdrvid.errors import InputError
 from hdrvid.exposure import ExposurePattern
+from hdrvid.flow import dis_flow
 from hdrvid.response import GAMMA, SlopeCurve
 from hdrvid.video import VideoInfo, frame_timestamps, read_frames
 
@@ -321,19 +322,13 @@ def _match_histogram(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     return np.interp(source, qs, qt).astype(np.float32)
 
 
-_DIS = None
-
-
 def align(short: np.ndarray, long: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``long`` warped onto ``short`` by DIS flow between their histogram-matched lumas, and an
     (H, W) mask of pixels that were inside the frame and whose matched lumas agree."""
-    global _DIS
-    if _DIS is None:
-        _DIS = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     y_short, y_long = _luma(short), _luma(long)
     matched = _match_histogram(y_short, y_long)
     u8 = lambda y: np.clip(y * 255 + 0.5, 0, 255).astype(np.uint8)
-    flow = _DIS.calc(u8(matched), u8(y_long), None)
+    flow = dis_flow(u8(matched), u8(y_long))
     h, w = y_short.shape
     ys, xs = np.mgrid[:h, :w].astype(np.float32)
     coords = flow + np.stack([xs, ys], axis=-1)

@@ -5,8 +5,10 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from fractions import Fraction
 
+import cv2
 import numpy as np
 import OpenEXR
 import pytest
@@ -18,6 +20,7 @@ from hdrvid import ConvertOptions, HdrPredictor, convert
 from hdrvid.cli import main
 from hdrvid.errors import InputError, OutputError
 from hdrvid.exr import COMPRESSIONS, frame_name, read_exr
+from hdrvid.flow import dis_flow
 from hdrvid.metrics import psnr_t
 from hdrvid.models.common import backward_warp
 from hdrvid.models.merge import ExposureMerge
@@ -225,6 +228,20 @@ def test_merge_aligns_on_the_cpu_as_grid_sample_does():
     assert torch.equal(strided, warped)
     core = (slice(None), slice(None), slice(8, -8), slice(8, -8))
     assert (warped - ref)[core].abs().mean() < 0.01 < (neighbour - ref)[core].abs().mean()
+
+
+def test_a_flow_does_not_depend_on_what_ran_before():
+    """OpenCV's DIS keeps state between frame sizes: a flow after one at another size must still
+    equal the flow of a fresh instance, or outputs change with what ran earlier in the process."""
+    rng = np.random.default_rng(5)
+    texture = lambda h, w: cv2.GaussianBlur((rng.random((h, w)) * 255).astype(np.uint8), (0, 0), 3)
+    big, small = texture(180, 320), texture(32, 32)
+    fresh = []
+    thread = threading.Thread(target=lambda: fresh.append(dis_flow(big, np.roll(big, 2, 1))))
+    thread.start()
+    thread.join()
+    dis_flow(small, np.roll(small, 1, 0))
+    assert np.array_equal(dis_flow(big, np.roll(big, 2, 1)), fresh[0])
 
 
 @pytest.mark.parametrize("which", ["clip2", "clip3"])

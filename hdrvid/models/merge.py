@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import os
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import cv2
@@ -25,11 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hdrvid.flow import dis_flow
 from hdrvid.models.common import GAMMA, backward_warp, linearize, luma, reexpose
-
-DIS_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
-               "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
-               "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
 
 
 def saturation_weight(ldr: torch.Tensor, knee: float = 0.85, clip: float = 0.97) -> torch.Tensor:
@@ -50,9 +46,6 @@ def box_blur(image: torch.Tensor, size: int) -> torch.Tensor:
 def _to_u8(gray: torch.Tensor) -> np.ndarray:
     """(B, 1, H, W) in [0, 1] -> (B, H, W) uint8 on the host, as DIS reads it."""
     return (gray[:, 0] * 255 + 0.5).clamp(0, 255).to(torch.uint8).cpu().numpy()
-
-
-_THREAD = threading.local()  # each DIS thread's own instances, by their settings
 
 
 @functools.cache
@@ -184,16 +177,7 @@ class ExposureMerge(nn.Module):
         np.divide(mask, np.float32(255), out=inside)
 
     def _dis_flow(self, pair: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-        """One DIS flow (H, W, 2) between uint8 images, with this thread's own DIS instance
-        (one instance is not safe to share between threads)."""
-        instances = vars(_THREAD).setdefault("dis", {})
-        key = (self.preset, self.descent_iterations)
-        if key not in instances:
-            dis = cv2.DISOpticalFlow_create(DIS_PRESETS[self.preset])
-            if self.descent_iterations is not None:
-                dis.setGradientDescentIterations(self.descent_iterations)
-            instances[key] = dis
-        return instances[key].calc(*pair, None)
+        return dis_flow(*pair, self.preset, self.descent_iterations)
 
     def exposedness(self, frame: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Merge weight (B, 1, H, W) of a frame with exposure ``t`` (B,), before deghosting."""
