@@ -25,7 +25,6 @@ from hdrvid.errors import HdrvidError, OutputError
 from hdrvid.exposure import ExposurePattern, resolve_exposures, trained_range_warning
 from hdrvid.exr import read_exr, write_json_atomic
 from hdrvid.job import (
-    FORMATS,
     SCALE_NOTE,
     SCALES,
     ConvertOptions,
@@ -37,7 +36,14 @@ from hdrvid.job import (
     scale_note,
 )
 from hdrvid.registry import get_spec
-from hdrvid.render import OTHER_MEDIA_SUFFIXES, VIDEO_FORMATS, VIDEO_SUFFIXES, check_format, render
+from hdrvid.render import (
+    CONVERT_FORMATS,
+    OTHER_MEDIA_SUFFIXES,
+    VIDEO_FORMATS,
+    VIDEO_SUFFIXES,
+    check_format,
+    render,
+)
 from hdrvid.response import AUTO, Response, load_response
 from hdrvid.video import VideoInfo, frame_timestamps, probe
 
@@ -159,9 +165,9 @@ def output_layout(input: Path, output: Path, format: str
     ``<input stem>-<format>`` videos go into it. Other media names (.avi, .png, ...) are
     refused rather than made folders.
     """
-    if format not in FORMATS:
-        raise OutputError(f"--format {format}: choose one of {', '.join(FORMATS)}")
-    kinds = FORMATS[format]
+    if format not in CONVERT_FORMATS:
+        raise OutputError(f"--format {format}: choose one of {', '.join(CONVERT_FORMATS)}")
+    kinds = CONVERT_FORMATS[format]
     suffix = output.suffix.lower()
     if suffix in VIDEO_SUFFIXES:
         if len(kinds) > 1 or kinds == ("exr",):

@@ -24,8 +24,6 @@ END = sys.maxsize  # a frame index no video reaches: "to the end"
 SCALE_NOTE = "linear light; 1.0 = the clipping point of the shortest exposure"
 SCALES = ("native", "mid-grey")
 CHUNK_FRAMES = 48  # output frames per chunk of `convert --ray` (cluster.RayEngine)
-FORMATS = {"exr": ("exr",), "sdr": ("sdr",), "hdr10": ("hdr10",), "hlg": ("hlg",),
-           "prores": ("prores",), "dnxhr": ("dnxhr",), "all": ("exr", "sdr", "hdr10")}
 
 
 @dataclass(frozen=True)
