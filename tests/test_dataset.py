@@ -29,7 +29,7 @@ def test_held_out_sources_are_never_trained_on():
 
 @pytest.mark.parametrize("period, window", [(2, 3), (3, 5)])
 def test_windows_are_deterministic_and_in_range(period, window):
-    recipe = Recipe(period=period, window=window, crop=64)
+    recipe = Recipe(period=period, window=window, crop=64, codec_fraction=0.0)
     synth = WindowSynth(recipe, data=SHARED_DATA, seed=7)
     for index in range(6):
         sample, again = synth[index], synth[index]
@@ -44,6 +44,24 @@ def test_windows_are_deterministic_and_in_range(period, window):
         stops = np.log2(times.max().item()) / (period - 1)
         low, high = recipe.stops_2e if period == 2 else recipe.stops_3e
         assert low - 1e-6 <= stops <= high + 1e-6
+
+
+def test_codec_windows_carry_the_encoders_loss_and_stay_deterministic():
+    """Windows through H.264 4:2:0 leave the 8-bit grid (the decoder's matrix), lose chroma
+    detail (4:2:0), stay close to the frames exposed without the codec, and repeat exactly."""
+    plain = WindowSynth(Recipe(crop=64, codec_fraction=0.0), data=SHARED_DATA, seed=7)
+    coded = WindowSynth(Recipe(crop=64, codec_fraction=1.0, crf=(18, 18)), data=SHARED_DATA,
+                        seed=7)
+    for index in range(3):
+        before, after = plain[index]["ldr"], coded[index]["ldr"]
+        assert torch.equal(after, coded[index]["ldr"])
+        assert torch.equal(plain[index]["gt"], coded[index]["gt"])
+        codes = after * 255
+        assert not torch.allclose(codes, codes.round(), atol=1e-3)
+        assert 0 < (after - before).abs().mean() < 0.03
+        chroma = lambda x: x - x.mean(dim=1, keepdim=True)  # colour without brightness
+        detail = lambda x: (x[..., 1:, :] - x[..., :-1, :]).abs().mean()
+        assert detail(chroma(after)) < detail(chroma(before))
 
 
 @pytest.mark.parametrize("window", [3, 5])

@@ -1,7 +1,8 @@
 """Training windows synthesised on the fly from a data folder (docs/conventions.md §9): the one
 `hdrvid train --data` names, else ``$HDRVID_DATA`` (`data_folder`).
 
-Two sources, both re-exposed with the §9.2 recipe (sensor-like noise, gamma 2.2, 8-bit):
+Two sources, both re-exposed with the §9.2 recipe (sensor-like noise, gamma 2.2, 8-bit), most
+windows then passed through an H.264 4:2:0 encoder as a camera's file is:
   * DAVIS LDR video made pseudo-HDR by Chen21's inverse-CRF recipe: real motion;
   * real HDR photographs under a seeded camera path (pan, zoom, rotation, jitter) with a moving
     patch: real highlights and shadows, synthetic motion.
@@ -15,6 +16,7 @@ for validation. Every window is a pure function of (seed, index).
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -62,6 +64,10 @@ class Recipe:
     stops_2e: tuple[float, float] = (2.0, 3.0)
     stops_3e: tuple[float, float] = (1.7, 2.3)
     still_fraction: float = 0.4
+    # the share of windows encoded as 8-bit H.264 4:2:0, and its quality range: without it the
+    # nets never see the chroma blur and blocking of the footage they run on
+    codec_fraction: float = 0.75
+    crf: tuple[int, int] = (8, 24)
 
 
 @cache
@@ -107,6 +113,8 @@ class WindowSynth:
         truth = self._scale(frames, times, rng)
         noise = (rng.uniform(1e-5, 1e-3), rng.uniform(1e-7, 1e-5))
         ldr = [np.round(expose(h, t, rng, noise) * 255) / 255 for h, t in zip(truth, times)]
+        if rng.random() < r.codec_fraction:
+            ldr = through_codec(ldr, int(rng.integers(r.crf[0], r.crf[1] + 1)))
         as_tensor = lambda xs: torch.from_numpy(np.stack(xs)).permute(0, 3, 1, 2).float()
         return {"ldr": as_tensor(ldr), "gt": as_tensor(truth),
                 "times": torch.tensor(times, dtype=torch.float32),
@@ -201,6 +209,21 @@ class WindowSynth:
         boxes = boxes or [None] * r.window
         return frames, [_camera_flow(cameras[c], camera, boxes[c], box, r.crop)
                         for camera, box in zip(cameras, boxes)]
+
+
+def through_codec(frames: list[np.ndarray], crf: int) -> list[np.ndarray]:
+    """The frames (R'G'B' in [0, 1]) encoded as one 8-bit H.264 4:2:0 clip and decoded back,
+    through the same writer and reader as `hdrvid convert`'s input."""
+    from hdrvid.encode import VideoWriter
+    from hdrvid.video import read_frames
+
+    h, w = frames[0].shape[:2]
+    with tempfile.TemporaryDirectory(prefix="hdrvid-window-") as folder:
+        path = Path(folder) / "window.mp4"
+        with VideoWriter(path, w, h, crf=crf, preset="veryfast") as writer:
+            for frame in frames:
+                writer.write(frame)
+        return [np.ascontiguousarray(frame.rgb[:h, :w]) for frame in read_frames(path)]
 
 
 def _camera_flow(reference: np.ndarray, other: np.ndarray, reference_box, other_box,
