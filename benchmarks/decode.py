@@ -22,8 +22,8 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from hdrvid.exposure import _brightness_quantiles
 from hdrvid.predictor import resolve_device, ycbcr_to_rgb
+from hdrvid.steps import brightness_quantiles
 from hdrvid.video import probe, read_frames
 
 
@@ -32,7 +32,7 @@ def thread_ms(clip: Path, keep_ycbcr: bool) -> float:
     model's input preparation."""
     started, frames = time.perf_counter(), 0
     for frame in read_frames(clip, keep_ycbcr=keep_ycbcr):
-        _brightness_quantiles(frame.sample())
+        brightness_quantiles(frame.sample())
         frames += 1
     return (time.perf_counter() - started) * 1000 / frames
 

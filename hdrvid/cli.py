@@ -301,8 +301,14 @@ def _convert_all(inputs: tuple[Path, ...], output: Path, options, engine, quiet:
                 report = run_convert(path, out_dir, options, progress=progress, engine=engine)
         except KeyboardInterrupt as exc:
             frames_dir = output_layout(path, out_dir, options.format)[1]
-            click.echo(f"Interrupted: {path}: the frames in {frames_dir} are complete; its "
-                       "hdrvid.json says the run is incomplete (finish it with --resume)", err=True)
+            if frames_dir.is_dir():
+                click.echo(f"Interrupted: {path}: the frames in {frames_dir} are complete; its "
+                           "hdrvid.json says the run is incomplete (finish it with --resume)",
+                           err=True)
+            else:  # the videos were streamed from the model: nothing to resume
+                click.echo(f"Interrupted: {path}: nothing was kept (the video is encoded as the "
+                           "frames come); run it again, or convert to EXRs (--format exr or "
+                           "all), which --resume can finish", err=True)
             raise SystemExit(143 if isinstance(exc, _Terminated) else 130) from None
         except HdrvidError as exc:
             if as_json:

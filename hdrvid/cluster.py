@@ -112,6 +112,8 @@ class RayEngine:
     one per CPU). chunk_frames: output frames per chunk (rounded down to whole cycles).
     """
 
+    streams = False  # chunks finish out of order on other machines: videos come from EXRs
+
     def __init__(self, address: str | None = None, workers: int | None = None,
                  chunk_frames: int = CHUNK_FRAMES, threads_per_worker: int = 1):
         self.ray = import_ray()

@@ -2,8 +2,8 @@
 
 This module owns the output folder: where things go (`output_layout`), the checks before any
 work, `--resume`, the sidecar ``hdrvid.json`` (written at every stage, so an interrupted or
-failed run says what it left) and the videos rendered from the EXRs. The frames themselves are
-an engine's (`hdrvid.engine`).
+failed run says what it left) and the videos, rendered from the EXRs or streamed from the
+model (`hdrvid.stream`). The frames themselves are an engine's (`hdrvid.engine`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import json
 import shutil
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,7 @@ from hdrvid.job import (
     Progress,
     ProgressEvent,
     Report,
+    cut_times,
     frame_range,
     scale_note,
 )
@@ -45,6 +46,7 @@ from hdrvid.render import (
     render,
 )
 from hdrvid.response import AUTO, Response, load_response
+from hdrvid.stream import StreamPlan, streamable
 from hdrvid.video import VideoInfo, frame_timestamps, probe
 
 
@@ -86,6 +88,8 @@ def convert(input: str | Path, output: str | Path, options: ConvertOptions = Con
     if options.scale == "mid-grey":
         job.scale_factor = _earlier_factor(frames_dir) if options.resume else None
         job.scale_factor = job.scale_factor or tonemap.MID_GREY / engine.log_average(job)
+    if frames_dir != output and getattr(engine, "streams", False) and streamable(job, videos):
+        job.stream = _stream_plan(job, videos, engine)
     sidecar = {**_sidecar(info, options, pattern), "response": report.response,
                "range": {"first": first, "last": last}, "scale": scale_note(job.scale_factor),
                "scale_factor": job.scale_factor}
@@ -126,6 +130,8 @@ def _run(engine: Engine, job: Job, report: Report, sidecar: dict, videos: dict[s
          progress: Progress | None, started: float) -> list[dict]:
     """Run the engine over the job's frames, then render the videos; the sidecar records each
     stage, and what a failure or Ctrl-C left. Returns the frames' records."""
+    if job.stream is not None:
+        return _run_streamed(engine, job, report, sidecar, progress, started)
     frames_dir = job.frames_dir
     write_json_atomic(frames_dir / "hdrvid.json", {**sidecar, "status": "running"})
     timestamps: list[dict] = []
@@ -152,6 +158,22 @@ def _run(engine: Engine, job: Job, report: Report, sidecar: dict, videos: dict[s
         write_json_atomic(frames_dir / "hdrvid.json",
                           {**sidecar, "status": "failed", "error": reason, "frames": timestamps})
         raise
+    return timestamps
+
+
+def _run_streamed(engine: Engine, job: Job, report: Report, sidecar: dict,
+                  progress: Progress | None, started: float) -> list[dict]:
+    """Run the engine with its frames streamed to the videos (`hdrvid.stream`). Nothing is
+    kept for --resume: a failed or interrupted run removes its partial videos, and the hidden
+    frames folder, which holds no frames."""
+    timestamps: list[dict] = []
+    try:
+        engine.run(job, report, timestamps, progress, started)
+    except BaseException:
+        shutil.rmtree(job.frames_dir, ignore_errors=True)
+        raise
+    sidecar["range"] = cut_times(job.info, job, timestamps, job.frame_times)
+    _record_stream(job.stream, report)
     return timestamps
 
 
@@ -186,6 +208,20 @@ def output_layout(input: Path, output: Path, format: str
     return output, frames_dir, videos
 
 
+def _stream_plan(job: Job, videos: dict[str, Path], engine: Engine) -> StreamPlan:
+    """The videos the job's frames will stream to, with sdr's key measured first."""
+    plan = StreamPlan(videos, {kind: job.options.render_options(kind) for kind in videos})
+    if plan.tone_mapped:
+        plan.key = engine.stream_key(job)
+    return plan
+
+
+def _record_stream(plan: StreamPlan, report: Report) -> None:
+    report.warnings += plan.warnings
+    report.stages.update({f"encode_{kind}": seconds for kind, seconds in plan.seconds.items()})
+    report.videos += plan.videos.values()
+
+
 def _render_video(frames_dir: Path, path: Path, kind: str, options: ConvertOptions,
                   report: Report, progress: Progress | None) -> None:
     tick = time.perf_counter()
@@ -195,27 +231,6 @@ def _render_video(frames_dir: Path, path: Path, kind: str, options: ConvertOptio
     report.warnings += render(frames_dir, path, kind, options.render_options(kind), on_frame)
     report.stages[f"encode_{kind}"] = time.perf_counter() - tick
     report.videos.append(path)
-
-
-def cut_times(info: VideoInfo, job: Job, entries: list[dict],
-              timestamps: Sequence[int] | None) -> dict:
-    """Where the converted frames lie in the source, for the videos made from them: ``start``
-    and ``end`` (seconds on the source's clock; None: its own start or end) bound the audio
-    kept, and ``offset`` is subtracted from every timestamp so the video starts as the source
-    did (as ffmpeg's -ss does)."""
-    cut = {"first": job.first, "last": job.last, "start": None, "end": None, "offset": 0.0}
-    if not entries:
-        return cut
-    if job.first > 0:
-        origin = float(timestamps[0] * info.time_base) if timestamps else 0.0
-        cut["start"] = entries[0]["time"]
-        cut["offset"] = entries[0]["time"] - origin
-    count = len(timestamps) if timestamps else info.frame_count
-    end = entries[-1]["index"] + 1
-    if job.last is not None and (count is None or end < count):  # the frame after the last kept one
-        cut["end"] = float(timestamps[end] * info.time_base) if timestamps and end < \
-            len(timestamps) else entries[-1]["time"] + 1 / float(info.fps or 25)
-    return cut
 
 
 def _complete_frames(frames_dir: Path, info: VideoInfo, options: ConvertOptions,

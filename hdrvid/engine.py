@@ -1,4 +1,5 @@
-"""The frame engine: decode -> model -> EXR writer for one job, with memory flat in its length.
+"""The frame engine: decode -> model -> EXR writer (or video encoders, `hdrvid.stream`) for one
+job, with memory flat in its length.
 
 A decode thread feeds a bounded queue (`_Prefetch`), the model runs in the calling thread on
 batches of windows (splitting a batch, then tiling a window, when memory runs out), and a pool
@@ -40,6 +41,7 @@ from hdrvid.job import (
 from hdrvid.predictor import HdrPredictor
 from hdrvid.primaries import CHROMATICITIES, PRIMARIES, conversion
 from hdrvid.response import Response, load_response
+from hdrvid.stream import StreamSink, key_frames, stream_key
 from hdrvid.video import Frame, VideoInfo, read_frames
 from hdrvid.windows import Chunk, Window, halo, sliding_windows
 
@@ -50,6 +52,9 @@ FLICKER_STOPS = 0.5
 # frames spread over the part converted whose log-average sets --scale mid-grey's one factor:
 # the tone mapper's key is measured on a like sample (render.py)
 SCALE_SAMPLES = 8
+# frames apart beyond which sampling a run's output seeks rather than decodes through: typical
+# keyframe intervals are longer, so a seek decodes about as much and costs a demuxer reset
+SEEK_FRAMES = 48
 
 
 class Engine(Protocol):
@@ -63,6 +68,11 @@ class Engine(Protocol):
             started: float) -> None: ...
 
     def log_average(self, job: Job) -> float: ...
+
+    # engines that run in this process can stream frames to encoders, and give the key
+    streams: bool
+
+    def stream_key(self, job: Job) -> tonemap.SequenceKey: ...
 
 
 def build_predictor(options: ConvertOptions, period: int) -> HdrPredictor:
@@ -100,6 +110,16 @@ class LocalEngine:
     def log_average(self, job: Job) -> float:
         return log_average(job, self.predictor)
 
+    streams = True  # its frames can go straight to encoders (`hdrvid.stream`)
+
+    def stream_key(self, job: Job) -> tonemap.SequenceKey:
+        """The tone-mapping key of a streamed job: the model's output at the frames `render`
+        would sample from the job's EXRs, stored and read back as they would be."""
+        dtype, matrix_t, chromaticities = _stored_form(job)
+        images = outputs_at(job, self.predictor, key_frames(job),
+                            torch.float16 if dtype == np.float16 else torch.float32)
+        return stream_key(job, images, dtype, matrix_t, chromaticities)
+
 
 def run_frames(job: Job, predictor: HdrPredictor, report: Report, timestamps: list[dict],
                progress: Progress | None = None, started: float | None = None,
@@ -108,7 +128,7 @@ def run_frames(job: Job, predictor: HdrPredictor, report: Report, timestamps: li
     ``chunk``'s frames when given (decoded with its halo)."""
     info, pattern, options = job.info, job.pattern, job.options
     started = time.perf_counter() if started is None else started
-    writer = _exr_writer(job)
+    writer = _frame_sink(job)
     # the frames first to last, each window read with its true neighbours (decoded as a halo
     # and not emitted), so that they equal the frames of a run over the whole video
     span = chunk or Chunk(str(info.path), job.first, END if job.last is None else job.last,
@@ -127,6 +147,7 @@ def run_frames(job: Job, predictor: HdrPredictor, report: Report, timestamps: li
     # Python's full collections walk every object alive (many, once torch is imported) holding
     # the GIL; what exists now outlives the loop, so the collector skips it until the end
     gc.freeze()
+    complete = False
     try:
         windows = span.windows(_windows(decoded, predictor.window, pattern.period, info.path))
         for batch in _batched(windows, options.batch_size):
@@ -149,26 +170,43 @@ def run_frames(job: Job, predictor: HdrPredictor, report: Report, timestamps: li
                 f"the result flickers: its frames alternate by {flicker:.1f} stops with the "
                 f"exposure cycle, so the exposures ({pattern.source}: {pattern.describe()}) "
                 "look wrong; check them with hdrvid info")
+        complete = True
     finally:
         gc.unfreeze()
         decoded.close()
-        writer.close()
+        if isinstance(writer, StreamSink):  # a failed run's videos are removed, not finished
+            writer.close(complete)
+        else:  # EXRs written are complete either way: --resume keeps them
+            writer.close()
         _record_run(report, predictor, options.batch_size or 1, decoded, writer, stages)
 
 
-def _exr_writer(job: Job) -> ExrSequenceWriter:
-    """The job's EXR writer: its pixel type, compression, colour header and --scale factor."""
+def _frame_sink(job: Job) -> ExrSequenceWriter | StreamSink:
+    """Where the job's frames go: its EXR writer (pixel type, compression, colour header and
+    --scale factor), or the encoders of the videos it streams to."""
     options = job.options
     colour, matrix, _ = exr_colour(job.info, options)
+    matrix = _scaled(matrix, job.scale_factor)
+    if job.stream is not None:
+        return StreamSink(job, job.stream, *_stored_form(job))
     return ExrSequenceWriter(
         job.frames_dir, options.exr_compression(), half=not options.float32, fps=job.info.fps,
         workers=options.workers,
-        attributes={**_exr_attributes(options, job.scale_factor), **colour},
-        matrix=_scaled(matrix, job.scale_factor))
+        attributes={**_exr_attributes(options, job.scale_factor), **colour}, matrix=matrix)
+
+
+def _stored_form(job: Job) -> tuple[type, np.ndarray | None, tuple[float, ...]]:
+    """How the job's EXRs would store its frames: (pixel type, the writer's matrix transposed,
+    the header's chromaticities as 32-bit floats), for frames that skip the EXRs."""
+    colour, matrix, _ = exr_colour(job.info, job.options)
+    matrix = _scaled(matrix, job.scale_factor)
+    return (np.float32 if job.options.float32 else np.float16,
+            None if matrix is None else np.asarray(matrix, np.float32).T.copy(),
+            tuple(float(c) for c in np.asarray(colour["chromaticities"], np.float32)))
 
 
 def _record_run(report: Report, predictor: HdrPredictor, batch: int, decoded: _Prefetch,
-                writer: ExrSequenceWriter, stages: dict[str, float]) -> None:
+                writer: ExrSequenceWriter | StreamSink, stages: dict[str, float]) -> None:
     """Where the run's time went, and how the model ran, into ``report``."""
     report.stages = {"decode": decoded.busy_seconds - stages["prepare"], **stages,
                      "write": writer.write_seconds,
@@ -298,7 +336,11 @@ def _log2_brightness(image: np.ndarray) -> float:
     return math.log2(max(luminance, 1e-6))
 
 
-def _write_frame(writer: ExrSequenceWriter, entry: dict, image: np.ndarray) -> None:
+def _write_frame(writer: ExrSequenceWriter | StreamSink, entry: dict, image: np.ndarray
+                 ) -> None:
+    if isinstance(writer, StreamSink):
+        writer.write(entry, image)
+        return
     attributes = {"hdrvid:time": float(entry["time"]), "hdrvid:exposure": float(entry["exposure"])}
     if entry["pts"] is not None:
         attributes["hdrvid:pts"] = int(entry["pts"])
@@ -319,30 +361,51 @@ def _batched(items: Iterable, size: int) -> Iterator[list]:
 def log_average(job: Job, predictor: HdrPredictor, samples: int = SCALE_SAMPLES) -> float:
     """The log-average luminance (`tonemap.log_average_luminance`) of the frames ``job`` will
     write, on the native scale, measured on up to ``samples`` of them spread evenly over the
-    part converted: each is run through the model with its true neighbours, as in the run."""
-    info, pattern = job.info, job.pattern
+    part converted."""
+    info = job.info
     count = frame_total(job, len(job.frame_times or ())) or DETECTION_FRAMES
     centres = np.unique(np.linspace(job.first, job.first + count - 1,
                                     min(samples, count)).round().astype(int))
     to_709 = None if info.color_tags.get("primaries") != 9 else \
         conversion(CHROMATICITIES["bt2020"], CHROMATICITIES["rec709"]).T.astype(np.float32)
-    stages = dict.fromkeys(("prepare", "model", "fetch"), 0.0)
     pooled = []
-    for centre in centres:
-        span = Chunk(str(info.path), int(centre), int(centre) + 1,
+    for image in outputs_at(job, predictor, centres, torch.float32):
+        step = max(1, min(image.shape[:2]) // tonemap.KEY_PIXELS)
+        sample = image[::step, ::step].reshape(-1, 3)
+        pooled.append(sample if to_709 is None else sample @ to_709)
+    if not pooled:
+        raise InputError(f"{info.path}: no frame to measure --scale mid-grey on; check --start")
+    return tonemap.log_average_luminance(np.concatenate(pooled))
+
+
+def outputs_at(job: Job, predictor: HdrPredictor, centres: Iterable[int],
+               out_dtype: torch.dtype) -> Iterator[np.ndarray]:
+    """The model's output frames at ``centres`` (ascending), each run with its true neighbours
+    as in the run: a sample of a run's frames before the run. Centres close together are
+    decoded in one pass, distant ones after a seek."""
+    info, pattern = job.info, job.pattern
+    stages = dict.fromkeys(("prepare", "model", "fetch"), 0.0)
+    for group in _decoding_groups(list(centres)):
+        span = Chunk(str(info.path), group[0], group[-1] + 1,
                      halo(predictor.window, pattern.period))
         decoded = read_frames(info.path, info.color, span.decode_stop, span.decode_start,
                               job.frame_times, predictor.yuv_on_device)
         prepared = ((frame, predictor.prepare(frame.pixels)) for frame in decoded)
         for window in span.windows(_windows(prepared, predictor.window, pattern.period,
                                             info.path)):
-            image = _infer(predictor, [window], pattern, stages, [], torch.float32)[0]
-            step = max(1, min(image.shape[:2]) // tonemap.KEY_PIXELS)
-            sample = image[::step, ::step].reshape(-1, 3)
-            pooled.append(sample if to_709 is None else sample @ to_709)
-    if not pooled:
-        raise InputError(f"{info.path}: no frame to measure --scale mid-grey on; check --start")
-    return tonemap.log_average_luminance(np.concatenate(pooled))
+            if window.center in group:
+                yield _infer(predictor, [window], pattern, stages, [], out_dtype)[0]
+
+
+def _decoding_groups(centres: list[int]) -> list[list[int]]:
+    """``centres`` in runs whose gaps are short enough to decode through rather than seek."""
+    groups: list[list[int]] = []
+    for centre in centres:
+        if groups and centre - groups[-1][-1] <= SEEK_FRAMES:
+            groups[-1].append(centre)
+        else:
+            groups.append([centre])
+    return groups
 
 
 def exr_colour(info: VideoInfo, options: ConvertOptions

@@ -3,8 +3,8 @@
 A clip is described by `ExposurePattern(times, phase)`: ascending relative times with the
 shortest equal to 1, and the level of frame 0. Frame i has level ``(i + phase) % period``
 (docs/conventions.md §3.1). Patterns come from the user (``--exposures``, ``--stops``, a sidecar
-file) or from `detect_exposure_pattern`, which compares the brightness distributions of
-neighbouring frames.
+file) or from `detect_exposure_pattern`, which fits a cycle to the steps between neighbouring
+frames (`steps.py` measures them).
 """
 
 from __future__ import annotations
@@ -20,7 +20,15 @@ from pathlib import Path
 import numpy as np
 
 from hdrvid.errors import ExposureError
-from hdrvid.response import GAMMA, Response
+from hdrvid.response import Response
+from hdrvid.steps import (
+    WEAK_FRACTION,
+    brightness_quantiles,
+    log2_ratio,
+    measure_steps,
+    pair_steps,
+    trusted_fraction,
+)
 from hdrvid.video import VideoInfo, read_frames
 
 LEVEL_NAMES = {2: ("low", "high"), 3: ("low", "mid", "high")}
@@ -167,137 +175,6 @@ def _first_break(values: list[float]) -> int:
 
 # --- detection ---------------------------------------------------------------------------------
 
-# dense near the top, where the darker frame of a pair still holds its well-exposed values, and
-# near the bottom, where a long frame that is nearly all clipped still holds a few
-_QUANTILES = np.concatenate([np.linspace(0.0005, 0.0095, 19), np.linspace(0.01, 0.9, 90),
-                             np.linspace(0.901, 0.999, 99)])
-_LOW, _HIGH = 0.06, 0.92  # gamma-domain range trusted in both frames: above noise, below clipping
-_BRIGHT = 0.4  # prefer values this high in the brighter frame: the darker one is then above noise
-
-
-def _brightness_quantiles(frame: np.ndarray) -> np.ndarray:
-    """Quantiles of max(R', G', B') on a subsampled frame.
-
-    max(R', G', B') scales exactly with exposure^(1/2.2) until it clips at 1, and quantiles do
-    not care where pixels are, so comparing quantiles of two frames measures their exposure
-    ratio even when the scene moves between them.
-    """
-    step = max(1, min(frame.shape[:2]) // 180)
-    sub = frame[::step, ::step]
-    # numpy's "linear" quantiles from one sort: np.quantile took 7.6 ms per 640×360 frame for
-    # these 189 quantiles (and .max(axis=-1) on the strided view 2 ms), this 2.4 ms
-    values = np.sort(np.maximum(np.maximum(sub[..., 0], sub[..., 1]), sub[..., 2]), axis=None)
-    position = _QUANTILES * (values.size - 1)
-    below = np.floor(position).astype(np.intp)
-    above = np.minimum(below + 1, values.size - 1)
-    return values[below] + (position - below) * (values[above] - values[below])
-
-
-def _log2_ratio(qa: np.ndarray, qb: np.ndarray) -> float:
-    """log2(t_b / t_a) from brightness quantiles of frames a and b; NaN if nothing is usable."""
-    valid = (qa > _LOW) & (qa < _HIGH) & (qb > _LOW) & (qb < _HIGH)
-    if valid.sum() < 5:  # one frame is mostly clipped or black
-        return math.nan
-    # noise lifts the darkest quantiles of the shorter frame and biases the ratio low
-    bright = valid & (np.maximum(qa, qb) > _BRIGHT)
-    if bright.sum() >= 5:
-        valid = bright
-    return float(np.median(GAMMA * (np.log2(qb[valid]) - np.log2(qa[valid]))))
-
-
-# a static pair's co-located step replaces its quantile step only when they differ by more than
-# this: then the quantiles compared different content; within it both are right to detection's
-# rounding, and keeping the quantile step keeps earlier results (docs/performance.md)
-DISAGREE_STOPS = 0.75
-# static: co-located pixels match with under this share of the spread they have SHIFT pooled
-# pixels off (moving footage: about the same spread or less; docs/performance.md)
-STATIC_SPREAD, SHIFT = 0.75, 2
-_BAND = 0.5  # co-located pixels count where the brighter frame is at least this bright
-WEAK_FRACTION = 0.05  # a frame with less of itself in the trusted range measures steps poorly
-
-
-def _pooled_brightness(frame: np.ndarray) -> np.ndarray:
-    """max(R', G', B') at about 180 rows, each the mean of 2×2 samples spread over its block:
-    noise averages out, and strided views cost little where a full block mean copies the frame."""
-    step = max(1, min(frame.shape[:2]) // 180)
-    half = step // 2
-    rows, cols = (frame.shape[0] - half) // step, (frame.shape[1] - half) // step
-    samples = [frame[dy:dy + rows * step:step, dx:dx + cols * step:step]
-               for dy in {0, half} for dx in {0, half}]
-    return (sum(samples) / len(samples)).max(axis=-1)
-
-
-def _colocated_log2_ratio(va: np.ndarray, vb: np.ndarray) -> float:
-    """log2(t_b / t_a) from the `_pooled_brightness` ``va``, ``vb`` of frames a and b at the
-    same places; NaN unless the pair is
-    static: its pixels match each other at their own place far better than a few pixels off.
-
-    Quantiles assume both frames show the same content; a still stack whose registration
-    borders differ from frame to frame, or a large static overlay, breaks that, while pixel by
-    pixel a static shot is exact. Pixels count where the brighter frame is in its upper range
-    (above noise, toe and black floor in the darker one) and neither frame is clipped nearby.
-    """
-    sign = 1.0
-    if va.mean() > vb.mean():  # vb: the brighter frame
-        va, vb, sign = vb, va, -1.0
-    va, vb = _unclipped(va), _unclipped(vb)
-    s = SHIFT
-    inner = va[s:-s, s:-s]
-    zero, _ = _colocated_steps(inner, vb[s:-s, s:-s])
-    h, w = vb.shape
-    shifted = [_colocated_steps(inner, vb[s + dy:h - s + dy, s + dx:w - s + dx])[1]
-               for dy, dx in ((-s, 0), (s, 0), (0, -s), (0, s))]
-    if zero.size < 50 or not np.nanmin(shifted) > 0:
-        return math.nan
-    spread = float(np.median(np.abs(zero - np.median(zero))))
-    if spread >= STATIC_SPREAD * np.nanmin(shifted):
-        return math.nan
-    return sign * float(np.median(zero))
-
-
-def _unclipped(v: np.ndarray) -> np.ndarray:
-    """``v`` with NaN where it or a neighbour is clipped: video keeps colour at half resolution,
-    so a clipped channel bends its neighbours' values by amounts that depend on the exposure."""
-    clipped = v >= _HIGH
-    near = clipped.copy()
-    near[1:] |= clipped[:-1]
-    near[:-1] |= clipped[1:]
-    near[:, 1:] |= clipped[:, :-1]
-    near[:, :-1] |= clipped[:, 1:]
-    return np.where(near, np.nan, v)
-
-
-def _colocated_steps(dark: np.ndarray, bright: np.ndarray) -> tuple[np.ndarray, float]:
-    """Per-pixel steps (stops) where both frames are trusted and the brighter one is in its
-    upper range, and their spread (median absolute deviation; NaN with under 50 pixels)."""
-    band = (dark > _LOW) & (dark < _HIGH) & (bright > _BAND) & (bright < _HIGH)
-    steps = GAMMA * (np.log2(bright[band]) - np.log2(dark[band]))
-    if steps.size < 50:
-        return steps, math.nan
-    return steps, float(np.median(np.abs(steps - np.median(steps))))
-
-
-def _pair_steps(frames: Sequence[np.ndarray], quantiles: Sequence[np.ndarray]) -> np.ndarray:
-    """log2 exposure ratio of each pair of neighbouring frames: from quantiles, or from
-    co-located pixels where a static pair's pixels say something else (see above)."""
-    steps = np.array([_log2_ratio(a, b) for a, b in itertools.pairwise(quantiles)])
-    pooled = [_pooled_brightness(f) for f in frames]
-    for i, (a, b) in enumerate(itertools.pairwise(pooled)):
-        if math.isnan(steps[i]):
-            continue
-        colocated = _colocated_log2_ratio(a, b)
-        if abs(colocated - steps[i]) > DISAGREE_STOPS:  # False for NaN
-            steps[i] = colocated
-    return steps
-
-
-def _trusted_fraction(quantiles: np.ndarray) -> float:
-    """Share of a frame's pixels between noise and clipping, from its quantiles."""
-    def below(value: float) -> float:
-        return float(np.interp(value, quantiles, _QUANTILES, left=0.0, right=1.0))
-    return below(_HIGH) - below(_LOW)
-
-
 def detect_exposure_pattern(frames: Sequence[np.ndarray]) -> ExposurePattern:
     """Detect the cycle length, phase and exposure ratios from gamma-2.2 R'G'B' frames.
 
@@ -310,13 +187,13 @@ def detect_exposure_pattern(frames: Sequence[np.ndarray]) -> ExposurePattern:
     to its neighbour (``assumed`` says so). Stops are rounded to the nearest third of a stop
     (the cameras' exposure step), a step into almost all clipped frames to the whole stop
     (`_snap_weak_steps`); pass --exposures for others. Static pairs are also measured pixel by
-    pixel (`_pair_steps`).
+    pixel (`pair_steps`).
     """
     if len(frames) < 4:
         raise ExposureError(f"only {len(frames)} frames: exposure detection needs at least 4; pass "
                             "--exposures (e.g. --exposures 1,8)")
-    quantiles = [_brightness_quantiles(f) for f in frames]
-    steps = _pair_steps(frames, quantiles)
+    quantiles = [brightness_quantiles(f) for f in frames]
+    steps = pair_steps(frames, quantiles)
     if np.isnan(steps).all():
         raise ExposureError("could not measure any exposure ratio between neighbouring frames "
                             "(frames almost all black or clipped); pass --exposures (e.g. "
@@ -337,7 +214,7 @@ def detect_exposure_pattern(frames: Sequence[np.ndarray]) -> ExposurePattern:
     class_stops = np.concatenate([[0.0], np.cumsum(deltas[:-1])])
     class_stops = class_stops - class_stops.min()
     period = len(deltas)
-    weak = [float(np.median([_trusted_fraction(q) for q in quantiles[k::period]])) < WEAK_FRACTION
+    weak = [float(np.median([trusted_fraction(q) for q in quantiles[k::period]])) < WEAK_FRACTION
             for k in range(period)]
     if assumed is None and any(weak):
         class_stops, assumed = _snap_weak_steps(class_stops, weak)
@@ -461,11 +338,6 @@ def trained_range_warning(pattern: ExposurePattern) -> str | None:
     return None
 
 
-def measure_steps(frames: Sequence[np.ndarray]) -> np.ndarray:
-    """log2 exposure ratio between each pair of neighbouring frames (NaN where unmeasurable)."""
-    return _pair_steps(frames, [_brightness_quantiles(f) for f in frames])
-
-
 def fit_phase(steps: np.ndarray, times: Sequence[float]) -> tuple[int, float]:
     """The phase whose cycle best explains measured ``steps``, and its median error in stops."""
     period = len(times)
@@ -543,9 +415,9 @@ class CycleMonitor:
 
     def check(self, index: int, frame: np.ndarray) -> None:
         """frame: gamma-2.2 R'G'B' (H, W, 3), any size (a subsampled frame is enough)."""
-        quantiles = _brightness_quantiles(frame)
+        quantiles = brightness_quantiles(frame)
         previous, self._previous = self._previous, quantiles
-        step = math.nan if previous is None else _log2_ratio(previous, quantiles)
+        step = math.nan if previous is None else log2_ratio(previous, quantiles)
         if math.isnan(step):
             return
         position = self.pattern.level(index)

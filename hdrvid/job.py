@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,6 +20,9 @@ from hdrvid.errors import InputError
 from hdrvid.exposure import ExposureHints, ExposurePattern
 from hdrvid.render import RenderOptions
 from hdrvid.video import VideoInfo, frame_at, parse_position
+
+if TYPE_CHECKING:
+    from hdrvid.stream import StreamPlan
 
 END = sys.maxsize  # a frame index no video reaches: "to the end"
 SCALE_NOTE = "linear light; 1.0 = the clipping point of the shortest exposure"
@@ -178,6 +182,8 @@ class Job:
     frame_times: Sequence[int] | None = None  # the video's `frame_timestamps` (for seeking)
     # the exposure steps learned at the clip's start (`learn_cycle`): chunks check against them
     cycle_signature: np.ndarray | None = None
+    # the videos its frames stream to instead of EXRs (`hdrvid.stream`); None: EXRs
+    stream: StreamPlan | None = None
 
 
 def model_key(options: ConvertOptions, pattern: ExposurePattern) -> tuple:
@@ -235,3 +241,24 @@ def scale_note(factor: float) -> str:
     return (f"linear light, scaled so that the sequence's log-average luminance is 0.18 (one "
             f"factor, {factor:.6g}, for every frame); the clipping point of the shortest "
             f"exposure is at {factor:.6g}")
+
+
+def cut_times(info: VideoInfo, job: Job, entries: list[dict],
+              timestamps: Sequence[int] | None) -> dict:
+    """Where the converted frames lie in the source, for the videos made from them: ``start``
+    and ``end`` (seconds on the source's clock; None: its own start or end) bound the audio
+    kept, and ``offset`` is subtracted from every timestamp so the video starts as the source
+    did (as ffmpeg's -ss does)."""
+    cut = {"first": job.first, "last": job.last, "start": None, "end": None, "offset": 0.0}
+    if not entries:
+        return cut
+    if job.first > 0:
+        origin = float(timestamps[0] * info.time_base) if timestamps else 0.0
+        cut["start"] = entries[0]["time"]
+        cut["offset"] = entries[0]["time"] - origin
+    count = len(timestamps) if timestamps else info.frame_count
+    end = entries[-1]["index"] + 1
+    if job.last is not None and (count is None or end < count):  # the frame after the last kept one
+        cut["end"] = float(timestamps[end] * info.time_base) if timestamps and end < \
+            len(timestamps) else entries[-1]["time"] + 1 / float(info.fps or 25)
+    return cut

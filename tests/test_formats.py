@@ -404,3 +404,52 @@ def test_the_cli_formats_are_the_output_kinds():
         assert all(f"{name}: {OUTPUT_KINDS[name].help}" in text for name in kinds)
     assert CONVERT_FORMATS["all"] == ("exr", "sdr", "hdr10") and "png" not in CONVERT_FORMATS
     assert set(RENDER_KINDS) == {"sdr", "hdr10", "hlg", "prores", "dnxhr", "png"}
+
+
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory):
+    """A clip long enough for sdr to stream (`stream.STREAM_SDR_FRAMES`), with audio, cut at
+    --start so that timestamps and audio are shifted as in a part of a video."""
+    from test_outputs import _clip_with_audio
+
+    from hdrvid.stream import STREAM_SDR_FRAMES
+
+    return _clip_with_audio(tmp_path_factory.mktemp("long"), STREAM_SDR_FRAMES + 12, 128, 72,
+                            seed=4, seconds=5.0)
+
+
+@pytest.mark.parametrize("kind", ["sdr", "hlg"])
+def test_a_conversion_streams_its_video_as_rendered_from_its_exrs(long_clip, tmp_path, kind):
+    """Without EXRs asked for, the video is encoded as the model's frames come (the hidden
+    frames folder never holds a frame) and is byte for byte the video `render` makes from
+    the EXRs of the same conversion, timestamps and audio included."""
+    options = dict(start="0.5s")
+    exrs = tmp_path / "exrs"
+    convert(long_clip, exrs, ConvertOptions(format="exr", **options))
+    from_exrs = tmp_path / f"from-exrs-{kind}.mp4"
+    render(exrs, from_exrs, kind)
+
+    hidden = tmp_path / "streamed" / ".hdrvid-frames"
+    held = []
+    report = convert(long_clip, tmp_path / "streamed", ConvertOptions(format=kind, **options),
+                     progress=lambda event: held.append(len(list(hidden.glob("*.exr")))))
+    streamed = tmp_path / "streamed" / f"clip-{kind}.mp4"
+    assert report.videos == [streamed] and f"encode_{kind}" in report.stages
+    assert held and not any(held) and not hidden.exists()
+    assert streamed.read_bytes() == from_exrs.read_bytes()
+
+
+def test_an_interrupted_streamed_conversion_leaves_nothing_half_written(long_clip, tmp_path):
+    """Ctrl-C while streaming: no video, no partial file, no hidden folder; a second run into
+    the same folder is not refused."""
+    out = tmp_path / "out"
+
+    def interrupt(event):
+        if event.done >= 40:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        convert(long_clip, out, ConvertOptions(format="sdr"), progress=interrupt)
+    assert list(out.iterdir()) == []
+    convert(long_clip, out, ConvertOptions(format="hlg", max_frames=12))
+    assert sorted(p.name for p in out.iterdir()) == ["clip-hlg.mp4", "hdrvid.json"]
