@@ -195,8 +195,8 @@ MODELS: dict[str, ModelSpec] = {
         # trained here (weights/README.md); fusion-stage files record refined=False
         weights={2: (WeightFile("f2hdr-2e.safetensors", sha256="62866f453b395eef4aad900b9dd7bc39"
                                 "7e0393568df25b8b53d393a5d2c4313b", size=1659916),),
-                 3: (WeightFile("f2hdr-3e.safetensors", sha256="9f80ca4f10d94a3e6dba582c42e7dfe6"
-                                "f989aabcf9e81de868cd17cdcd5c4b11", size=4845008),)},
+                 3: (WeightFile("f2hdr-3e.safetensors", sha256="03580a8cc8b817d6bd263e7f078786d0"
+                                "5522a548a1ca4072bd1f31c261b3eeff", size=4845064),)},
         trained=True,
         train_step=f2hdr_step,
     ),
