@@ -418,12 +418,15 @@ def long_clip(tmp_path_factory):
                             seed=4, seconds=5.0)
 
 
-@pytest.mark.parametrize("kind", ["sdr", "hlg"])
-def test_a_conversion_streams_its_video_as_rendered_from_its_exrs(long_clip, tmp_path, kind):
+@pytest.mark.parametrize("kind, extra", [("sdr", {}), ("hlg", {}),
+                                         ("sdr", {"scale": "mid-grey", "primaries": "acescg"})])
+def test_a_conversion_streams_its_video_as_rendered_from_its_exrs(long_clip, tmp_path, kind,
+                                                                  extra):
     """Without EXRs asked for, the video is encoded as the model's frames come (the hidden
     frames folder never holds a frame) and is byte for byte the video `render` makes from
-    the EXRs of the same conversion, timestamps and audio included."""
-    options = dict(start="0.5s")
+    the EXRs of the same conversion, timestamps and audio included; also where the EXRs
+    would hold scaled values in other primaries."""
+    options = dict(start="0.5s", **extra)
     exrs = tmp_path / "exrs"
     convert(long_clip, exrs, ConvertOptions(format="exr", **options))
     from_exrs = tmp_path / f"from-exrs-{kind}.mp4"
