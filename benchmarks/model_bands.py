@@ -3,7 +3,9 @@ the true luminance of the pixel, on clips of benchmarks/quality.py.
 
 Each cell is 10·log10(MSE_a / MSE_b) of μ-law values (dB; positive: model b is better there),
 pooled over the clip's frames of that reference level, with the share of pixels in the band.
-It shows which windows and tones a learned model still gets wrong against `merge`.
+The last column is each model's mean output over the mean truth in the darkest band: a bias
+there costs much PSNR-T. It shows which windows and tones a learned model still gets wrong
+against `merge`.
 
     python benchmarks/model_bands.py [--clips StillLife,CandleGlass] [--exposures 3E]
         [--models merge,f2hdr] [--weights f2hdr:3E=PATH] [--frames 6]
@@ -57,7 +59,11 @@ def band_table(clip: Clip, outputs: dict[str, list[np.ndarray]]) -> list[list[st
             errors = [np.mean((mu_law(np.stack([f[i] for i in indices])[band]) -
                                mu_law(truth[band])) ** 2) for f in (frames_a, frames_b)]
             cells.append(f"{10 * np.log10(errors[0] / errors[1]):+.2f} ({band.mean():.2f})")
-        rows.append([f"{clip.name} {clip.exposures} level {level}", *cells])
+        darkest = luminance < BANDS[0][1]  # mean output over mean truth: a bias in the shadows
+        bias = [np.stack([f[i] for i in indices])[darkest].mean() / truth[darkest].mean()
+                for f in (frames_a, frames_b)]
+        rows.append([f"{clip.name} {clip.exposures} level {level}", *cells,
+                     f"{bias[0]:.3f} / {bias[1]:.3f}"])
     return rows
 
 
@@ -78,6 +84,7 @@ def main() -> None:
     table.add_column("clip, reference level")
     for low, high in BANDS:
         table.add_column(f"{low:g}–{high:g}")
+    table.add_column(f"output / truth under {BANDS[0][1]:g}: {models[0]} / {models[1]}")
     with tempfile.TemporaryDirectory() as folder:
         workdir = Path(folder)
         for name in args.clips.split(","):
@@ -90,7 +97,7 @@ def main() -> None:
                                   for i in range(len(clip.truth))]
             for row in band_table(clip, outputs):
                 table.add_row(*row)
-    Console(width=130).print(table)
+    Console(width=160).print(table)
 
 
 if __name__ == "__main__":
