@@ -184,11 +184,11 @@ def run_frames(job: Job, predictor: HdrPredictor, report: Report, timestamps: li
 def _frame_sink(job: Job) -> ExrSequenceWriter | StreamSink:
     """Where the job's frames go: its EXR writer (pixel type, compression, colour header and
     --scale factor), or the encoders of the videos it streams to."""
+    if job.stream is not None:
+        return StreamSink(job, job.stream, *_stored_form(job))
     options = job.options
     colour, matrix, _ = exr_colour(job.info, options)
     matrix = _scaled(matrix, job.scale_factor)
-    if job.stream is not None:
-        return StreamSink(job, job.stream, *_stored_form(job))
     return ExrSequenceWriter(
         job.frames_dir, options.exr_compression(), half=not options.float32, fps=job.info.fps,
         workers=options.workers,
