@@ -32,7 +32,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -76,6 +76,15 @@ GAMMA22 = SlopeCurve((GAMMA,) + (0.0,) * DEGREE)
 # the largest difference (stops, over codes 0.1-0.9) from gamma 2.2 that `info` still calls
 # gamma 2.2: estimates on true gamma-2.2 clips stay well inside it (docs/response.md)
 GAMMA22_TOLERANCE = 0.25
+# a black floor (film base, a scanner's or camera's pedestal): the darkest codes of the short
+# and the long frames of a pair coincide instead of scaling with the exposure
+FLOOR_QUANTILE = 0.02  # the darkest codes: this quantile of each channel's unclipped pixels
+FLOOR_MIN = 0.02  # every channel's floor at least this far above 0 ...
+FLOOR_SAME = 0.01  # ... and the long frames' floor at most this far above the short frames'
+# the curve's black level, as a share of the floor's code: the floor's codes stand for all the
+# light too dark to record, which a curve reaching 0 at the floor itself maps to nothing
+# (measured on the one real floor we have, Memorial: docs/response.md, "Black floor")
+BLACK_SHARE = 0.5
 
 
 class CalibrationError(InputError):
@@ -98,6 +107,8 @@ class Estimate:
     @property
     def confidence(self) -> float:
         """In [0, 1]: falls with the residual (0 at half a stop) and with a narrow coverage."""
+        if not math.isfinite(self.residual_stops):  # no fit: the floor alone was measured
+            return 0.0
         return float(np.clip(1 - 2 * self.residual_stops, 0, 1) * min(1.0, self.coverage / 0.7))
 
     def samples(self, codes: Sequence[float] = (0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 1.0)
@@ -111,13 +122,15 @@ class Estimate:
         return float(np.max(np.abs(self.curve.log_linear(v) - GAMMA * np.log(v))) / math.log(2))
 
     def looks_like_gamma22(self) -> bool:
-        return self.gamma22_difference() <= GAMMA22_TOLERANCE
+        return not self.curve.black and self.gamma22_difference() <= GAMMA22_TOLERANCE
 
     def as_dict(self) -> dict:
         return {"model": "slope", "spec": self.curve.spec,
                 "coefficients": list(self.curve.coefficients),
                 "samples": [[round(v, 3), round(f, 5)] for v, f in self.samples()],
-                "residual_stops": round(self.residual_stops, 4),
+                "residual_stops": round(self.residual_stops, 4)
+                if math.isfinite(self.residual_stops) else None,
+                "black": round(self.curve.black, 4),
                 "coverage": round(self.coverage, 3), "equations": self.equations,
                 "confidence": round(self.confidence, 3), "source": self.source,
                 "gamma22_difference_stops": round(self.gamma22_difference(), 3),
@@ -417,12 +430,57 @@ def estimate_from_pairs(pairs: Sequence[tuple[np.ndarray, np.ndarray, float]],
     return fit_curve(*gram.equations(), source=source)
 
 
+def black_floor(pairs: Sequence[tuple[np.ndarray, np.ndarray, float]]) -> float:
+    """The code of a black floor the footage sits on, or 0 when it has none.
+
+    A floor is a darkest code that does not move with the exposure: in every channel the
+    longer frames' darkest pixels are as dark as the shorter frames', where scene content
+    would be brighter by the ratio (or at 0, where the scene holds true black). Only pairs whose
+    longer frame is the brighter on average count: frames that do not differ share every level."""
+    floors = []
+    for short, long, _ in pairs:
+        keep = _unclipped(short) & _unclipped(long)  # also Debevec's blue borders
+        if keep.sum() < MIN_LIT_PIXELS or _luma(long).mean() < _luma(short).mean() + FLOOR_SAME:
+            continue
+        floors.append([np.quantile(frame[keep], FLOOR_QUANTILE, axis=0) for frame in (short, long)])
+    if not floors:
+        return 0.0
+    short, long = np.median(np.array(floors), axis=0)  # (3,) each: per channel
+    if np.all(short >= FLOOR_MIN) and np.all(long <= short + FLOOR_SAME):
+        return float(np.median(short))
+    return 0.0
+
+
+def _on_floor(estimate: Estimate | None, floor: float, failure: str | None) -> Estimate:
+    """``estimate``'s curve (gamma 2.2 where there is none) lifted onto the black floor."""
+    black = round(BLACK_SHARE * floor, 4)
+    note = (f"the footage sits on a black floor at code {floor:.3f} (film base or a pedestal): "
+            f"the curve reaches black at {black:.3f}")
+    if estimate is None:
+        note += f"; {failure}, so gamma 2.2 is assumed above the floor"
+        estimate = Estimate(GAMMA22, math.nan, 0.0, 0, "video", kept_gamma=True)
+    estimate.curve = replace(estimate.curve, black=black)
+    estimate.notes.append(note)
+    return estimate
+
+
 def estimate_from_video(info: VideoInfo, pattern: ExposurePattern) -> Estimate:
-    """The inverse response of ``info``'s video whose exposures follow ``pattern``."""
+    """The inverse response of ``info``'s video whose exposures follow ``pattern``.
+
+    Footage on a black floor whose curve cannot be fitted (the short frames hold nothing but
+    the floor) still gets the floor, under gamma 2.2."""
+    pairs = pair_frames(info, pattern)
+    floor = black_floor(pairs)
     try:
-        estimate = estimate_from_pairs(pair_frames(info, pattern))
+        estimate = estimate_from_pairs(pairs)
     except CalibrationError as exc:
-        raise CalibrationError(f"{info.path}: cannot recover the camera response: {exc}") from exc
+        if not floor:
+            raise CalibrationError(
+                f"{info.path}: cannot recover the camera response: {exc}") from exc
+        estimate = _on_floor(None, floor, str(exc))
+    else:
+        if floor:
+            estimate = _on_floor(estimate, floor, None)
     if pattern.source == "detected" and not estimate.looks_like_gamma22():
         estimate.notes.append(
             "the exposure ratios were detected assuming gamma 2.2, and a curve can only be "
@@ -440,7 +498,7 @@ def resolve_auto(info: VideoInfo, pattern: ExposurePattern, warnings: list[str]
         warnings.append(f"{exc}; assuming gamma 2.2 instead")
         return "gamma2.2", None
     warnings += estimate.notes
-    if estimate.kept_gamma:
+    if estimate.kept_gamma and not estimate.curve.black:
         return "gamma2.2", estimate  # the models' own curve: nothing to re-encode
     return estimate.curve.spec, estimate
 

@@ -50,6 +50,7 @@ class Response:
 # --- the estimated curves' model (hdrvid.calibrate fits it) -----------------------------------
 
 SLOPE_PREFIX = "slope:"
+BLACK_KEY = ";black="
 TABLE_SIZE = 1024  # samples of a curve given by coefficients, finer than any 8- or 10-bit step
 
 
@@ -71,6 +72,9 @@ class SlopeCurve:
     """
 
     coefficients: tuple[float, ...]
+    # a black floor: codes at or below ``black`` are 0 and the curve above it runs over
+    # (v − black) / (1 − black); ``;black=B`` in the spec (docs/response.md, "Black floor")
+    black: float = 0.0
 
     def log_linear(self, v: np.ndarray) -> np.ndarray:
         """ln f(v) for codes v in (0, 1]."""
@@ -88,8 +92,10 @@ class SlopeCurve:
         return bool(np.all(self.slope(np.linspace(0.0, 1.0, 257)) > minimum))
 
     def linear(self, v: np.ndarray) -> np.ndarray:
-        """f(v), with f(0) = 0."""
+        """f(v), with f(v) = 0 at and below the black floor."""
         v = np.clip(np.asarray(v, dtype=np.float64), 0.0, 1.0)
+        if self.black:
+            v = np.clip((v - self.black) / (1 - self.black), 0.0, 1.0)
         out = np.zeros_like(v)
         positive = v > 0
         out[positive] = np.exp(self.log_linear(v[positive]))
@@ -97,7 +103,8 @@ class SlopeCurve:
 
     @property
     def spec(self) -> str:
-        return SLOPE_PREFIX + ",".join(f"{c:.5g}" for c in self.coefficients)
+        black = f"{BLACK_KEY}{self.black:.4g}" if self.black else ""
+        return SLOPE_PREFIX + ",".join(f"{c:.5g}" for c in self.coefficients) + black
 
     def response(self) -> Response:
         codes = np.linspace(0.0, 1.0, TABLE_SIZE)
@@ -106,13 +113,18 @@ class SlopeCurve:
 
 
 def parse_slope_curve(spec: str) -> SlopeCurve:
-    """``slope:c0,c1,...`` -> SlopeCurve; InputError if malformed or not increasing."""
+    """``slope:c0,c1,...[;black=B]`` -> SlopeCurve; InputError if malformed or not increasing."""
+    body, _, black = spec.removeprefix(SLOPE_PREFIX).partition(BLACK_KEY)
     try:
-        values = tuple(float(v) for v in spec.removeprefix(SLOPE_PREFIX).split(","))
+        values = tuple(float(v) for v in body.split(","))
+        floor = float(black) if black else 0.0
     except ValueError as exc:
-        raise InputError(f"--input-transfer {spec}: expected slope:C0,C1,... (numbers), as "
-                         "hdrvid calibrate writes it") from exc
-    curve = SlopeCurve(values)
+        raise InputError(f"--input-transfer {spec}: expected slope:C0,C1,... (numbers, then "
+                         "optionally ;black=B), as hdrvid calibrate writes it") from exc
+    if not 0.0 <= floor < 0.5:
+        raise InputError(f"--input-transfer {spec}: the black floor must be a code in [0, 0.5); "
+                         "re-run hdrvid calibrate")
+    curve = SlopeCurve(values, floor)
     if not all(np.isfinite(values)) or not curve.is_monotone(0.0):
         raise InputError(f"--input-transfer {spec}: the curve is not increasing (its slope "
                          "polynomial goes negative on [0, 1]); re-run hdrvid calibrate")

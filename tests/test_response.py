@@ -16,6 +16,7 @@ from conftest import FPS, HEIGHT, SHARED_DATA, WIDTH
 from hdrvid import ConvertOptions, convert
 from hdrvid.calibrate import (
     CalibrationError,
+    black_floor,
     calibrate_stack,
     estimate_from_video,
     fit_curve,
@@ -100,6 +101,50 @@ def test_slope_spec_that_is_not_increasing_is_refused():
         load_response("slope:2.2,-4")
     with pytest.raises(InputError, match="slope:C0"):
         load_response("slope:2.2,x")
+
+
+def test_black_floor_spec_round_trips_and_maps_the_floor_to_black():
+    curve = load_response("slope:2.2;black=0.05")
+    codes = np.array([0.0, 0.05, 0.525, 1.0], dtype=np.float32)
+    assert np.allclose(curve.linearize(codes), [0.0, 0.0, 0.5**2.2, 1.0], atol=1e-4)
+    assert SlopeCurve((2.2,), 0.05).spec == "slope:2.2;black=0.05"
+    assert SlopeCurve((2.2,)).spec == "slope:2.2"  # no floor: the spec is unchanged
+    with pytest.raises(InputError, match="black floor"):
+        load_response("slope:2.2;black=0.7")
+
+
+def _floor_pair(pedestal: float, dark: float) -> tuple[np.ndarray, np.ndarray, float]:
+    """A gamma-2.2 pair (ratio 8) of a ramp with a tenth of the frame at ``dark`` linear light,
+    encoded on a ``pedestal``."""
+    x = np.tile(np.linspace(0.001, 0.1, 64, dtype=np.float32)[None, :, None], (48, 1, 3))
+    x[:5] = dark
+    encode = lambda x: pedestal + (1 - pedestal) * np.clip(x, 0, 1) ** (1 / 2.2)
+    return encode(x), encode(8 * x), math.log(8)
+
+
+def test_a_pedestal_is_found_as_a_black_floor_and_dark_scenery_is_not():
+    assert black_floor([_floor_pair(0.06, 0.0)]) == pytest.approx(0.06, abs=0.002)
+    assert black_floor([_floor_pair(0.0, 0.0)]) == 0.0  # true black at code 0: no floor
+    # the darkest scenery brightens with the exposure: it is no floor
+    assert black_floor([_floor_pair(0.0, 0.005)]) == 0.0
+    short, _, ratio = _floor_pair(0.06, 0.0)
+    assert black_floor([(short, short, ratio)]) == 0.0  # frames that do not differ
+
+
+def test_auto_on_footage_with_a_pedestal_puts_the_curve_on_its_floor(tmp_path):
+    def encode(x: np.ndarray) -> np.ndarray:
+        x = x.copy()
+        x[:, :24] = 0  # a black card: the footage's darkest pixels show the pedestal
+        return 0.06 + 0.94 * x ** (1 / 2.2)
+
+    path = tmp_path / "pedestal.mp4"
+    render(path, (1, 8), encode, n=6)
+    warnings: list[str] = []
+    spec, estimate = resolve_auto(probe(path), pattern_from_cycle((1, 8)), warnings)
+    assert estimate.curve.black == pytest.approx(0.03, abs=0.005), estimate.as_dict()
+    assert spec.endswith(f";black={estimate.curve.black:.4g}")
+    assert any("black floor" in w for w in warnings) and not estimate.looks_like_gamma22()
+    assert load_response(spec).linearize(np.float32([0.02]))[0] == 0.0
 
 
 def test_auto_outside_convert_is_an_error_not_a_silent_gamma():
