@@ -193,8 +193,8 @@ MODELS: dict[str, ModelSpec] = {
         forward=forward_hdrflow,
         license="MIT (F²HDR, wei1895/F2HDR; weights trained by hdrvid)",
         # trained here (weights/README.md); fusion-stage files record refined=False
-        weights={2: (WeightFile("f2hdr-2e.safetensors", sha256="62866f453b395eef4aad900b9dd7bc39"
-                                "7e0393568df25b8b53d393a5d2c4313b", size=1659916),),
+        weights={2: (WeightFile("f2hdr-2e.safetensors", sha256="eb6ddbba21618717d6caf347b87c6374"
+                                "d79a34bc6f466db12e840639fdf68166", size=1659932),),
                  3: (WeightFile("f2hdr-3e.safetensors", sha256="03580a8cc8b817d6bd263e7f078786d0"
                                 "5522a548a1ca4072bd1f31c261b3eeff", size=4845064),)},
         trained=True,
