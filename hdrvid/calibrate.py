@@ -81,10 +81,11 @@ GAMMA22_TOLERANCE = 0.25
 FLOOR_QUANTILE = 0.02  # the darkest codes: this quantile of each channel's unclipped pixels
 FLOOR_MIN = 0.02  # every channel's floor at least this far above 0 ...
 FLOOR_SAME = 0.01  # ... and the long frames' floor at most this far above the short frames'
-# the curve's black level, as a share of the floor's code: the floor's codes stand for all the
-# light too dark to record, which a curve reaching 0 at the floor itself maps to nothing
-# (measured on the one real floor we have, Memorial: docs/response.md, "Black floor")
-BLACK_SHARE = 0.5
+# the floor's codes stand for all the light too dark to record: the curve's black level is set
+# so that the floor code lies FLOOR_DEPTH stops below code FLOOR_REFERENCE × floor. A curve
+# reaching 0 at the floor itself maps those pixels to nothing; one that ignores the floor maps
+# them several stops too bright (Memorial: docs/response.md, "Black floor")
+FLOOR_DEPTH, FLOOR_REFERENCE = 4.5, 2.5
 
 
 class CalibrationError(InputError):
@@ -451,9 +452,24 @@ def black_floor(pairs: Sequence[tuple[np.ndarray, np.ndarray, float]]) -> float:
     return 0.0
 
 
+def _black_level(curve: SlopeCurve, floor: float) -> float:
+    """The black level (0 to ``floor``) that puts the floor FLOOR_DEPTH stops below its
+    reference code; 0 where the curve already reaches that deep."""
+    def depth(black: float) -> float:
+        f = replace(curve, black=black).linear(np.array([floor, FLOOR_REFERENCE * floor]))
+        return math.log2(f[1] / f[0]) if f[0] > 0 else math.inf
+    low, high = 0.0, floor
+    if depth(low) >= FLOOR_DEPTH:
+        return 0.0
+    for _ in range(30):  # the depth grows with the black level: bisection
+        middle = (low + high) / 2
+        low, high = (middle, high) if depth(middle) < FLOOR_DEPTH else (low, middle)
+    return round(low, 4)
+
+
 def _on_floor(estimate: Estimate | None, floor: float, failure: str | None) -> Estimate:
     """``estimate``'s curve (gamma 2.2 where there is none) lifted onto the black floor."""
-    black = round(BLACK_SHARE * floor, 4)
+    black = _black_level(estimate.curve if estimate else GAMMA22, floor)
     note = (f"the footage sits on a black floor at code {floor:.3f} (film base or a pedestal): "
             f"the curve reaches black at {black:.3f}")
     if estimate is None:

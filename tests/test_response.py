@@ -15,6 +15,8 @@ from conftest import FPS, HEIGHT, SHARED_DATA, WIDTH
 
 from hdrvid import ConvertOptions, convert
 from hdrvid.calibrate import (
+    FLOOR_DEPTH,
+    FLOOR_REFERENCE,
     CalibrationError,
     black_floor,
     calibrate_stack,
@@ -141,10 +143,14 @@ def test_auto_on_footage_with_a_pedestal_puts_the_curve_on_its_floor(tmp_path):
     render(path, (1, 8), encode, n=6)
     warnings: list[str] = []
     spec, estimate = resolve_auto(probe(path), pattern_from_cycle((1, 8)), warnings)
-    assert estimate.curve.black == pytest.approx(0.03, abs=0.005), estimate.as_dict()
+    # the floor (code 0.06) is put FLOOR_DEPTH stops below code 2.5 × 0.06 on the curve
+    assert 0 < estimate.curve.black < 0.06, estimate.as_dict()
+    f = estimate.curve.linear(np.array([0.06, FLOOR_REFERENCE * 0.06]))
+    assert math.log2(f[1] / f[0]) == pytest.approx(FLOOR_DEPTH, abs=0.3)
     assert spec.endswith(f";black={estimate.curve.black:.4g}")
     assert any("black floor" in w for w in warnings) and not estimate.looks_like_gamma22()
-    assert load_response(spec).linearize(np.float32([0.02]))[0] == 0.0
+    below = np.float32([estimate.curve.black * 0.9])
+    assert load_response(spec).linearize(below)[0] == 0.0  # the spec carries the floor
 
 
 def test_auto_outside_convert_is_an_error_not_a_silent_gamma():
