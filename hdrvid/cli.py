@@ -368,10 +368,10 @@ STAGES = {"decode": "decoding and Y'CbCr -> R'G'B' (decode thread)",
           "prepare": "camera response, host -> device (decode thread)",
           "model": "the model on batches of windows (main thread)",
           "fetch": "device -> host (main thread)",
-          "write": "EXR compression and I/O, summed over the writer threads",
+          "write": "EXR compression and I/O, or video encoding when streamed (summed)",
           "decode_wait": "main thread waiting for decoded frames",
-          "write_wait": "main thread held back by a full writer pool",
-          "encode_sdr": "SDR video encoding", "encode_hdr10": "HDR10 video encoding"}
+          "write_wait": "main thread held back by full writers or encoders",
+          **{f"encode_{kind}": f"{kind} video encoding" for kind in VIDEO_FORMATS}}
 
 
 def _print_profile(report) -> None:
