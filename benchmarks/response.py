@@ -34,11 +34,12 @@ from rich.table import Table
 
 import hdrvid
 from hdrvid import synth
-from hdrvid.calibrate import calibrate_stack, resolve_auto
+from hdrvid.calibrate import resolve_auto
 from hdrvid.encode import VideoWriter
 from hdrvid.exposure import pattern_from_cycle
 from hdrvid.exr import frame_name, read_exr
 from hdrvid.metrics import psnr_t
+from hdrvid.stills import calibrate_stack
 from hdrvid.video import probe
 
 FILM_K = 0.18**0.6

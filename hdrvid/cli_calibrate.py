@@ -36,7 +36,8 @@ def calibrate(input: Path, output: Path, exposures: str | None, stops: float | N
     of registered bracketed stills with an exposures file of 'IMAGE SECONDS' lines (seconds
     may be fractions such as 1/64; Debevec-Malik calibration). See docs/response.md.
     """
-    from hdrvid.calibrate import calibrate_stack, estimate_from_video
+    from hdrvid.calibrate import estimate_from_video
+    from hdrvid.stills import calibrate_stack
 
     if output.exists() and not overwrite:
         raise click.ClickException(f"{output}: exists; pass --overwrite to replace it")

@@ -19,10 +19,8 @@ from hdrvid.calibrate import (
     FLOOR_REFERENCE,
     CalibrationError,
     black_floor,
-    calibrate_stack,
     estimate_from_video,
     fit_curve,
-    read_stack_exposures,
     resolve_auto,
 )
 from hdrvid.cli import main
@@ -32,6 +30,7 @@ from hdrvid.exposure import pattern_from_cycle
 from hdrvid.exr import frame_name, read_exr
 from hdrvid.metrics import psnr_t
 from hdrvid.response import SlopeCurve, linearize_gamma22, load_response
+from hdrvid.stills import calibrate_stack, read_stack_exposures
 from hdrvid.synth import procedural_scene
 from hdrvid.video import probe
 
