@@ -93,12 +93,15 @@ def response_rows(estimate) -> list[tuple[str, str]]:
     verdict = ("looks like gamma 2.2" if estimate.looks_like_gamma22() else
                "does not look like gamma 2.2")
     kept = ", gamma 2.2 kept: a fitted curve explains it no better" if estimate.kept_gamma else ""
+    floor = (f"; black floor: codes up to {estimate.curve.black:.3f} are black"
+             if estimate.curve.black else "")
+    fit = (f"residual {estimate.residual_stops:.3f} stops, {estimate.equations} equations over "
+           f"{estimate.coverage:.0%} of the code range, confidence {estimate.confidence:.2f}"
+           if estimate.equations else "none (gamma 2.2 above the black floor)")
     return [("response", f"{estimate.curve.spec} (from the {estimate.source}{kept})"),
             ("curve", points), ("gamma 2.2", gamma),
-            ("fit", (f"residual {estimate.residual_stops:.3f} stops, {estimate.equations} "
-                     f"equations over {estimate.coverage:.0%} of the code range, confidence "
-                     f"{estimate.confidence:.2f}; differs from gamma 2.2 by up to "
-                     f"{estimate.gamma22_difference():.2f} stops: {verdict}"))]
+            ("fit", (f"{fit}; differs from gamma 2.2 by up to "
+                     f"{estimate.gamma22_difference():.2f} stops{floor}: {verdict}"))]
 
 
 def info_response(video, pattern, input_transfer: str, warnings: list[str]

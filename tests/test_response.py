@@ -150,6 +150,9 @@ def test_auto_on_footage_with_a_pedestal_puts_the_curve_on_its_floor(tmp_path):
     assert any("black floor" in w for w in warnings) and not estimate.looks_like_gamma22()
     below = np.float32([estimate.curve.black * 0.9])
     assert load_response(spec).linearize(below)[0] == 0.0  # the spec carries the floor
+    result = run("info", path, "--exposures", "1,8", "--input-transfer", "auto")
+    words = " ".join(result.output.split())  # rich wraps the table's lines
+    assert result.exit_code == 0 and "black floor: codes up to" in words, result.output
 
 
 def test_auto_outside_convert_is_an_error_not_a_silent_gamma():
