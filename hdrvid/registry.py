@@ -195,8 +195,8 @@ MODELS: dict[str, ModelSpec] = {
         # trained here (weights/README.md); fusion-stage files record refined=False
         weights={2: (WeightFile("f2hdr-2e.safetensors", sha256="eb6ddbba21618717d6caf347b87c6374"
                                 "d79a34bc6f466db12e840639fdf68166", size=1659932),),
-                 3: (WeightFile("f2hdr-3e.safetensors", sha256="03580a8cc8b817d6bd263e7f078786d0"
-                                "5522a548a1ca4072bd1f31c261b3eeff", size=4845064),)},
+                 3: (WeightFile("f2hdr-3e.safetensors", sha256="23e30c53cb97917c1c6b86f35d76dfcd"
+                                "e7677519d610b9dd29f1584e19db0d71", size=4845064),)},
         trained=True,
         train_step=f2hdr_step,
     ),
