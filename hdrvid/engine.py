@@ -187,19 +187,23 @@ def _frame_sink(job: Job) -> ExrSequenceWriter | StreamSink:
     if job.stream is not None:
         return StreamSink(job, job.stream, *_stored_form(job))
     options = job.options
-    colour, matrix, _ = exr_colour(job.info, options)
-    matrix = _scaled(matrix, job.scale_factor)
+    colour, matrix = _colour_and_matrix(job)
     return ExrSequenceWriter(
         job.frames_dir, options.exr_compression(), half=not options.float32, fps=job.info.fps,
         workers=options.workers,
         attributes={**_exr_attributes(options, job.scale_factor), **colour}, matrix=matrix)
 
 
+def _colour_and_matrix(job: Job) -> tuple[dict, np.ndarray | None]:
+    """The job's EXR colour header and the writer's matrix, with the --scale factor in it."""
+    colour, matrix, _ = exr_colour(job.info, job.options)
+    return colour, _scaled(matrix, job.scale_factor)
+
+
 def _stored_form(job: Job) -> tuple[type, np.ndarray | None, tuple[float, ...]]:
     """How the job's EXRs would store its frames: (pixel type, the writer's matrix transposed,
     the header's chromaticities as 32-bit floats), for frames that skip the EXRs."""
-    colour, matrix, _ = exr_colour(job.info, job.options)
-    matrix = _scaled(matrix, job.scale_factor)
+    colour, matrix = _colour_and_matrix(job)
     return (np.float32 if job.options.float32 else np.float16,
             None if matrix is None else np.asarray(matrix, np.float32).T.copy(),
             tuple(float(c) for c in np.asarray(colour["chromaticities"], np.float32)))

@@ -133,7 +133,7 @@ def _apply_sidecar(sequence: HdrSource, sidecar: dict) -> None:
     by_file = {f["file"]: f for f in sidecar.get("frames", [])}
     frames = [by_file.get(p.name) for p in sequence.files]
     if sidecar.get("fps"):
-        sequence.fps = fractions.Fraction(sidecar["fps"]).limit_denominator(1001)
+        sequence.fps = sidecar_fps(sidecar["fps"])
     if all(frames):
         sequence.times = [f["time"] for f in frames]
         if all(f["pts"] is not None for f in frames) and sidecar.get("time_base"):
@@ -152,6 +152,16 @@ def _apply_sidecar(sequence: HdrSource, sidecar: dict) -> None:
         sequence.warnings.append(f"{video}: the source video is gone; the output has no audio")
 
 
+def sidecar_fps(fps: float) -> fractions.Fraction:
+    """The frame rate hdrvid.json records (a float) as the rational rate videos are made at."""
+    return fractions.Fraction(fps).limit_denominator(1001)
+
+
+def pts_shift(offset: float, time_base: fractions.Fraction) -> int:
+    """Timestamp units that a cut's ``offset`` (seconds) moves every frame earlier."""
+    return round(offset / time_base)
+
+
 def _apply_cut(sequence: HdrSource, cut: dict) -> None:
     """A part of the source starts at time 0 in the videos made from it, as in ffmpeg; the
     EXRs and hdrvid.json keep the source's timestamps."""
@@ -161,7 +171,7 @@ def _apply_cut(sequence: HdrSource, cut: dict) -> None:
         return
     sequence.times = [t - offset for t in sequence.times]
     if sequence.pts:
-        shift = round(offset / sequence.time_base)
+        shift = pts_shift(offset, sequence.time_base)
         sequence.pts = [p - shift for p in sequence.pts]
 
 

@@ -26,7 +26,14 @@ from hdrvid import tonemap
 from hdrvid.exr import stored_pixels
 from hdrvid.job import Job, cut_times, frame_total
 from hdrvid.render import OUTPUT_KINDS, SequenceStats, encode_frames
-from hdrvid.source import KEY_FRAMES, HdrSource, as_linear, key_sample
+from hdrvid.source import (
+    KEY_FRAMES,
+    HdrSource,
+    as_linear,
+    key_sample,
+    pts_shift,
+    sidecar_fps,
+)
 from hdrvid.tonemap import SequenceKey
 
 STREAMED_KINDS = ("sdr", "hlg", "prores", "dnxhr")
@@ -73,10 +80,17 @@ def stream_key(job: Job, images: Iterable[np.ndarray], dtype: type,
                matrix_t: np.ndarray | None, chromaticities: tuple[float, ...]) -> SequenceKey:
     """sdr's key from the model's output at `key_frames`, each stored and read back as its EXR
     would be: the key `render` would measure on the job's EXRs."""
-    sequence = HdrSource([], [], chromaticities=chromaticities,
-                         scale_factor=float(job.scale_factor or 1.0))
+    sequence = _stored_sequence(job, chromaticities)
     frames = (as_linear(stored_pixels(image, dtype, matrix_t), sequence) for image in images)
-    return tonemap.sequence_key(frames, float(job.pattern.as_dict()["times"][-1]))
+    return tonemap.sequence_key(frames, sequence.longest_exposure)
+
+
+def _stored_sequence(job: Job, chromaticities: tuple[float, ...]) -> HdrSource:
+    """What `render` reads from the job's EXRs and hdrvid.json before any frame: primaries,
+    --scale factor and the longest exposure (the tone mapper's key)."""
+    return HdrSource([], [], chromaticities=chromaticities,
+                     scale_factor=float(job.scale_factor or 1.0),
+                     longest_exposure=float(job.pattern.as_dict()["times"][-1]))
 
 
 def stream_source(job: Job, chromaticities: tuple[float, ...], first: dict) -> HdrSource:
@@ -86,13 +100,12 @@ def stream_source(job: Job, chromaticities: tuple[float, ...], first: dict) -> H
     # the run's last frame, as far as the cut is concerned: the end of a bounded range
     last = first if job.last is None else {"index": job.last - 1, "time": first["time"]}
     cut = cut_times(info, job, [first, last], job.frame_times)
-    sequence = HdrSource(
-        [], [], fps=fractions.Fraction(float(info.fps)).limit_denominator(1001) if info.fps
-        else fractions.Fraction(24), source=info.path if Path(info.path).is_file() else None,
-        chromaticities=chromaticities, size=(info.height, info.width),
-        longest_exposure=float(job.pattern.as_dict()["times"][-1]),
-        audio_cut=(cut["start"], cut["end"], cut["offset"]),
-        scale_factor=float(job.scale_factor or 1.0))
+    sequence = _stored_sequence(job, chromaticities)
+    if info.fps:
+        sequence.fps = sidecar_fps(float(info.fps))
+    sequence.source = info.path if Path(info.path).is_file() else None
+    sequence.size = (info.height, info.width)
+    sequence.audio_cut = (cut["start"], cut["end"], cut["offset"])
     if first["pts"] is not None and info.time_base:
         sequence.pts, sequence.time_base = [], fractions.Fraction(str(info.time_base))
     return sequence
@@ -196,7 +209,7 @@ class StreamSink:
     def _start(self, first: dict) -> None:
         self._sequence = stream_source(self.job, self.chromaticities, first)
         offset, time_base = self._sequence.audio_cut[2], self._sequence.time_base
-        self._shift = round(offset / time_base) if offset and time_base else 0
+        self._shift = pts_shift(offset, time_base) if offset and time_base else 0
         self._encoders = [_Encoder(kind, path, self._sequence, self.plan.options[kind],
                                    self.plan.key)
                           for kind, path in self.plan.videos.items()]
