@@ -107,3 +107,32 @@ def test_video_windows_carry_consistent_dis_flow(window):
                 gains.append((error / (unwarped + 1e-4)).item())
     # measured: 0.07-0.10 of the unwarped error where the frames move, about 1 where they hardly do
     assert max(kept) > 0.5 and gains and min(gains) < 0.15 and max(gains) < 1.1
+
+
+def test_highlight_exposed_windows_put_the_photographs_highlights_at_the_clip_point():
+    """A window exposed for the photograph's highlights scales by headroom / the photograph's
+    luminance percentile, whatever the crop holds; it shows more deep shadow than HDRFlow's
+    scaling, which lifts the crop's own top into range."""
+    still = dict(still_fraction=1.0, crop=64, codec_fraction=0.0)
+    exact = Recipe(highlight_fraction=1.0, highlight_percentile=(99.5, 99.5),
+                   highlight_headroom=(2.0, 2.0), **still)
+    synth = WindowSynth(exact, stills=("Cannon",), videos=(), data=SHARED_DATA, seed=5)
+    frames = [np.full((4, 4, 3), 0.5, np.float32)]
+    rng = np.random.default_rng(0)
+    assert np.allclose(synth._scale(frames, [1.0], rng, highlights=2.0)[0], 0.5 * 0.25 / 2.0)
+    from hdrvid.training.data import _highlights, _load_still
+    luminance = _load_still(synth.stills[0]) @ np.array([0.2126, 0.7152, 0.0722], np.float32)
+    assert np.isclose(_highlights(synth.stills[0], 99.5), np.percentile(luminance, 99.5),
+                      rtol=1e-3)
+
+    def deep_shadow(fraction: float) -> float:
+        """The share of pixels below 1e-3 in the references that are not the shortest exposure."""
+        recipe = Recipe(period=3, window=5, highlight_fraction=fraction, **still)
+        windows = WindowSynth(recipe, videos=(), data=SHARED_DATA, seed=11)
+        samples = [windows[i] for i in range(40)]
+        gt = torch.stack([s["gt"][2] for s in samples if s["times"][2] > s["times"].min()])
+        luminance = (gt * torch.tensor([0.2126, 0.7152, 0.0722]).view(1, 3, 1, 1)).sum(1)
+        return (luminance < 1e-3).float().mean().item()
+
+    # measured: none with HDRFlow's scaling, a tenth of the pixels exposed for the highlights
+    assert deep_shadow(0.0) < 0.01 and deep_shadow(1.0) > 0.05

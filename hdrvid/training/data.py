@@ -6,8 +6,11 @@ windows then passed through an H.264 4:2:0 encoder as a camera's file is:
   * DAVIS LDR video made pseudo-HDR by Chen21's inverse-CRF recipe: real motion;
   * real HDR photographs under a seeded camera path (pan, zoom, rotation, jitter) with a moving
     patch: real highlights and shadows, synthetic motion.
-Radiance is scaled per window as HDRFlow's recipe does (docs/models/hdrflow.md §7.2) and clipped
-to [0, 1]: the ground truth of every frame, 1.0 = the clipping point of the shortest exposure.
+Radiance is scaled per window as HDRFlow's recipe does (docs/models/hdrflow.md §7.2), or, for
+some photograph windows, as a camera exposes: the short exposure set just under the whole
+photograph's highlights, so most of a high-contrast scene lies in the deep shadows, as it does in
+real footage and in benchmarks/quality.py. Then it is clipped to [0, 1]: the ground truth of
+every frame, 1.0 = the clipping point of the shortest exposure.
 
 The sources of benchmarks/quality.py are never used for training, and `VALIDATION` ones only
 for validation. Every window is a pure function of (seed, index).
@@ -64,6 +67,13 @@ class Recipe:
     stops_2e: tuple[float, float] = (2.0, 3.0)
     stops_3e: tuple[float, float] = (1.7, 2.3)
     still_fraction: float = 0.4
+    # the share of photograph windows exposed for the photograph's highlights rather than by
+    # HDRFlow's recipe, which lifts the crop's own top into range and so rarely shows the
+    # noisy, quantised deep shadows that a high-contrast scene puts in every frame; a camera
+    # holding a lamp or the sun sets its short exposure up to a few stops under the percentile
+    highlight_fraction: float = 0.5
+    highlight_percentile: tuple[float, float] = (99.0, 99.9)
+    highlight_headroom: tuple[float, float] = (0.0, 4.0)  # stops
     # the share of windows encoded as 8-bit H.264 4:2:0, and its quality range: without it the
     # nets never see the chroma blur and blocking of the footage they run on
     codec_fraction: float = 0.75
@@ -75,6 +85,19 @@ def _load_still(path: Path) -> np.ndarray:
     from hdrvid.exr import read_exr
 
     return np.ascontiguousarray(read_exr(path)[0], dtype=np.float32)
+
+
+@cache
+def _luminance_percentiles(path: Path) -> np.ndarray:
+    """The photograph's BT.709 luminance at percentiles 90.0, 90.1, ... 100.0."""
+    luminance = _load_still(path) @ np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
+    return np.percentile(luminance, np.linspace(90, 100, 101))
+
+
+def _highlights(path: Path, percentile: float) -> float:
+    """The photograph's luminance at ``percentile`` (90 to 100), interpolated."""
+    return max(float(np.interp(percentile, np.linspace(90, 100, 101),
+                               _luminance_percentiles(path))), 1e-6)
 
 
 def _read_rgb(path: Path) -> np.ndarray:
@@ -100,8 +123,9 @@ class WindowSynth:
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng((self.seed, index))
         r = self.recipe
+        highlights = None
         if self.stills and (not self.videos or rng.random() < r.still_fraction):
-            frames, flows = self._still_window(rng)
+            frames, flows, highlights = self._still_window(rng)
         else:
             frames = self._video_window(rng)
             flows = [_consistent_flow(frames[r.window // 2], frame) for frame in frames]
@@ -110,7 +134,7 @@ class WindowSynth:
         permutation = rng.permutation(3)
         frames = [np.ascontiguousarray(f[..., permutation]) for f in frames]
         times = self._times(rng)
-        truth = self._scale(frames, times, rng)
+        truth = self._scale(frames, times, rng, highlights)
         noise = (rng.uniform(1e-5, 1e-3), rng.uniform(1e-7, 1e-5))
         ldr = [np.round(expose(h, t, rng, noise) * 255) / 255 for h, t in zip(truth, times)]
         if rng.random() < r.codec_fraction:
@@ -128,12 +152,16 @@ class WindowSynth:
         start = int(rng.integers(r.period))
         return [cycle[(start + i) % r.period] for i in range(r.window)]
 
-    def _scale(self, frames: list[np.ndarray], times: list[float],
-               rng: np.random.Generator) -> list[np.ndarray]:
-        """HDRFlow's radiance scaling from the reference, then clipping to [0, 1]."""
+    def _scale(self, frames: list[np.ndarray], times: list[float], rng: np.random.Generator,
+               highlights: float | None = None) -> list[np.ndarray]:
+        """Radiance scaling, then clipping to [0, 1]: the photograph's ``highlights`` (a high
+        luminance percentile of the whole image) at 1.0 for `Recipe.highlight_fraction` of the
+        windows that have them, else HDRFlow's scaling from the reference."""
         c = len(frames) // 2
         ref = frames[c]
-        if times[c] == min(times):
+        if highlights is not None and rng.random() < self.recipe.highlight_fraction:
+            anchor, target = highlights, 2.0 ** -rng.uniform(*self.recipe.highlight_headroom)
+        elif times[c] == min(times):
             anchor = float(ref.max())
             target = anchor * rng.uniform(0.1, 0.8)
         else:
@@ -165,12 +193,14 @@ class WindowSynth:
         return out
 
     def _still_window(self, rng: np.random.Generator
-                      ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+                      ) -> tuple[list[np.ndarray], list[np.ndarray], float]:
         """A seeded camera path over a real HDR photograph, plus a moving patch; with the exact
         flow (2, c, c) from the reference to each frame (NaN where unknown: the patch, and
-        points that leave the crop)."""
+        points that leave the crop), and the photograph's highlight luminance."""
         r = self.recipe
-        image = _load_still(self.stills[rng.integers(len(self.stills))])
+        path = self.stills[rng.integers(len(self.stills))]
+        highlights = _highlights(path, float(rng.uniform(*r.highlight_percentile)))
+        image = _load_still(path)
         scale = rng.uniform(0.35, 1.0)
         image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         h, w = image.shape[:2]
@@ -208,7 +238,7 @@ class WindowSynth:
             cameras.append(np.vstack([m, [0, 0, 1]]))
         boxes = boxes or [None] * r.window
         return frames, [_camera_flow(cameras[c], camera, boxes[c], box, r.crop)
-                        for camera, box in zip(cameras, boxes)]
+                        for camera, box in zip(cameras, boxes)], highlights
 
 
 def through_codec(frames: list[np.ndarray], crf: int) -> list[np.ndarray]:
