@@ -30,6 +30,7 @@ import torch
 
 from hdrvid.errors import HdrvidError
 from hdrvid.synth import expose
+from hdrvid.tonemap import luminance_bt709
 
 DATA_ENV = "HDRVID_DATA"  # the data folder when --data is not given
 # held aside for benchmarks/quality.py
@@ -87,17 +88,20 @@ def _load_still(path: Path) -> np.ndarray:
     return np.ascontiguousarray(read_exr(path)[0], dtype=np.float32)
 
 
+HIGHLIGHT_PERCENTILES = np.linspace(90, 100, 101)  # the table `_highlights` interpolates
+
+
 @cache
 def _luminance_percentiles(path: Path) -> np.ndarray:
-    """The photograph's BT.709 luminance at percentiles 90.0, 90.1, ... 100.0."""
-    luminance = _load_still(path) @ np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
-    return np.percentile(luminance, np.linspace(90, 100, 101))
+    """The photograph's luminance at each of `HIGHLIGHT_PERCENTILES`: computed once per
+    photograph, where a percentile per window would sort the whole image each time."""
+    return np.percentile(luminance_bt709(_load_still(path)), HIGHLIGHT_PERCENTILES)
 
 
 def _highlights(path: Path, percentile: float) -> float:
     """The photograph's luminance at ``percentile`` (90 to 100), interpolated."""
-    return max(float(np.interp(percentile, np.linspace(90, 100, 101),
-                               _luminance_percentiles(path))), 1e-6)
+    return max(float(np.interp(percentile, HIGHLIGHT_PERCENTILES, _luminance_percentiles(path))),
+               1e-6)
 
 
 def _read_rgb(path: Path) -> np.ndarray:
