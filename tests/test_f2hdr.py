@@ -201,7 +201,7 @@ def test_weights_load_strictly(tmp_path):
 
 def test_training_loss_sees_the_replaced_output():
     """The f2hdr step returns what inference outputs: the linearised reference wherever the
-    reference is well exposed for its level."""
+    reference is well exposed for its level, under the channels rule: no channel clipped."""
     from hdrvid.models.common import linearize
     from hdrvid.models.f2hdr import f2hdr_step
 
@@ -214,7 +214,7 @@ def test_training_loss_sees_the_replaced_output():
     with torch.no_grad():
         hdr, _ = f2hdr_step(net, batch)
         raw = net(ldr, times)
-    y = 0.299 * ldr[:, 1, 0] + 0.587 * ldr[:, 1, 1] + 0.114 * ldr[:, 1, 2]
-    well = (y <= 0.8)[:, None].expand(-1, 3, -1, -1)
+    well = (ldr[:, 1].amax(dim=1) <= 0.8)[:, None].expand(-1, 3, -1, -1)
     assert torch.equal(hdr[well], linearize(ldr[:, 1], times[:, 1])[well])
+    assert torch.equal(hdr[~well], raw[~well])
     assert not torch.equal(hdr[well], raw[well])

@@ -277,6 +277,20 @@ def test_reference_replacement_keeps_the_network_where_the_reference_is_bad(expo
     assert out[1].item() == pytest.approx(0.5 ** 2.2 / t_ref)
 
 
+
+@pytest.mark.parametrize("rule, net_kept", [("luma", False), ("channels", True)])
+def test_channels_rule_keeps_the_network_where_a_saturated_colour_clips(rule, net_kept):
+    """A blue sky clipped in its blue channel has a mid-grey luma: the official rule hands it to
+    the clipped reference, the channels rule keeps the network (§5)."""
+    ldr = torch.zeros(1, 3, 3, 1, 1)
+    ldr[0, 1, :, 0, 0] = torch.tensor([0.55, 0.7, 1.0])  # luma 0.68, blue clipped
+    network = torch.full((1, 3, 1, 1), -1.0)
+    long_ref, short_ref = torch.tensor([[1.0, 8.0, 1.0]]), torch.tensor([[8.0, 1.0, 8.0]])
+    assert (replace_reference(network, ldr, long_ref, rule) == -1).all().item() is net_kept
+    # the lowest exposure never keeps the network on its bright side, whatever the rule
+    assert (replace_reference(network, ldr, short_ref, rule) != -1).all()
+
+
 # --- end to end --------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

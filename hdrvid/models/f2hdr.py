@@ -35,7 +35,7 @@ from hdrvid.models.hdrflow import (
     PAIRS,
     VARIANTS,
     merge_candidates,
-    replace_reference,
+    replace_as_net_says,
     stack_channels,
 )
 from hdrvid.models.hdrflow_layers import FusionNet
@@ -246,6 +246,9 @@ class F2HDR(nn.Module):
     stage, and weights whose adapter and refinement are still at their zero initialisation.
     ``tone_perturb``: training only, the reference the networks see is raised to 1/γ per sample
     and channel, γ = exp(U(-0.7, 0.7)).
+    ``reference_replacement``: the rule of the well-exposed reference's replacement
+    (`hdrflow.replace_reference`), in training and inference: ``"channels"``, because the
+    official luma rule hands a clipped blue sky back to the reference (docs/models/f2hdr.md).
     """
 
     def __init__(self, exposures: int = 2, adapter_width: int = 64, refine_width: int = 48,
@@ -264,6 +267,7 @@ class F2HDR(nn.Module):
         self.fusion_net = FusionNet(*VARIANTS[exposures][3:])
         self.refine_net = RefineNet(self.neighbours, refine_width, refine_blocks)
         self.refined = True
+        self.reference_replacement = "channels"
         self.tone_perturb = False
         self.channels_last = True
 
@@ -333,7 +337,7 @@ def f2hdr_step(net: F2HDR, batch: dict[str, torch.Tensor], flow_weight: float | 
     where the adapter runs: in the fusion stage the flows are DIS's, fixed."""
     ldr, times = batch["ldr"], batch["times"]
     hdr, flows = net(ldr, times, return_flows=True)
-    hdr = replace_reference(hdr, ldr, times)
+    hdr = replace_as_net_says(net, hdr, ldr, times)
     if not net.refined:
         return hdr, hdr.new_zeros(())
     flow_weight = 0.001 if flow_weight is None else flow_weight

@@ -36,8 +36,9 @@ class HDRFlow(nn.Module):
     tone_perturb : training only: the reference the networks see is raised to 1/γ per sample
         and channel, γ = exp(U(-0.7, 0.7)) (§1.2). Also needs ``train()``; off by default.
     reference_replacement : where the reference is well exposed, output it instead of the
-        network (§5; `replace_reference`), as the official test scripts do. True by default and
-        for official weights; weights that score better without it record False.
+        network (§5; `replace_reference`), as the official test scripts do. True (the official
+        luma rule) by default and for official weights; weights that score better without it
+        record False, or the name of the rule they were trained under.
     channels_last : run both networks in channels_last (default; the large kernels follow).
         On 2 CPU cores it was as fast as NCHW at 640×368 and faster at 1280×720, in fp32 and
         more so in bf16 (benchmarks/hdrflow_kernels.py); CUDA is not measured yet.
@@ -152,37 +153,55 @@ def merge_candidates(fusion_net: FusionNet, exposures: int, ldrs: list[torch.Ten
     return hdr
 
 
-def replace_reference(hdr: torch.Tensor, ldr: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
+REPLACEMENT_RULES = ("luma", "channels")
+
+
+def replace_reference(hdr: torch.Tensor, ldr: torch.Tensor, times: torch.Tensor,
+                      rule: str = "luma") -> torch.Tensor:
     """The official test scripts' last step (§5), which the published metrics include: keep the
     network only where the reference is badly exposed for its level, else use the reference.
 
     hdr (B, 3, H, W) network output; ldr (B, n, 3, H, W), times (B, n) its window. The level is
     the reference's rank among the cycle's exposures (the window's first 2 or 3 frames): the
-    lowest keeps the network where luma Y < 0.2, the highest where Y > 0.8, the middle both.
+    lowest keeps the network where luma Y < 0.2, the highest where it is too bright, the middle
+    both. Too bright is Y > 0.8 under the official ``"luma"`` rule; under ``"channels"`` it is
+    any channel > 0.8, because a saturated colour (a blue sky) clips one channel while its luma
+    is still mid-grey, and its clipped reference would replace the network there.
     """
+    if rule not in REPLACEMENT_RULES:
+        raise ValueError(f"unknown reference replacement rule {rule!r}: use one of "
+                         f"{', '.join(REPLACEMENT_RULES)}")
     n = ldr.shape[1]
     period, c = (n + 1) // 2, n // 2
-    ref, t_ref = ldr[:, c], times[:, c]
+    ref, t_ref = ldr[:, c].float(), times[:, c]
     rank = (times[:, :period] < t_ref[:, None]).sum(dim=1)[:, None, None, None]
-    y = luma(ref.float())
-    keep = ((y < 0.2) & (rank < period - 1)) | ((y > 0.8) & (rank > 0))
-    return torch.where(keep, hdr, linearize(ref.float(), t_ref))
+    y = luma(ref)
+    bright = y if rule == "luma" else ref.amax(dim=1, keepdim=True)
+    keep = ((y < 0.2) & (rank < period - 1)) | ((bright > 0.8) & (rank > 0))
+    return torch.where(keep, hdr, linearize(ref, t_ref))
 
 
 def forward_hdrflow(net: nn.Module, ldr: torch.Tensor, times: torch.Tensor,
-                    replace: bool | None = None) -> torch.Tensor:
+                    replace: bool | str | None = None) -> torch.Tensor:
     """The input adapter of HDRFlow and F²HDR (docs/models/hdrflow.md): a window ``ldr``
     (B, n, 3, H, W) of gamma-2.2 frames and ``times`` (B, n) -> linear HDR (B, 3, H, W).
 
     The network reads the window as it is (it re-exposes and linearises itself); then, as the
     official test scripts do and their published metrics include, the well-exposed pixels of the
-    reference replace the network's (§5), unless the weights say otherwise
-    (``net.reference_replacement``) or ``replace`` is given. The output is already on the
+    reference replace the network's (§5), under the rule the weights name
+    (``net.reference_replacement``) unless ``replace`` is given. The output is already on the
     shortest-exposure scale, in [0, 1]."""
-    hdr = net(ldr, times)
-    if replace is None:
-        replace = getattr(net, "reference_replacement", True)
-    return replace_reference(hdr, ldr, times) if replace else hdr
+    return replace_as_net_says(net, net(ldr, times), ldr, times, replace)
+
+
+def replace_as_net_says(net: nn.Module, hdr: torch.Tensor, ldr: torch.Tensor,
+                        times: torch.Tensor, replace: bool | str | None = None) -> torch.Tensor:
+    """`replace_reference` under ``net.reference_replacement`` (or ``replace``): True is the
+    official luma rule, False none, a string names the rule."""
+    rule = getattr(net, "reference_replacement", True) if replace is None else replace
+    if rule is False:
+        return hdr
+    return replace_reference(hdr, ldr, times, "luma" if rule is True else rule)
 
 
 def hdrflow_step(net: HDRFlow, batch: dict[str, torch.Tensor], flow_weight: float | None = None
