@@ -193,10 +193,10 @@ MODELS: dict[str, ModelSpec] = {
         forward=forward_hdrflow,
         license="MIT (F²HDR, wei1895/F2HDR; weights trained by hdrvid)",
         # trained here (weights/README.md); fusion-stage files record refined=False
-        weights={2: (WeightFile("f2hdr-2e.safetensors", sha256="eb6ddbba21618717d6caf347b87c6374"
-                                "d79a34bc6f466db12e840639fdf68166", size=1659932),),
-                 3: (WeightFile("f2hdr-3e.safetensors", sha256="23e30c53cb97917c1c6b86f35d76dfcd"
-                                "e7677519d610b9dd29f1584e19db0d71", size=4845064),)},
+        weights={2: (WeightFile("f2hdr-2e.safetensors", sha256="4796a4fb270b272eb578df25f1edb466"
+                                "0d8e861591dde57f502cd9961b6d7903", size=1659924),),
+                 3: (WeightFile("f2hdr-3e.safetensors", sha256="d0a12cd4306d346faf87f3fd78da140e"
+                                "8f25efa6760be914a2198611ed0d3052", size=4845056),)},
         trained=True,
         train_step=f2hdr_step,
     ),
