@@ -195,8 +195,8 @@ MODELS: dict[str, ModelSpec] = {
         # trained here (weights/README.md); fusion-stage files record refined=False
         weights={2: (WeightFile("f2hdr-2e.safetensors", sha256="4796a4fb270b272eb578df25f1edb466"
                                 "0d8e861591dde57f502cd9961b6d7903", size=1659924),),
-                 3: (WeightFile("f2hdr-3e.safetensors", sha256="d0a12cd4306d346faf87f3fd78da140e"
-                                "8f25efa6760be914a2198611ed0d3052", size=4845056),)},
+                 3: (WeightFile("f2hdr-3e.safetensors", sha256="e3dc71b08f8191a91daf73c0907ddd29"
+                                "d4dda145e9e8493417aff85f10fbe18f", size=4845088),)},
         trained=True,
         train_step=f2hdr_step,
     ),

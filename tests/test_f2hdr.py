@@ -154,7 +154,8 @@ def test_fusion_stage_trains_and_resumes(tmp_path, training_data):
     record = train(tmp_path / "run", options)
     assert record["step"] == 2 and np.isfinite(record["val_psnr_t"])
     meta = _metadata(tmp_path / "run" / "best.safetensors")
-    assert meta["attributes"] == {"refined": False}
+    # what the weights learned with travels with them
+    assert meta["attributes"] == {"refined": False, "exposure_prior": F2HDR(2).exposure_prior}
     # resuming continues from last.pt; the second stage trains every part from the first's
     resumed = train(tmp_path / "run", TrainOptions(**{**options.__dict__, "steps": 3,
                                                       "resume": True, "init": None}))
@@ -163,7 +164,7 @@ def test_fusion_stage_trains_and_resumes(tmp_path, training_data):
                              "init": str(tmp_path / "run" / "best.safetensors")})
     record = train(tmp_path / "all", second)
     assert record["step"] == 1
-    assert _metadata(tmp_path / "all" / "best.safetensors")["attributes"] == {"refined": True}
+    assert _metadata(tmp_path / "all" / "best.safetensors")["attributes"]["refined"] is True
 
 
 def _metadata(path) -> dict:
@@ -218,3 +219,24 @@ def test_training_loss_sees_the_replaced_output():
     assert torch.equal(hdr[well], linearize(ldr[:, 1], times[:, 1])[well])
     assert torch.equal(hdr[~well], raw[~well])
     assert not torch.equal(hdr[well], raw[well])
+
+
+def test_exposure_prior_leans_on_the_long_frames_where_every_frame_is_dark():
+    """Where every frame is dark the fusion net cannot tell the exposures apart; `merge`'s
+    exposedness (exposure time, zero where clipped) can: with it the middle reference's darks
+    come from its long neighbours, far less noisy than its short ones."""
+    rng = np.random.default_rng(3)
+    times = [16.0, 1.0, 4.0, 16.0, 1.0]  # the middle exposure is the reference
+    radiance = np.full((48, 48, 3), 0.002, dtype=np.float32)  # codes ~15 short, ~53 long
+    frames = [np.round(expose(radiance, t, rng, (1e-4, 1e-6)) * 255) / 255 for t in times]
+    ldr = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float()[None]
+    torch.manual_seed(0)
+    net = F2HDR(3, adapter_width=16, refine_width=16, refine_blocks=1).eval()
+    net.refined = False
+    errors = {}
+    for prior in (False, True):
+        net.exposure_prior = prior
+        with torch.no_grad():
+            hdr = net(ldr, torch.tensor([times]))
+        errors[prior] = (hdr - 0.002).square().mean().sqrt().item()
+    assert errors[True] < 0.75 * errors[False]

@@ -268,8 +268,19 @@ class F2HDR(nn.Module):
         self.refine_net = RefineNet(self.neighbours, refine_width, refine_blocks)
         self.refined = True
         self.reference_replacement = "channels"
+        self.exposure_prior = False
         self.tone_perturb = False
         self.channels_last = True
+
+    def exposure_prior_of(self, ldrs: list[torch.Tensor], indices: list[int],
+                          t: tuple[torch.Tensor, ...]) -> torch.Tensor | None:
+        """`merge`'s exposedness of each candidate (B, n, H, W), or None when off: the fusion
+        net's weights cannot tell a long frame from a short one where every frame is dark, and
+        `merge`'s weights (exposure time, zero where clipped) can."""
+        if not self.exposure_prior:
+            return None
+        return torch.cat([self.coarse_flow_net.exposedness(x.float(), t[k].float())
+                          for x, k in zip(ldrs, indices)], dim=1)
 
     def perturb(self, ref: torch.Tensor) -> torch.Tensor:
         if not (self.training and self.tone_perturb):
@@ -310,8 +321,9 @@ class F2HDR(nn.Module):
         ldrs = [seen, *(warped[k] for k in order), *(frames[k] for k in order)]
         hdrs = [linearize(x, t[k]) for x, k in zip(ldrs, [c, *order, *order])]
         stack = lambda images, dtype: stack_channels(images, dtype, self.channels_last)
+        prior = self.exposure_prior_of([ref, *ldrs[1:]], [c, *order, *order], t)
         hdr = merge_candidates(self.fusion_net, self.exposures, ldrs, hdrs,
-                               hdrs[0] if seen is ref else linearize(ref, t[c]), stack)
+                               hdrs[0] if seen is ref else linearize(ref, t[c]), stack, prior)
         if self.refined:
             masks = {k: self.motion_mask(flows[k]) for k in self.neighbours}
             pair = lambda k: torch.cat([linearize(frames[k], t[k]), frames[k]], dim=1)

@@ -269,6 +269,9 @@ def _keep(session: _Session, run_dir: Path, options: TrainOptions, record: dict)
         log.write(json.dumps(record) + "\n")
 
 
+TRAINED_ATTRIBUTES = ("refined", "exposure_prior")
+
+
 def export(net: nn.Module, path: Path, options: TrainOptions, record: dict) -> None:
     """fp16 safetensors with what they are for and how they were made."""
     half = get_spec(options.model).build(options.exposures)
@@ -277,8 +280,11 @@ def export(net: nn.Module, path: Path, options: TrainOptions, record: dict) -> N
     tmp = path.with_suffix(".tmp")
     meta = {"model": options.model, "period": options.exposures, "recipe": asdict(options),
             "validation": record}
-    if hasattr(net, "refined"):  # fusion-stage weights skip the untrained adapter and refinement
-        meta["attributes"] = {"refined": net.refined}
+    # behaviour the weights were trained with: fusion-stage weights skip the untrained adapter
+    # and refinement; the exposure prior and the replacement rule are part of what they learned
+    attributes = {name: getattr(net, name) for name in TRAINED_ATTRIBUTES if hasattr(net, name)}
+    if attributes:
+        meta["attributes"] = attributes
     save_safetensors(half, tmp, meta)
     tmp.replace(path)
 
