@@ -193,8 +193,8 @@ MODELS: dict[str, ModelSpec] = {
         forward=forward_hdrflow,
         license="MIT (F²HDR, wei1895/F2HDR; weights trained by hdrvid)",
         # trained here (weights/README.md); fusion-stage files record refined=False
-        weights={2: (WeightFile("f2hdr-2e.safetensors", sha256="4796a4fb270b272eb578df25f1edb466"
-                                "0d8e861591dde57f502cd9961b6d7903", size=1659924),),
+        weights={2: (WeightFile("f2hdr-2e.safetensors", sha256="87543e46d36883a970b4b678d6f6e8b3"
+                                "30d262485820746657fb88ebf3256d8c", size=1659956),),
                  3: (WeightFile("f2hdr-3e.safetensors", sha256="e3dc71b08f8191a91daf73c0907ddd29"
                                 "d4dda145e9e8493417aff85f10fbe18f", size=4845088),)},
         trained=True,

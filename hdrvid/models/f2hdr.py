@@ -249,6 +249,8 @@ class F2HDR(nn.Module):
     ``reference_replacement``: the rule of the well-exposed reference's replacement
     (`hdrflow.replace_reference`), in training and inference: ``"channels"``, because the
     official luma rule hands a clipped blue sky back to the reference (docs/models/f2hdr.md).
+    ``exposure_prior``: the fusion weights are multiplied by `merge`'s exposedness of each
+    candidate (`exposure_prior_of`); recorded in the weights; official checkpoints need it off.
     """
 
     def __init__(self, exposures: int = 2, adapter_width: int = 64, refine_width: int = 48,
@@ -268,7 +270,7 @@ class F2HDR(nn.Module):
         self.refine_net = RefineNet(self.neighbours, refine_width, refine_blocks)
         self.refined = True
         self.reference_replacement = "channels"
-        self.exposure_prior = False
+        self.exposure_prior = True
         self.tone_perturb = False
         self.channels_last = True
 
@@ -279,7 +281,8 @@ class F2HDR(nn.Module):
         `merge`'s weights (exposure time, zero where clipped) can."""
         if not self.exposure_prior:
             return None
-        return torch.cat([self.coarse_flow_net.exposedness(x.float(), t[k].float())
+        # a fixed weighting, as in `merge`: no gradient flows through it into the refined flows
+        return torch.cat([self.coarse_flow_net.exposedness(x.detach().float(), t[k].float())
                           for x, k in zip(ldrs, indices)], dim=1)
 
     def perturb(self, ref: torch.Tensor) -> torch.Tensor:
