@@ -195,8 +195,8 @@ MODELS: dict[str, ModelSpec] = {
         # trained here (weights/README.md); fusion-stage files record refined=False
         weights={2: (WeightFile("f2hdr-2e.safetensors", sha256="87543e46d36883a970b4b678d6f6e8b3"
                                 "30d262485820746657fb88ebf3256d8c", size=1659956),),
-                 3: (WeightFile("f2hdr-3e.safetensors", sha256="0dd60b88041182894844af76d3f132bc"
-                                "ba34f13a4c25cceb2e07a6037a2fdc11", size=4845088),)},
+                 3: (WeightFile("f2hdr-3e.safetensors", sha256="26073eee652d5f4a160244fba15b6d73"
+                                "4c882151af50acf07650439960f84d5a", size=4845080),)},
         trained=True,
         train_step=f2hdr_step,
     ),
