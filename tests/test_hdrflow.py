@@ -277,7 +277,6 @@ def test_reference_replacement_keeps_the_network_where_the_reference_is_bad(expo
     assert out[1].item() == pytest.approx(0.5 ** 2.2 / t_ref)
 
 
-
 @pytest.mark.parametrize("rule, net_kept", [("luma", False), ("channels", True)])
 def test_channels_rule_keeps_the_network_where_a_saturated_colour_clips(rule, net_kept):
     """A blue sky clipped in its blue channel has a mid-grey luma: the official rule hands it to

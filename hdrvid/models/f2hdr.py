@@ -322,9 +322,10 @@ class F2HDR(nn.Module):
         order = self.flow_order
         warped = {k: warp(frames[k], flows[k]) for k in order}
         ldrs = [seen, *(warped[k] for k in order), *(frames[k] for k in order)]
-        hdrs = [linearize(x, t[k]) for x, k in zip(ldrs, [c, *order, *order])]
+        indices = [c, *order, *order]  # the window frame of each candidate
+        hdrs = [linearize(x, t[k]) for x, k in zip(ldrs, indices)]
         stack = lambda images, dtype: stack_channels(images, dtype, self.channels_last)
-        prior = self.exposure_prior_of([ref, *ldrs[1:]], [c, *order, *order], t)
+        prior = self.exposure_prior_of([ref, *ldrs[1:]], indices, t)
         hdr = merge_candidates(self.fusion_net, self.exposures, ldrs, hdrs,
                                hdrs[0] if seen is ref else linearize(ref, t[c]), stack, prior)
         if self.refined:

@@ -281,7 +281,7 @@ def export(net: nn.Module, path: Path, options: TrainOptions, record: dict) -> N
     meta = {"model": options.model, "period": options.exposures, "recipe": asdict(options),
             "validation": record}
     # behaviour the weights were trained with: fusion-stage weights skip the untrained adapter
-    # and refinement; the exposure prior and the replacement rule are part of what they learned
+    # and refinement, and the fusion net learned its weights on top of the exposure prior or not
     attributes = {name: getattr(net, name) for name in TRAINED_ATTRIBUTES if hasattr(net, name)}
     if attributes:
         meta["attributes"] = attributes
