@@ -49,9 +49,9 @@ _TRAIN_DEFAULT = {"cls": LibraryDefault, "options": _train_options, "show_defaul
 @click.option("--flow-weight", type=click.FloatRange(0), default=None,
               help="Weight of the flow supervision on windows with exact flow (HDRFlow; "
                    "default the official 0.001 for 2 exposures, 0.0005 for 3).")
-@click.option("--stage", type=click.Choice(["fusion", "all"]), **_TRAIN_DEFAULT,
-              help="f2hdr: train the fusion network alone on DIS flows (first), or every "
-                   "learned part.")
+@click.option("--stage", type=click.Choice(["fusion", "refine", "all"]), **_TRAIN_DEFAULT,
+              help="f2hdr: train the fusion network alone on DIS flows (first), the "
+                   "refinement over the frozen fusion (second), or every learned part.")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines of validation records.")
 def train(run_dir: Path, as_json: bool, **kwargs) -> None:
     """Train a model into RUN_DIR (last.pt, best.safetensors, log.jsonl)."""

@@ -155,16 +155,40 @@ def test_fusion_stage_trains_and_resumes(tmp_path, training_data):
     assert record["step"] == 2 and np.isfinite(record["val_psnr_t"])
     meta = _metadata(tmp_path / "run" / "best.safetensors")
     # what the weights learned with travels with them
-    assert meta["attributes"] == {"refined": False, "exposure_prior": F2HDR(2).exposure_prior}
-    # resuming continues from last.pt; the second stage trains every part from the first's
+    assert meta["attributes"] == {"refined": False, "adapted": False,
+                                  "exposure_prior": F2HDR(2).exposure_prior}
+    # resuming continues from last.pt; the later stages start from the first's weights
     resumed = train(tmp_path / "run", TrainOptions(**{**options.__dict__, "steps": 3,
                                                       "resume": True, "init": None}))
     assert resumed["step"] == 3
-    second = TrainOptions(**{**options.__dict__, "stage": "all", "steps": 1, "val_every": 1,
-                             "init": str(tmp_path / "run" / "best.safetensors")})
-    record = train(tmp_path / "all", second)
-    assert record["step"] == 1
-    assert _metadata(tmp_path / "all" / "best.safetensors")["attributes"]["refined"] is True
+    for stage, adapted in (("refine", False), ("all", True)):
+        later = TrainOptions(**{**options.__dict__, "stage": stage, "steps": 1, "val_every": 1,
+                                "init": str(tmp_path / "run" / "best.safetensors")})
+        assert train(tmp_path / stage, later)["step"] == 1
+        attributes = _metadata(tmp_path / stage / "best.safetensors")["attributes"]
+        assert attributes["refined"] is True and attributes["adapted"] is adapted
+
+
+def test_refine_stage_trains_the_refinement_alone():
+    """The refinement stage updates the refinement and the motion mask over a frozen fusion,
+    on DIS's flows: the adapter does not run, and nothing else records a gradient."""
+    from hdrvid.models.f2hdr import f2hdr_step
+
+    torch.manual_seed(0)
+    net = F2HDR(2, adapter_width=16, refine_width=16, refine_blocks=1)
+    parts = net.learned_parts("refine")
+    assert parts == [net.motion_mask, net.refine_net] and net.refined and not net.adapted
+    torch.nn.init.normal_(net.refine_net.head[1].weight, std=0.01)  # a refinement that acts
+    ldr, times = scene_window(2)
+    batch = {"ldr": ldr, "times": times, "gt": torch.rand_like(ldr)}
+    calls = []
+    net.flow_adapter.register_forward_hook(lambda *_: calls.append(1))
+    hdr, extra = f2hdr_step(net, batch)
+    (hdr.mean() + extra).backward()
+    assert not calls and extra.item() == 0  # DIS's flows: no adapter, no alignment loss
+    assert net.refine_net.head[1].weight.grad.abs().sum() > 0
+    frozen = [p for m in (net.fusion_net, net.flow_adapter) for p in m.parameters()]
+    assert all(not p.requires_grad and p.grad is None for p in frozen)
 
 
 def _metadata(path) -> dict:

@@ -244,6 +244,8 @@ class F2HDR(nn.Module):
     adapter_width / refine_width / refine_blocks: the learned parts' sizes (official: 64, 48,
     3). ``refined`` False runs the coarse flow and the fusion network only: the first training
     stage, and weights whose adapter and refinement are still at their zero initialisation.
+    ``adapted`` False skips the adapter (still the identity) when ``refined``: the refinement
+    stage, trained on DIS's flows over a frozen fusion network.
     ``tone_perturb``: training only, the reference the networks see is raised to 1/γ per sample
     and channel, γ = exp(U(-0.7, 0.7)).
     ``reference_replacement``: the rule of the well-exposed reference's replacement
@@ -269,6 +271,7 @@ class F2HDR(nn.Module):
         self.fusion_net = FusionNet(*VARIANTS[exposures][3:])
         self.refine_net = RefineNet(self.neighbours, refine_width, refine_blocks)
         self.refined = True
+        self.adapted = True
         self.reference_replacement = "channels"
         self.exposure_prior = True
         self.tone_perturb = False
@@ -312,7 +315,7 @@ class F2HDR(nn.Module):
         frames, t = ldr.unbind(1), times.unbind(1)
         ref, seen = frames[c], self.perturb(frames[c])
         flows = self.coarse_flows(ldr, times)
-        if self.refined:  # the adapter corrects the frozen flows
+        if self.refined and self.adapted:  # the adapter corrects the frozen flows
             warped = {k: warp(frames[k], flows[k]).to(ref.dtype) for k in self.neighbours}
             images = [warped[k] if k != c else seen for k in range(n)]
             flows = dict(zip(self.neighbours, self.flow_adapter(
@@ -337,12 +340,20 @@ class F2HDR(nn.Module):
 
     def learned_parts(self, stage: str) -> list[nn.Module]:
         """The modules a training stage updates: ``fusion`` (the first stage: the adapter and
-        refinement stay at their zero initialisation and are skipped), or ``all``."""
-        if stage == "fusion":
-            self.refined = False
-            return [self.fusion_net]
-        self.refined = True
-        return [self.flow_adapter, self.motion_mask, self.fusion_net, self.refine_net]
+        refinement stay at their zero initialisation and are skipped), ``refine`` (the
+        refinement over the frozen fusion, on DIS's flows: the adapter is skipped), or
+        ``all``. Sets the behaviour the stage trains and freezes the other parts."""
+        self.refined, self.adapted = stage != "fusion", stage == "all"
+        parts = {"fusion": [self.fusion_net],
+                 "refine": [self.motion_mask, self.refine_net],
+                 "all": [self.flow_adapter, self.motion_mask, self.fusion_net, self.refine_net]}
+        if stage not in parts:
+            raise ValueError(f"F²HDR trains in the stages {', '.join(parts)}, not {stage!r}")
+        # frozen parts record no graph: the refinement stage costs little more than inference
+        self.requires_grad_(False)
+        for part in parts[stage]:
+            part.requires_grad_(True)
+        return parts[stage]
 
 
 def f2hdr_step(net: F2HDR, batch: dict[str, torch.Tensor], flow_weight: float | None = None
@@ -350,11 +361,11 @@ def f2hdr_step(net: F2HDR, batch: dict[str, torch.Tensor], flow_weight: float | 
     """F²HDR's training step (`ModelSpec.train_step`, docs/models/f2hdr.md): the output after
     the reference replacement, as inference outputs it, and `losses.alignment_loss` over the
     refined flows (0.5 × the alignment L1, 0.001 × the flow L1 unless ``flow_weight``), only
-    where the adapter runs: in the fusion stage the flows are DIS's, fixed."""
+    where the adapter runs: in the fusion and refinement stages the flows are DIS's, fixed."""
     ldr, times = batch["ldr"], batch["times"]
     hdr, flows = net(ldr, times, return_flows=True)
     hdr = replace_as_net_says(net, hdr, ldr, times)
-    if not net.refined:
+    if not (net.refined and net.adapted):
         return hdr, hdr.new_zeros(())
     flow_weight = 0.001 if flow_weight is None else flow_weight
     return hdr, alignment_loss(batch, flows.items(), warp, 0.5, flow_weight, hdr)

@@ -52,7 +52,7 @@ class TrainOptions:
     resume: bool = False
     init: str | None = None  # weights to start from (a fresh run only): fine-tuning
     flow_weight: float | None = None  # weight of flow supervision; None: the model's docs
-    stage: str = "all"  # models trained in stages (f2hdr): "fusion" first, then "all"
+    stage: str = "all"  # models trained in stages (f2hdr): "fusion", "refine", then "all"
 
 
 def initialise(net: nn.Module, init: str, spec: ModelSpec, period: int) -> None:
@@ -269,7 +269,7 @@ def _keep(session: _Session, run_dir: Path, options: TrainOptions, record: dict)
         log.write(json.dumps(record) + "\n")
 
 
-TRAINED_ATTRIBUTES = ("refined", "exposure_prior")
+TRAINED_ATTRIBUTES = ("refined", "adapted", "exposure_prior")
 
 
 def export(net: nn.Module, path: Path, options: TrainOptions, record: dict) -> None:
