@@ -49,6 +49,9 @@ _TRAIN_DEFAULT = {"cls": LibraryDefault, "options": _train_options, "show_defaul
 @click.option("--flow-weight", type=click.FloatRange(0), default=None,
               help="Weight of the flow supervision on windows with exact flow (HDRFlow; "
                    "default the official 0.001 for 2 exposures, 0.0005 for 3).")
+@click.option("--tone-perturb", type=click.FloatRange(0), **_TRAIN_DEFAULT,
+              help="HDRFlow, f2hdr: strength s of the reference's tone perturbation, γ = "
+                   "e^U(-s, s) (official 0.7; 0 turns it off).")
 @click.option("--stage", type=click.Choice(["fusion", "refine", "all"]), **_TRAIN_DEFAULT,
               help="f2hdr: train the fusion network alone on DIS flows (first), the "
                    "refinement over the frozen fusion (second), or every learned part.")

@@ -248,7 +248,7 @@ def test_tone_perturbation_needs_the_flag_and_training():
     model.train()
     ref = window(2)[0][:, 1]
     assert model.perturb(ref) is ref
-    model.tone_perturb = True
+    model.tone_perturb = 0.7
     assert not torch.equal(model.perturb(ref), ref)
     model.eval()
     assert model.perturb(ref) is ref

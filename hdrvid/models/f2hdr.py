@@ -35,6 +35,7 @@ from hdrvid.models.hdrflow import (
     PAIRS,
     VARIANTS,
     merge_candidates,
+    perturb_tone,
     replace_as_net_says,
     stack_channels,
 )
@@ -246,8 +247,8 @@ class F2HDR(nn.Module):
     stage, and weights whose adapter and refinement are still at their zero initialisation.
     ``adapted`` False skips the adapter (still the identity) when ``refined``: the refinement
     stage, trained on DIS's flows over a frozen fusion network.
-    ``tone_perturb``: training only, the reference the networks see is raised to 1/γ per sample
-    and channel, γ = exp(U(-0.7, 0.7)).
+    ``tone_perturb``: training only, the strength of the reference's tone perturbation
+    (`hdrflow.perturb_tone`; official 0.7).
     ``reference_replacement``: the rule of the well-exposed reference's replacement
     (`hdrflow.replace_reference`), in training and inference: ``"channels"``, because the
     official luma rule hands a clipped blue sky back to the reference (docs/models/f2hdr.md).
@@ -274,7 +275,7 @@ class F2HDR(nn.Module):
         self.adapted = True
         self.reference_replacement = "channels"
         self.exposure_prior = True
-        self.tone_perturb = False
+        self.tone_perturb = 0.0
         self.channels_last = True
 
     def exposure_prior_of(self, ldrs: list[torch.Tensor], indices: list[int],
@@ -289,10 +290,7 @@ class F2HDR(nn.Module):
                           for x, k in zip(ldrs, indices)], dim=1)
 
     def perturb(self, ref: torch.Tensor) -> torch.Tensor:
-        if not (self.training and self.tone_perturb):
-            return ref
-        gamma = torch.empty(ref.shape[0], 3, 1, 1, device=ref.device).uniform_(-0.7, 0.7).exp()
-        return ref.clamp(0, 1).pow(1 / gamma).to(ref.dtype)
+        return perturb_tone(ref, self.tone_perturb if self.training else 0.0)
 
     @torch.no_grad()
     def coarse_flows(self, ldr: torch.Tensor, times: torch.Tensor) -> dict[int, torch.Tensor]:

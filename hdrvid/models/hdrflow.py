@@ -34,7 +34,8 @@ class HDRFlow(nn.Module):
     official_warp : warp as the official code does (§3.1), which its weights need; set when
         official weights are loaded. Default: the exact warp, for weights trained by hdrvid.
     tone_perturb : training only: the reference the networks see is raised to 1/γ per sample
-        and channel, γ = exp(U(-0.7, 0.7)) (§1.2). Also needs ``train()``; off by default.
+        and channel, γ = exp(U(-s, s)), s this strength (official 0.7, §1.2; `perturb_tone`).
+        Also needs ``train()``; 0 (off) by default.
     reference_replacement : where the reference is well exposed, output it instead of the
         network (§5; `replace_reference`), as the official test scripts do. True (the official
         luma rule) by default and for official weights; weights that score better without it
@@ -56,7 +57,7 @@ class HDRFlow(nn.Module):
         self.fusion_net = FusionNet(fusion_in, fusion_out, fusion_mid)
         self.official_warp = False
         self.reference_replacement = True
-        self.tone_perturb = False
+        self.tone_perturb = 0.0
         self.channels_last = True
 
     def warp(self, image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
@@ -71,10 +72,7 @@ class HDRFlow(nn.Module):
 
     def perturb(self, ref: torch.Tensor) -> torch.Tensor:
         """Tone perturbation of the reference (B, 3, H, W) in training, else the reference."""
-        if not (self.training and self.tone_perturb):
-            return ref
-        gamma = torch.empty(ref.shape[0], 3, 1, 1, device=ref.device).uniform_(-0.7, 0.7).exp()
-        return ref.clamp(0, 1).pow(1 / gamma).to(ref.dtype)
+        return perturb_tone(ref, self.tone_perturb if self.training else 0.0)
 
     def flows(self, ldr: torch.Tensor, times: torch.Tensor, reference: torch.Tensor | None = None
               ) -> tuple[torch.Tensor, ...]:
@@ -155,6 +153,15 @@ def merge_candidates(fusion_net: FusionNet, exposures: int, ldrs: list[torch.Ten
     for i, x in enumerate(candidates[1:], 1):
         hdr += weights[:, i:i + 1] * x.float()
     return hdr
+
+
+def perturb_tone(ref: torch.Tensor, strength: float) -> torch.Tensor:
+    """The reference (B, 3, H, W) raised to 1/γ per sample and channel, γ = exp(U(-s, s)): the
+    networks learn not to trust its tone blindly. ``strength`` 0 returns it untouched."""
+    if not strength:
+        return ref
+    gamma = torch.empty(ref.shape[0], 3, 1, 1, device=ref.device).uniform_(-strength, strength)
+    return ref.clamp(0, 1).pow(1 / gamma.exp()).to(ref.dtype)
 
 
 REPLACEMENT_RULES = ("luma", "channels")

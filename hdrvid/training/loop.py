@@ -52,6 +52,7 @@ class TrainOptions:
     resume: bool = False
     init: str | None = None  # weights to start from (a fresh run only): fine-tuning
     flow_weight: float | None = None  # weight of flow supervision; None: the model's docs
+    tone_perturb: float = 0.7  # strength of the reference's tone perturbation (HDRFlow, f2hdr)
     stage: str = "all"  # models trained in stages (f2hdr): "fusion", "refine", then "all"
 
 
@@ -181,7 +182,7 @@ def _build(spec: ModelSpec, options: TrainOptions, device: torch.device,
     schedule halving the rate at 1/2 and 3/4 of the steps."""
     net = spec.build(options.exposures).to(device)
     if hasattr(net, "tone_perturb"):
-        net.tone_perturb = True
+        net.tone_perturb = options.tone_perturb
     if device.type == "cpu" and dtype is not None:
         net.to(memory_format=torch.channels_last)
     parts = net.learned_parts(options.stage) if hasattr(net, "learned_parts") else [net]
