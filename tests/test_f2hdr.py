@@ -18,20 +18,25 @@ OFFICIAL = {"flow_adapter": 490_820, "motion_mask": 10_052, "fusion_net": 690_69
             "refine_net": 279_345}
 
 
+def scene(size: int = 48, offset: float = 0.0) -> np.ndarray:
+    """A smooth linear HDR scene (size, size, 3) float32, moved ``offset`` px to the left."""
+    ys, xs = np.mgrid[:size, :size].astype(np.float32)
+    x = xs + offset
+    radiance = 0.02 + 0.4 * (1 + np.sin(x / 5.0) * np.cos(ys / 7.0)) * (x / size + 0.2)
+    return np.clip(np.repeat(radiance[..., None], 3, axis=2) * [1.0, 0.8, 0.6], 0, 1
+                   ).astype(np.float32)
+
+
 def scene_window(exposures: int, shift: float = 2.0, size: int = 48, seed: int = 0):
-    """A smooth HDR scene moving ``shift`` px per frame, exposed as one window."""
+    """`scene` moving ``shift`` px per frame, exposed as one window."""
     rng = np.random.default_rng(seed)
     n = 2 * exposures - 1
-    ys, xs = np.mgrid[:size, :size].astype(np.float32)
     cycle = [1.0, 8.0] if exposures == 2 else [1.0, 4.0, 16.0]
     times = [cycle[i % exposures] for i in range(n)]
     frames = []
     for i in range(n):
-        x = xs + shift * (i - n // 2)
-        radiance = 0.02 + 0.4 * (1 + np.sin(x / 5.0) * np.cos(ys / 7.0)) * (x / size + 0.2)
-        hdr = np.clip(np.repeat(radiance[..., None], 3, axis=2) * [1.0, 0.8, 0.6], 0, 1)
-        frames.append(np.round(expose(hdr.astype(np.float32), times[i], rng, (1e-4, 1e-6)) * 255)
-                      / 255)
+        hdr = scene(size, shift * (i - n // 2))
+        frames.append(np.round(expose(hdr, times[i], rng, (1e-4, 1e-6)) * 255) / 255)
     ldr = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float()[None]
     return ldr, torch.tensor([times])
 
@@ -155,8 +160,11 @@ def test_fusion_stage_trains_and_resumes(tmp_path, training_data):
     assert record["step"] == 2 and np.isfinite(record["val_psnr_t"])
     meta = _metadata(tmp_path / "run" / "best.safetensors")
     # what the weights learned with travels with them
+    default = F2HDR(2)
     assert meta["attributes"] == {"refined": False, "adapted": False,
-                                  "exposure_prior": F2HDR(2).exposure_prior}
+                                  "exposure_prior": default.exposure_prior,
+                                  "reference_replacement": default.reference_replacement,
+                                  "well_exposed_from": default.well_exposed_from}
     # resuming continues from last.pt; the later stages start from the first's weights
     resumed = train(tmp_path / "run", TrainOptions(**{**options.__dict__, "steps": 3,
                                                       "resume": True, "init": None}))
@@ -232,17 +240,45 @@ def test_training_loss_sees_the_replaced_output():
 
     torch.manual_seed(0)
     net = F2HDR(2, adapter_width=16, refine_width=16, refine_blocks=1).eval()
-    net.refined = False
+    net.refined, net.well_exposed_from = False, "reference"
     ldr, times = scene_window(2)
     assert times[0, 1] == times.max()  # the long frame is the reference
     batch = {"ldr": ldr, "times": times, "gt": torch.zeros_like(ldr)}
     with torch.no_grad():
         hdr, _ = f2hdr_step(net, batch)
+        net.reference_replacement = False
         raw = net(ldr, times)
     well = (ldr[:, 1].amax(dim=1) <= 0.8)[:, None].expand(-1, 3, -1, -1)
     assert torch.equal(hdr[well], linearize(ldr[:, 1], times[:, 1])[well])
     assert torch.equal(hdr[~well], raw[~well])
     assert not torch.equal(hdr[well], raw[well])
+
+
+def test_well_exposed_pixels_average_the_neighbours_that_agree():
+    """Where the reference is well exposed F²HDR outputs `merge`'s mean of it and the
+    neighbours that match it (less noise than the reference alone), and the reference alone
+    where a neighbour disagrees (a ghost must not be averaged in)."""
+    from hdrvid.color import mu_law_torch
+    from hdrvid.models.common import linearize
+
+    ldr, times = scene_window(2, shift=0.0, seed=5)  # still: every neighbour agrees
+    truth = torch.from_numpy(scene()).permute(2, 0, 1)[None]
+    well = (ldr[:, 1].amax(dim=1, keepdim=True) <= 0.8).expand(-1, 3, -1, -1)
+    net = F2HDR(2, adapter_width=16, refine_width=16, refine_blocks=1).eval()
+    net.refined = False
+    errors = {}
+    with torch.no_grad():
+        for source in ("reference", "merge"):
+            net.well_exposed_from = source
+            error = mu_law_torch(net(ldr, times)) - mu_law_torch(truth)
+            errors[source] = error[well].pow(2).mean().item()
+        assert errors["merge"] < 0.95 * errors["reference"]  # PSNR-T's error
+        ghosted = ldr.clone()
+        ghosted[:, [0, 2], :, 10:30, 10:30] = 0.6  # an object the reference does not show
+        out = net(ghosted, times)
+    patch = (slice(None), slice(None), slice(14, 26), slice(14, 26))
+    reference = linearize(ldr[:, 1], times[:, 1])
+    assert torch.allclose(out[patch][well[patch]], reference[patch][well[patch]], atol=1e-6)
 
 
 def test_exposure_prior_leans_on_the_long_frames_where_every_frame_is_dark():

@@ -125,12 +125,17 @@ def warp(image: torch.Tensor, flow: torch.Tensor, padding_mode: str = "zeros",
 def backward_warp(image: torch.Tensor, flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """`warp` with border values outside, and a (B, 1, H, W) mask of the samples that fell
     inside the image; both in the image's dtype (merge's warp on a GPU)."""
-    h, w = image.shape[-2:]
     coords = flow_coords(flow)
     warped = sample_at(image, coords, padding_mode="border")
-    inside = ((coords[:, 0] >= 0) & (coords[:, 0] <= w - 1) &
-              (coords[:, 1] >= 0) & (coords[:, 1] <= h - 1))
-    return warped.to(image.dtype), inside[:, None].to(image.dtype)
+    return warped.to(image.dtype), inside(coords).to(image.dtype)
+
+
+def inside(coords: torch.Tensor) -> torch.Tensor:
+    """(B, 1, H, W) bool: where pixel ``coords`` (B, 2, H, W) sample inside the image, so that
+    a bilinear sample reads no padding, whatever the padding mode."""
+    h, w = coords.shape[-2:]
+    x, y = coords[:, :1], coords[:, 1:]
+    return (x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)
 
 
 class InputPadder:

@@ -30,21 +30,39 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hdrvid.models.common import keep_fp32, linearize, warp
+from hdrvid.models.common import flow_coords, inside, keep_fp32, linearize, luma, reexpose, warp
 from hdrvid.models.hdrflow import (
     PAIRS,
     VARIANTS,
     merge_candidates,
     perturb_tone,
-    replace_as_net_says,
+    replace_reference,
     stack_channels,
 )
 from hdrvid.models.hdrflow_layers import FusionNet
 from hdrvid.models.losses import alignment_loss
-from hdrvid.models.merge import ExposureMerge
+from hdrvid.models.merge import ExposureMerge, box_blur, ramp
 
 DIV_FLOW = 20.0  # flows are given to the networks in units of 20 px
 MAX_FLOW = 100.0  # refined flows are clamped to ±100 px, as the official adapter does
+
+
+STRICT = (0.005, 0.015)  # blurred |difference| (gamma 2.2) of full agreement, of none
+DARK = (0.08, 0.16)  # reference luma below which the signed difference decides, above which not
+
+
+def strict_agreement(frame: torch.Tensor, t: torch.Tensor, ref: torch.Tensor,
+                     t_ref: torch.Tensor) -> torch.Tensor:
+    """How far a neighbour may join the well-exposed reference's replacement (B, 1, H, W) in
+    [0, 1]: `merge`'s deghosting, stricter. Averaging a neighbour a fraction of a pixel off
+    blurs real motion, so it must match the reference closely; in the reference's darks,
+    where its noise alone exceeds that, the blurred signed difference decides too: noise
+    averages out in it, a misplaced edge does not."""
+    difference = reexpose(frame, t_ref / t).sub_(ref)
+    size = box_blur(difference.abs().mean(dim=1, keepdim=True), 5)
+    offset = box_blur(difference.mean(dim=1, keepdim=True), 5).abs_()
+    darks = ramp(luma(ref), *DARK)
+    return torch.maximum(ramp(size, *STRICT), ramp(offset, *STRICT).mul_(darks))
 
 
 def conv_prelu(c_in: int, c_out: int, kernel: int = 3, dilation: int = 1,
@@ -251,7 +269,12 @@ class F2HDR(nn.Module):
     (`hdrflow.perturb_tone`; official 0.7).
     ``reference_replacement``: the rule of the well-exposed reference's replacement
     (`hdrflow.replace_reference`), in training and inference: ``"channels"``, because the
-    official luma rule hands a clipped blue sky back to the reference (docs/models/f2hdr.md).
+    official luma rule hands a clipped blue sky back to the reference (docs/models/f2hdr.md);
+    False outputs the network everywhere.
+    ``well_exposed_from``: what replaces the network there: ``"merge"``, `merge`'s weighted
+    mean over the same flows with `strict_agreement` (the reference averaged with neighbours
+    that match it: less noise than the reference alone), or ``"reference"`` (official) the
+    linearised reference.
     ``exposure_prior``: the fusion weights are multiplied by `merge`'s exposedness of each
     candidate (`exposure_prior_of`); recorded in the weights; official checkpoints need it off.
     """
@@ -274,6 +297,7 @@ class F2HDR(nn.Module):
         self.refined = True
         self.adapted = True
         self.reference_replacement = "channels"
+        self.well_exposed_from = "merge"
         self.exposure_prior = True
         self.tone_perturb = 0.0
         self.channels_last = True
@@ -304,7 +328,8 @@ class F2HDR(nn.Module):
     def forward(self, ldr: torch.Tensor, times: torch.Tensor, return_flows: bool = False
                 ) -> torch.Tensor | tuple[torch.Tensor, dict[int, torch.Tensor]]:
         """ldr (B, n, 3, H, W) gamma 2.2 in [0, 1], times (B, n) with min 1 -> linear HDR
-        (B, 3, H, W) fp32 [, the refined flows by window index]."""
+        (B, 3, H, W) fp32, the reference replacement done [, the refined flows by window
+        index]."""
         n = ldr.shape[1]
         if n != 2 * self.exposures - 1:
             raise ValueError(f"F²HDR-{self.exposures}E reads {2 * self.exposures - 1} frames, "
@@ -334,7 +359,22 @@ class F2HDR(nn.Module):
             pair = lambda k: torch.cat([linearize(frames[k], t[k]), frames[k]], dim=1)
             hdr = self.refine_net(torch.cat([hdrs[0], seen], dim=1),
                                   {k: pair(k) for k in self.neighbours}, flows, masks, hdr)
+        if self.reference_replacement:
+            hdr = replace_reference(hdr, ldr, times, self.reference_replacement,
+                                    self.merged(ref, times, warped, flows))
         return (hdr, flows) if return_flows else hdr
+
+    @torch.no_grad()
+    def merged(self, ref: torch.Tensor, times: torch.Tensor, warped: dict[int, torch.Tensor],
+               flows: dict[int, torch.Tensor]) -> torch.Tensor | None:
+        """`merge`'s result (B, 3, H, W) from the neighbours ``warped`` by ``flows``, or None
+        (the linearised reference) when ``well_exposed_from`` says so."""
+        if self.well_exposed_from == "reference":
+            return None
+        # samples inside the image read no padding: the warp is merge's own there
+        aligned = {k: (warped[k], inside(flow_coords(flows[k])).float()) for k in self.neighbours}
+        return self.coarse_flow_net.blend(ref.float(), aligned, times, times.shape[1] // 2,
+                                          strict_agreement)
 
     def learned_parts(self, stage: str) -> list[nn.Module]:
         """The modules a training stage updates: ``fusion`` (the first stage: the adapter and
@@ -354,6 +394,12 @@ class F2HDR(nn.Module):
         return parts[stage]
 
 
+def forward_f2hdr(net: F2HDR, ldr: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
+    """The registry's forward: a window (B, n, 3, H, W) of gamma-2.2 frames and ``times``
+    (B, n) -> linear HDR (B, 3, H, W); F²HDR does the reference replacement itself."""
+    return net(ldr, times)
+
+
 def f2hdr_step(net: F2HDR, batch: dict[str, torch.Tensor], flow_weight: float | None = None
                ) -> tuple[torch.Tensor, torch.Tensor]:
     """F²HDR's training step (`ModelSpec.train_step`, docs/models/f2hdr.md): the output after
@@ -362,7 +408,6 @@ def f2hdr_step(net: F2HDR, batch: dict[str, torch.Tensor], flow_weight: float | 
     where the adapter runs: in the fusion and refinement stages the flows are DIS's, fixed."""
     ldr, times = batch["ldr"], batch["times"]
     hdr, flows = net(ldr, times, return_flows=True)
-    hdr = replace_as_net_says(net, hdr, ldr, times)
     if not (net.refined and net.adapted):
         return hdr, hdr.new_zeros(())
     flow_weight = 0.001 if flow_weight is None else flow_weight

@@ -168,7 +168,8 @@ REPLACEMENT_RULES = ("luma", "channels")
 
 
 def replace_reference(hdr: torch.Tensor, ldr: torch.Tensor, times: torch.Tensor,
-                      rule: str = "luma") -> torch.Tensor:
+                      rule: str = "luma", well_exposed: torch.Tensor | None = None
+                      ) -> torch.Tensor:
     """The official test scripts' last step (§5), which the published metrics include: keep the
     network only where the reference is badly exposed for its level, else use the reference.
 
@@ -178,6 +179,8 @@ def replace_reference(hdr: torch.Tensor, ldr: torch.Tensor, times: torch.Tensor,
     both. Too bright is Y > 0.8 under the official ``"luma"`` rule; under ``"channels"`` it is
     any channel > 0.8, because a saturated colour (a blue sky) clips one channel while its luma
     is still mid-grey, and its clipped reference would replace the network there.
+    ``well_exposed`` (B, 3, H, W), linear, replaces the network instead of the linearised
+    reference (F²HDR uses `merge`'s result there: the reference averaged with its neighbours).
     """
     if rule not in REPLACEMENT_RULES:
         raise ValueError(f"unknown reference replacement rule {rule!r}: use one of "
@@ -189,7 +192,7 @@ def replace_reference(hdr: torch.Tensor, ldr: torch.Tensor, times: torch.Tensor,
     y = luma(ref)
     bright = y if rule == "luma" else ref.amax(dim=1, keepdim=True)
     keep = ((y < 0.2) & (rank < period - 1)) | ((bright > 0.8) & (rank > 0))
-    return torch.where(keep, hdr, linearize(ref, t_ref))
+    return torch.where(keep, hdr, linearize(ref, t_ref) if well_exposed is None else well_exposed)
 
 
 def forward_hdrflow(net: nn.Module, ldr: torch.Tensor, times: torch.Tensor,

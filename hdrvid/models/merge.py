@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import cv2
@@ -32,6 +33,11 @@ def saturation_weight(ldr: torch.Tensor, knee: float = 0.85, clip: float = 0.97)
     """1 where max(R', G', B') is below ``knee``, falling linearly to 0 at ``clip``: (B, 1, H, W)."""
     peak = ldr.amax(dim=1, keepdim=True)
     return peak.sub_(clip).div_(knee - clip).clamp_(0, 1)
+
+
+def ramp(x: torch.Tensor, full: float, zero: float) -> torch.Tensor:
+    """1 where ``x`` <= ``full``, falling linearly to 0 at ``zero``."""
+    return x.sub(zero).div_(full - zero).clamp_(0, 1)
 
 
 def box_blur(image: torch.Tensor, size: int) -> torch.Tensor:
@@ -95,17 +101,27 @@ class ExposureMerge(nn.Module):
         neighbours = [j for j in range(ldr.shape[1]) if j != c]
         aligned = dict(zip(neighbours, self.align(
             ref, t_ref, [(ldr[:, j].float(), times[:, j].float()) for j in neighbours])))
+        return self.blend(ref, aligned, times, c)
+
+    def blend(self, ref: torch.Tensor, aligned: dict[int, tuple[torch.Tensor, torch.Tensor]],
+              times: torch.Tensor, c: int, agreement: Callable | None = None) -> torch.Tensor:
+        """The weighted mean in linear light of the reference ``ref`` (B, 3, H, W), frame ``c``
+        of the window, and its neighbours aligned onto it, by window index: (frame (B, 3, H, W),
+        mask (B, 1, H, W) of where it was sampled inside the image). ``times`` (B, n).
+        ``agreement``: the deghosting weight, `agreement`'s arguments (default merge's own)."""
+        agreement = agreement or self.agreement
+        t_ref = times[:, c].float()
         numerator = torch.zeros_like(ref)
         denominator = torch.zeros_like(ref[:, :1])
         # in place where it is safe (merge never trains): at 640×360 each fresh tensor cost as
         # much as the arithmetic on it
-        for j in range(ldr.shape[1]):
+        for j in range(times.shape[1]):
             t = times[:, j].float()
             if j == c:
                 frame, weight = ref, self.exposedness(ref, t)
             else:
                 frame, inside = aligned[j]
-                weight = self.exposedness(frame, t).mul_(self.agreement(frame, t, ref, t_ref))
+                weight = self.exposedness(frame, t).mul_(agreement(frame, t, ref, t_ref))
                 weight.mul_(inside)
             numerator.addcmul_(weight / t[:, None, None, None], frame.clamp(0, 1).pow_(GAMMA))
             denominator += weight
@@ -194,4 +210,4 @@ class ExposureMerge(nn.Module):
         """
         moved = reexpose(frame, t_ref / t)
         difference = box_blur(moved.sub_(ref).abs_().mean(dim=1, keepdim=True), 5)
-        return difference.sub_(self.ghost_high).div_(self.ghost_low - self.ghost_high).clamp_(0, 1)
+        return ramp(difference, self.ghost_low, self.ghost_high)

@@ -270,7 +270,8 @@ def _keep(session: _Session, run_dir: Path, options: TrainOptions, record: dict)
         log.write(json.dumps(record) + "\n")
 
 
-TRAINED_ATTRIBUTES = ("refined", "adapted", "exposure_prior")
+TRAINED_ATTRIBUTES = ("refined", "adapted", "exposure_prior", "reference_replacement",
+                      "well_exposed_from")
 
 
 def export(net: nn.Module, path: Path, options: TrainOptions, record: dict) -> None:
