@@ -30,7 +30,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hdrvid.models.common import flow_coords, inside, keep_fp32, linearize, luma, reexpose, warp
+from hdrvid.models.common import (
+    GAMMA,
+    flow_coords,
+    inside,
+    keep_fp32,
+    linearize,
+    luma,
+    reexpose,
+    warp,
+)
 from hdrvid.models.hdrflow import (
     PAIRS,
     VARIANTS,
@@ -58,8 +67,11 @@ def strict_agreement(frame: torch.Tensor, t: torch.Tensor, ref: torch.Tensor,
     blurs real motion, so it must match the reference closely; in the reference's darks,
     where its noise alone exceeds that, the blurred signed difference decides too: noise
     averages out in it, a misplaced edge does not."""
-    difference = reexpose(frame, t_ref / t).sub_(ref)
-    size = box_blur(difference.abs().mean(dim=1, keepdim=True), 5)
+    ratio = t_ref / t
+    difference = reexpose(frame, ratio).sub_(ref)
+    # re-exposing a shorter neighbour by r scales its gamma-2.2 errors by r^(1/2.2)
+    noise_gain = ratio.clamp_min(1).pow(1 / GAMMA)[:, None, None, None]
+    size = box_blur(difference.abs().mean(dim=1, keepdim=True), 5).div_(noise_gain)
     offset = box_blur(difference.mean(dim=1, keepdim=True), 5).abs_()
     darks = ramp(luma(ref), *DARK)
     return torch.maximum(ramp(size, *STRICT), ramp(offset, *STRICT).mul_(darks))
