@@ -282,7 +282,7 @@ class F2HDR(nn.Module):
     ``reference_replacement``: the rule of the well-exposed reference's replacement
     (`hdrflow.replace_reference`), in training and inference: ``"channels"``, because the
     official luma rule hands a clipped blue sky back to the reference (docs/models/f2hdr.md);
-    False outputs the network everywhere.
+    True is the luma rule, False outputs the network everywhere.
     ``well_exposed_from``: what replaces the network there: ``"merge"``, `merge`'s weighted
     mean over the same flows with `strict_agreement` (the reference averaged with neighbours
     that match it: less noise than the reference alone), or ``"reference"`` (official) the
@@ -372,15 +372,19 @@ class F2HDR(nn.Module):
             hdr = self.refine_net(torch.cat([hdrs[0], seen], dim=1),
                                   {k: pair(k) for k in self.neighbours}, flows, masks, hdr)
         if self.reference_replacement:
-            hdr = replace_reference(hdr, ldr, times, self.reference_replacement,
-                                    self.merged(ref, times, warped, flows))
+            rule = "luma" if self.reference_replacement is True else self.reference_replacement
+            hdr = replace_reference(hdr, ldr, times, rule,
+                                    self.well_exposed(ref, times, warped, flows))
         return (hdr, flows) if return_flows else hdr
 
     @torch.no_grad()
-    def merged(self, ref: torch.Tensor, times: torch.Tensor, warped: dict[int, torch.Tensor],
-               flows: dict[int, torch.Tensor]) -> torch.Tensor | None:
-        """`merge`'s result (B, 3, H, W) from the neighbours ``warped`` by ``flows``, or None
-        (the linearised reference) when ``well_exposed_from`` says so."""
+    def well_exposed(self, ref: torch.Tensor, times: torch.Tensor,
+                     warped: dict[int, torch.Tensor], flows: dict[int, torch.Tensor]
+                     ) -> torch.Tensor | None:
+        """What replaces the network where the reference is well exposed: `merge`'s weighted
+        mean (B, 3, H, W) of ``ref`` and the neighbours ``warped`` by ``flows`` under
+        `strict_agreement`, or None (the linearised reference) when ``well_exposed_from`` is
+        ``"reference"``."""
         if self.well_exposed_from == "reference":
             return None
         # samples inside the image read no padding: the warp is merge's own there
