@@ -12,7 +12,7 @@ from hdrvid.errors import ModelError
 from hdrvid.models.chen21 import Chen21, Chen21Coarse
 from hdrvid.models.coarse import forward_flow_family
 from hdrvid.models.common import forward_direct
-from hdrvid.models.f2hdr import F2HDR, f2hdr_step, forward_f2hdr
+from hdrvid.models.f2hdr import F2HDR, f2hdr_step
 from hdrvid.models.fshdrv import Fshdrv
 from hdrvid.models.hdrflow import HDRFlow, forward_hdrflow, hdrflow_step
 from hdrvid.models.kalantari19 import Kalantari19
@@ -190,7 +190,6 @@ MODELS: dict[str, ModelSpec] = {
         build=lambda period: F2HDR(period, adapter_width=24, refine_width=24, refine_blocks=1),
         windows={2: 3, 3: 5},
         pad_multiple=8,
-        forward=forward_f2hdr,
         license="MIT (F²HDR, wei1895/F2HDR; weights trained by hdrvid)",
         # trained here (weights/README.md); fusion-stage files record refined=False
         weights={2: (WeightFile("f2hdr-2e.safetensors", sha256="87543e46d36883a970b4b678d6f6e8b3"

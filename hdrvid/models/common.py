@@ -57,8 +57,9 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
 
 
 def forward_direct(net: nn.Module, ldr: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
-    """The input adapter of models that read the window as it is (the weight-free baselines):
-    ``ldr`` (B, n, 3, H, W) gamma 2.2 in [0, 1], ``times`` (B, n) -> linear HDR (B, 3, H, W)."""
+    """The input adapter of models that read the window as it is (the weight-free baselines;
+    F²HDR, which does its reference replacement itself): ``ldr`` (B, n, 3, H, W) gamma 2.2 in
+    [0, 1], ``times`` (B, n) -> linear HDR (B, 3, H, W)."""
     return net(ldr, times)
 
 

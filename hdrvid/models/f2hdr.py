@@ -45,7 +45,7 @@ from hdrvid.models.hdrflow import (
     VARIANTS,
     merge_candidates,
     perturb_tone,
-    replace_reference,
+    replace_as_net_says,
     stack_channels,
 )
 from hdrvid.models.hdrflow_layers import FusionNet
@@ -371,10 +371,9 @@ class F2HDR(nn.Module):
             pair = lambda k: torch.cat([linearize(frames[k], t[k]), frames[k]], dim=1)
             hdr = self.refine_net(torch.cat([hdrs[0], seen], dim=1),
                                   {k: pair(k) for k in self.neighbours}, flows, masks, hdr)
-        if self.reference_replacement:
-            rule = "luma" if self.reference_replacement is True else self.reference_replacement
-            hdr = replace_reference(hdr, ldr, times, rule,
-                                    self.well_exposed(ref, times, warped, flows))
+        if self.reference_replacement:  # else well_exposed's work would be thrown away
+            hdr = replace_as_net_says(self, hdr, ldr, times,
+                                      well_exposed=self.well_exposed(ref, times, warped, flows))
         return (hdr, flows) if return_flows else hdr
 
     @torch.no_grad()
@@ -408,12 +407,6 @@ class F2HDR(nn.Module):
         for part in parts[stage]:
             part.requires_grad_(True)
         return parts[stage]
-
-
-def forward_f2hdr(net: F2HDR, ldr: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
-    """The registry's forward: a window (B, n, 3, H, W) of gamma-2.2 frames and ``times``
-    (B, n) -> linear HDR (B, 3, H, W); F²HDR does the reference replacement itself."""
-    return net(ldr, times)
 
 
 def f2hdr_step(net: F2HDR, batch: dict[str, torch.Tensor], flow_weight: float | None = None

@@ -197,7 +197,7 @@ def replace_reference(hdr: torch.Tensor, ldr: torch.Tensor, times: torch.Tensor,
 
 def forward_hdrflow(net: nn.Module, ldr: torch.Tensor, times: torch.Tensor,
                     replace: bool | str | None = None) -> torch.Tensor:
-    """The input adapter of HDRFlow and F²HDR (docs/models/hdrflow.md): a window ``ldr``
+    """The input adapter of HDRFlow (docs/models/hdrflow.md): a window ``ldr``
     (B, n, 3, H, W) of gamma-2.2 frames and ``times`` (B, n) -> linear HDR (B, 3, H, W).
 
     The network reads the window as it is (it re-exposes and linearises itself); then, as the
@@ -209,13 +209,14 @@ def forward_hdrflow(net: nn.Module, ldr: torch.Tensor, times: torch.Tensor,
 
 
 def replace_as_net_says(net: nn.Module, hdr: torch.Tensor, ldr: torch.Tensor,
-                        times: torch.Tensor, replace: bool | str | None = None) -> torch.Tensor:
+                        times: torch.Tensor, replace: bool | str | None = None,
+                        well_exposed: torch.Tensor | None = None) -> torch.Tensor:
     """`replace_reference` under ``net.reference_replacement`` (or ``replace``): True is the
-    official luma rule, False none, a string names the rule."""
+    official luma rule, False none, a string names the rule; ``well_exposed`` as there."""
     rule = getattr(net, "reference_replacement", True) if replace is None else replace
     if rule is False:
         return hdr
-    return replace_reference(hdr, ldr, times, "luma" if rule is True else rule)
+    return replace_reference(hdr, ldr, times, "luma" if rule is True else rule, well_exposed)
 
 
 def hdrflow_step(net: HDRFlow, batch: dict[str, torch.Tensor], flow_weight: float | None = None

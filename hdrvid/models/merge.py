@@ -31,13 +31,13 @@ from hdrvid.models.common import GAMMA, backward_warp, linearize, luma, reexpose
 
 def saturation_weight(ldr: torch.Tensor, knee: float = 0.85, clip: float = 0.97) -> torch.Tensor:
     """1 where max(R', G', B') is below ``knee``, falling linearly to 0 at ``clip``: (B, 1, H, W)."""
-    peak = ldr.amax(dim=1, keepdim=True)
-    return peak.sub_(clip).div_(knee - clip).clamp_(0, 1)
+    return ramp(ldr.amax(dim=1, keepdim=True), knee, clip)
 
 
 def ramp(x: torch.Tensor, full: float, zero: float) -> torch.Tensor:
-    """1 where ``x`` <= ``full``, falling linearly to 0 at ``zero``."""
-    return x.sub(zero).div_(full - zero).clamp_(0, 1)
+    """1 where ``x`` <= ``full``, falling linearly to 0 at ``zero``; in place on ``x`` (a
+    fresh tensor at every call: on the hot path a new one costs as much as the arithmetic)."""
+    return x.sub_(zero).div_(full - zero).clamp_(0, 1)
 
 
 def box_blur(image: torch.Tensor, size: int) -> torch.Tensor:
