@@ -1,7 +1,8 @@
 """What replaces F²HDR's network where the reference is well exposed, scored on the training
 validation windows (not the held-aside clips of benchmarks/quality.py): the reference alone
 (``well_exposed_from = "reference"``, the official behaviour) against `merge`'s strictly
-deghosted mean (``"merge"``), with the bundled weights, PSNR-T in dB.
+deghosted mean (``"merge"``) and the fusion net's choice between `merge`'s means
+(``"learned"``), with the bundled weights, PSNR-T in dB.
 
     python benchmarks/f2hdr_replacement.py [--windows 24]   (needs ../shared/data)
 """
@@ -21,7 +22,7 @@ from hdrvid.registry import get_spec
 from hdrvid.training.data import Recipe
 from hdrvid.training.loop import Validation
 
-SOURCES = ("reference", "merge")
+SOURCES = ("reference", "merge", "learned")
 
 
 def main() -> None:

@@ -55,6 +55,11 @@ _TRAIN_DEFAULT = {"cls": LibraryDefault, "options": _train_options, "show_defaul
 @click.option("--stage", type=click.Choice(["fusion", "refine", "all"]), **_TRAIN_DEFAULT,
               help="f2hdr: train the fusion network alone on DIS flows (first), the "
                    "refinement over the frozen fusion (second), or every learned part.")
+@click.option("--well-exposed", type=click.Choice(["reference", "merge", "learned"]),
+              default=None, help="f2hdr: what replaces the network where the reference is well "
+                                 "exposed: the reference, merge's strict mean, or the fusion "
+                                 "net's choice between merge's means (default: as the "
+                                 "--init weights say).")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines of validation records.")
 def train(run_dir: Path, as_json: bool, **kwargs) -> None:
     """Train a model into RUN_DIR (last.pt, best.safetensors, log.jsonl)."""

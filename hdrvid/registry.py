@@ -187,15 +187,16 @@ MODELS: dict[str, ModelSpec] = {
         description="F²HDR (CVPR 2026) on DIS flow: flow adapter, fusion and refinement nets",
         # the adapter and the refinement narrower than the official 64 / 48 × 3 blocks: at the
         # official sizes they cost several seconds per CPU frame (docs/models/f2hdr.md)
-        build=lambda period: F2HDR(period, adapter_width=24, refine_width=24, refine_blocks=1),
+        build=lambda period: F2HDR(period, adapter_width=24, refine_width=24, refine_blocks=1,
+                                    merge_candidate=True, refine_replaced=True),
         windows={2: 3, 3: 5},
         pad_multiple=8,
         license="MIT (F²HDR, wei1895/F2HDR; weights trained by hdrvid)",
         # trained here (weights/README.md); fusion-stage files record refined=False
-        weights={2: (WeightFile("f2hdr-2e.safetensors", sha256="87543e46d36883a970b4b678d6f6e8b3"
-                                "30d262485820746657fb88ebf3256d8c", size=1659956),),
-                 3: (WeightFile("f2hdr-3e.safetensors", sha256="26073eee652d5f4a160244fba15b6d73"
-                                "4c882151af50acf07650439960f84d5a", size=4845080),)},
+        weights={2: (WeightFile("f2hdr-2e.safetensors", sha256="0de1df7f7708822ac0279d17a5c85cf6"
+                                "2856d657967babefa48ce49fda12e545", size=1669328),),
+                 3: (WeightFile("f2hdr-3e.safetensors", sha256="48b4dc568a078e366d7d2980ec3e110f"
+                                "3e3f7fe06aa346872e6932b50ef68d6f", size=4861372),)},
         trained=True,
         train_step=f2hdr_step,
     ),

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
+from hdrvid.models.common import warp
 from hdrvid.models.f2hdr import F2HDR
-from hdrvid.models.hdrflow import HDRFlow
+from hdrvid.models.hdrflow import HDRFlow, replace_reference
 from hdrvid.registry import count_parameters, get_spec
 from hdrvid.synth import expose
 from hdrvid.weights import WEIGHTS_DIR
@@ -55,9 +56,14 @@ def test_registry_entry_builds_both_exposure_counts():
     assert spec.windows == {2: 3, 3: 5} and spec.trained
     for period in (2, 3):
         net = spec.build(period)
-        # the fusion network has HDRFlow's shapes, so HDRFlow's weights initialise it
+        # the fusion network has HDRFlow's shapes widened by the two merge means (6 input
+        # channels and a weight each), so HDRFlow's weights initialise it
         hdrflow = HDRFlow(period)
-        net.fusion_net.load_state_dict(hdrflow.fusion_net.state_dict())
+        assert net.merge_candidate
+        official = hdrflow.fusion_net.conv1[0].weight.shape
+        assert net.fusion_net.conv1[0].weight.shape[1] == official[1] + 12
+        assert net.fusion_net.conv12[0].weight.shape[0] == (5 if period == 2 else 9) + 2
+        net.load_fusion(hdrflow.fusion_net.state_dict())
         assert count_parameters(net) > count_parameters(net.fusion_net)
 
 
@@ -90,6 +96,29 @@ def test_trained_heads_change_the_output():
         net.refine_net.head[1].bias.fill_(0.01)
         after = net(ldr, times)
     assert (after - before).abs().max() > 0.005
+
+
+def test_refinement_after_the_replacement_reaches_every_pixel():
+    """Refined before the replacement (official), the well-exposed pixels are the replacement's
+    whatever the refinement does; refined after it (``refine_replaced``), every pixel is."""
+    from hdrvid.models.hdrflow import replace_reference
+
+    torch.manual_seed(0)
+    net = F2HDR(2, adapter_width=16, refine_width=16, refine_blocks=1).eval()
+    ldr, times = scene_window(2)
+    ones = torch.ones(1, 3, 48, 48)
+    well = replace_reference(torch.zeros_like(ones), ldr, times, "channels", ones) == 1
+    assert well.any() and not well.all()
+    outputs = {}
+    with torch.no_grad():
+        coarse = net(ldr, times)
+        net.refine_net.head[1].bias.fill_(0.01)
+        for after in (False, True):
+            net.refine_replaced = after
+            outputs[after] = net(ldr, times)
+    assert torch.equal(outputs[False][well], coarse[well])
+    assert not torch.equal(outputs[False][~well], coarse[~well])
+    assert torch.allclose(outputs[True], (coarse + 0.01).clamp(0, 1), atol=1e-6)
 
 
 @pytest.mark.parametrize("exposures", [2, 3])
@@ -143,7 +172,7 @@ def _export_initial(path, period: int) -> None:
     hdrflow = load_weights(HDRFlow(period), WEIGHTS_DIR / get_spec("hdrflow").weights[period][0]
                            .filename, None, f"hdrflow {period}-exposure")
     net = get_spec("f2hdr").build(period)
-    net.fusion_net.load_state_dict(hdrflow.fusion_net.state_dict())
+    net.load_fusion(hdrflow.fusion_net.state_dict())
     net.half()
     save_safetensors(net, path, {"model": "f2hdr", "period": period,
                                  "attributes": {"refined": False}})
@@ -160,21 +189,25 @@ def test_fusion_stage_trains_and_resumes(tmp_path, training_data):
     assert record["step"] == 2 and np.isfinite(record["val_psnr_t"])
     meta = _metadata(tmp_path / "run" / "best.safetensors")
     # what the weights learned with travels with them
-    default = F2HDR(2)
+    default = get_spec("f2hdr").build(2)
     assert meta["attributes"] == {"refined": False, "adapted": False,
                                   "exposure_prior": default.exposure_prior,
                                   "reference_replacement": default.reference_replacement,
-                                  "well_exposed_from": default.well_exposed_from}
+                                  "well_exposed_from": default.well_exposed_from,
+                                  "refine_replaced": True}
     # resuming continues from last.pt; the later stages start from the first's weights
     resumed = train(tmp_path / "run", TrainOptions(**{**options.__dict__, "steps": 3,
                                                       "resume": True, "init": None}))
     assert resumed["step"] == 3
-    for stage, adapted in (("refine", False), ("all", True)):
+    for stage, adapted, source in (("refine", False, None), ("all", True, "learned")):
         later = TrainOptions(**{**options.__dict__, "stage": stage, "steps": 1, "val_every": 1,
-                                "init": str(tmp_path / "run" / "best.safetensors")})
+                                "init": str(tmp_path / "run" / "best.safetensors"),
+                                "well_exposed": source})
         assert train(tmp_path / stage, later)["step"] == 1
         attributes = _metadata(tmp_path / stage / "best.safetensors")["attributes"]
         assert attributes["refined"] is True and attributes["adapted"] is adapted
+        # --well-exposed overrides what the --init file recorded
+        assert attributes["well_exposed_from"] == (source or default.well_exposed_from)
 
 
 def test_refine_stage_trains_the_refinement_alone():
@@ -300,3 +333,62 @@ def test_exposure_prior_leans_on_the_long_frames_where_every_frame_is_dark():
             hdr = net(ldr, torch.tensor([times]))
         errors[prior] = (hdr - 0.002).square().mean().sqrt().item()
     assert errors[True] < 0.75 * errors[False]
+
+
+@pytest.mark.parametrize("exposures", [2, 3])
+def test_merge_candidates_start_as_the_model_loaded_and_can_take_over(exposures):
+    """Widened by the `merge` means, a fusion net of HDRFlow's shapes gives nearly the output
+    it gave without them; a net that weighs one mean alone outputs it everywhere, and under
+    ``well_exposed_from = "learned"`` the well-exposed pixels are the mean it chose."""
+    from hdrvid.color import mu_law_torch
+    from hdrvid.weights import load_weights
+
+    hdrflow = load_weights(HDRFlow(exposures), WEIGHTS_DIR / get_spec("hdrflow")
+                           .weights[exposures][0].filename, None, f"hdrflow {exposures}-exposure")
+    small = dict(adapter_width=16, refine_width=16, refine_blocks=1)
+    plain, widened = F2HDR(exposures, **small).eval(), F2HDR(exposures, **small,
+                                                            merge_candidate=True).eval()
+    for net in (plain, widened):
+        net.load_fusion(hdrflow.fusion_net.state_dict())
+        net.refined, net.reference_replacement = False, False
+    ldr, times = scene_window(exposures, size=64)
+    frames, c = ldr.unbind(1), ldr.shape[1] // 2
+    with torch.no_grad():
+        before, after = plain(ldr, times), widened(ldr, times)
+        assert (mu_law_torch(before) - mu_law_torch(after)).abs().mean() < 2e-3
+        assert not torch.equal(before, after)  # but they do weigh in
+        flows = widened.coarse_flows(ldr, times)
+        warped = {k: warp(frames[k], flows[k]) for k in widened.neighbours}
+        strict, lenient = widened.merge_means(frames[c], times, warped, flows)
+        bias = widened.fusion_net.conv12[0].bias
+        bias.fill_(-30.0)[-2] = 30.0
+        assert torch.allclose(widened(ldr, times), strict, rtol=1e-4, atol=1e-6)
+        widened.reference_replacement, widened.well_exposed_from = "channels", "learned"
+        bias[-2:] = torch.tensor([-30.0, 30.0])  # merge's own deghosting where well exposed
+        chosen = widened(ldr, times)
+    assert not torch.allclose(strict, lenient, rtol=1e-4, atol=1e-6)
+    ones = torch.ones_like(strict)  # where the replacement puts ones: well exposed
+    well = replace_reference(torch.zeros_like(ones), ldr, times, "channels", ones) == 1
+    assert well.float().mean() > 0.01  # the scene is mostly too bright or too dark
+    assert torch.allclose(chosen[well], lenient[well], rtol=1e-4, atol=1e-6)
+
+
+def test_init_widens_weights_from_before_the_merge_candidate(tmp_path):
+    """``--init`` with f2hdr weights whose fusion net lacks the `merge` means loads every
+    part, widening the fusion net, and keeps the behaviour the file records."""
+    from hdrvid.training.loop import initialise
+    from hdrvid.weights import save_safetensors
+
+    spec = get_spec("f2hdr")
+    torch.manual_seed(1)
+    old = F2HDR(2, adapter_width=24, refine_width=24, refine_blocks=1)
+    path = tmp_path / "old.safetensors"
+    save_safetensors(old, path, {"model": "f2hdr", "period": 2,
+                                 "attributes": {"refined": False, "exposure_prior": False}})
+    net = spec.build(2)
+    initialise(net, str(path), spec, 2)
+    assert net.refined is False and net.exposure_prior is False
+    assert torch.equal(net.refine_net.head[0][0].weight, old.refine_net.head[0][0].weight)
+    wide, narrow = net.fusion_net.conv1[0].weight, old.fusion_net.conv1[0].weight
+    assert torch.equal(wide[:, :narrow.shape[1]], narrow) and not wide[:, narrow.shape[1]:].any()
+    assert torch.equal(net.fusion_net.conv12[0].bias[:-2], old.fusion_net.conv12[0].bias)

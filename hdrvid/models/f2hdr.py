@@ -77,6 +77,10 @@ def strict_agreement(frame: torch.Tensor, t: torch.Tensor, ref: torch.Tensor,
     return torch.maximum(ramp(size, *STRICT), ramp(offset, *STRICT).mul_(darks))
 
 
+# the `merge` means F²HDR offers its fusion net, by the deghosting they use (None: merge's own)
+MEANS = {"strict": strict_agreement, "merge": None}
+
+
 def conv_prelu(c_in: int, c_out: int, kernel: int = 3, dilation: int = 1,
                groups: int = 1) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(c_in, c_out, kernel, padding=dilation * (kernel // 2),
@@ -285,14 +289,24 @@ class F2HDR(nn.Module):
     True is the luma rule, False outputs the network everywhere.
     ``well_exposed_from``: what replaces the network there: ``"merge"``, `merge`'s weighted
     mean over the same flows with `strict_agreement` (the reference averaged with neighbours
-    that match it: less noise than the reference alone), or ``"reference"`` (official) the
-    linearised reference.
+    that match it: less noise than the reference alone); ``"learned"``, the fusion net's
+    choice between that mean and `merge`'s own (needs ``merge_candidate``); or
+    ``"reference"`` (official) the linearised reference.
+    ``merge_candidate`` (structural: it widens the fusion net): `merge`'s means under
+    `strict_agreement` and under its own deghosting are two more fusion candidates, so the
+    net learns where averaging the aligned frames beats choosing among them, and how strictly
+    (docs/models/f2hdr.md); off in the official model.
+    ``refine_replaced``: the refinement runs after the reference replacement, on every pixel
+    (the replaced ones are most of a frame, and only a spatial filter can take noise out of
+    `merge`'s mean there); False, as officially, refines the fusion's output, which the
+    replacement then overwrites where the reference is well exposed.
     ``exposure_prior``: the fusion weights are multiplied by `merge`'s exposedness of each
     candidate (`exposure_prior_of`); recorded in the weights; official checkpoints need it off.
     """
 
     def __init__(self, exposures: int = 2, adapter_width: int = 64, refine_width: int = 48,
-                 refine_blocks: int = 3):
+                 refine_blocks: int = 3, merge_candidate: bool = False,
+                 refine_replaced: bool = False):
         super().__init__()
         if exposures not in PAIRS:
             raise ValueError(f"F²HDR exists for 2 or 3 exposures per cycle, not {exposures}")
@@ -304,15 +318,44 @@ class F2HDR(nn.Module):
         self.coarse_flow_net = ExposureMerge()  # DIS, frozen, no parameters
         self.flow_adapter = FlowAdapter(frames, adapter_width)
         self.motion_mask = keep_fp32(PhysicalMotionMask())  # runs outside autocast
-        self.fusion_net = FusionNet(*VARIANTS[exposures][3:])
+        c_in, c_out, c_mid = VARIANTS[exposures][3:]
+        self.merge_candidate = merge_candidate
+        means = len(MEANS) * merge_candidate
+        self.fusion_net = FusionNet(c_in + 6 * means, c_out + means, c_mid)
+        if merge_candidate:  # the official net's initialisation, the candidates' channels off
+            self.load_fusion(FusionNet(c_in, c_out, c_mid).state_dict())
         self.refine_net = RefineNet(self.neighbours, refine_width, refine_blocks)
         self.refined = True
         self.adapted = True
+        self.refine_replaced = refine_replaced
         self.reference_replacement = "channels"
         self.well_exposed_from = "merge"
         self.exposure_prior = True
         self.tone_perturb = 0.0
         self.channels_last = True
+
+    @torch.no_grad()
+    def load_fusion(self, state: dict[str, torch.Tensor]) -> None:
+        """Load a fusion net of HDRFlow's shapes (HDRFlow's, or F²HDR's without the `merge`
+        means, or with fewer) into this one: where the means widen it, their input channels
+        start at zero and their weights near zero, so the model starts as the one loaded."""
+        own = self.fusion_net.state_dict()
+        for name, value in state.items():
+            if name not in own:
+                raise KeyError(f"no fusion net parameter {name}")
+            target = own[name]
+            if value.shape == target.shape:
+                target.copy_(value)
+                continue
+            if name == "conv1.0.weight":  # the means' channels come last: they read nothing
+                target.zero_()[:, :value.shape[1]].copy_(value)
+            elif name.startswith("conv12.0."):  # their weights start at sigmoid(-4)
+                target.zero_()[:value.shape[0]].copy_(value)
+                if name.endswith("bias"):
+                    target[value.shape[0]:] = -4.0
+            else:
+                raise ValueError(f"fusion net parameter {name}: {tuple(value.shape)} does not "
+                                 f"fit {tuple(target.shape)}")
 
     def exposure_prior_of(self, ldrs: list[torch.Tensor], indices: list[int],
                           t: tuple[torch.Tensor, ...]) -> torch.Tensor | None:
@@ -359,37 +402,79 @@ class F2HDR(nn.Module):
         # fusion: weights over the reference, the warped and the unwarped neighbours
         order = self.flow_order
         warped = {k: warp(frames[k], flows[k]) for k in order}
+        means = self.merge_means(ref, times, warped, flows)
         ldrs = [seen, *(warped[k] for k in order), *(frames[k] for k in order)]
         indices = [c, *order, *order]  # the window frame of each candidate
         hdrs = [linearize(x, t[k]) for x, k in zip(ldrs, indices)]
         stack = lambda images, dtype: stack_channels(images, dtype, self.channels_last)
         prior = self.exposure_prior_of([ref, *ldrs[1:]], indices, t)
-        hdr = merge_candidates(self.fusion_net, self.exposures, ldrs, hdrs,
-                               hdrs[0] if seen is ref else linearize(ref, t[c]), stack, prior)
-        if self.refined:
-            masks = {k: self.motion_mask(flows[k]) for k in self.neighbours}
-            pair = lambda k: torch.cat([linearize(frames[k], t[k]), frames[k]], dim=1)
-            hdr = self.refine_net(torch.cat([hdrs[0], seen], dim=1),
-                                  {k: pair(k) for k in self.neighbours}, flows, masks, hdr)
-        if self.reference_replacement:  # else well_exposed's work would be thrown away
+        extra = []
+        if self.merge_candidate:  # as the net sees the others: at its exposure, and linear
+            extra = [(self.at_exposure(mean, t[c]).to(ref.dtype), mean) for mean in means]
+            if prior is not None:  # as much as the best of what they average
+                best = prior.amax(dim=1, keepdim=True)
+                prior = torch.cat([prior, *(best for _ in extra)], dim=1)
+        hdr, weights = merge_candidates(self.fusion_net, self.exposures, ldrs, hdrs,
+                                        hdrs[0] if seen is ref else linearize(ref, t[c]), stack,
+                                        prior, extra, return_weights=True)
+        refine = lambda hdr: self.refine(hdr, frames, t, torch.cat([hdrs[0], seen], dim=1), flows)
+        if self.refined and not self.refine_replaced:
+            hdr = refine(hdr)
+        if self.reference_replacement:
             hdr = replace_as_net_says(self, hdr, ldr, times,
-                                      well_exposed=self.well_exposed(ref, times, warped, flows))
+                                      well_exposed=self.well_exposed(means, weights))
+        if self.refined and self.refine_replaced:
+            hdr = refine(hdr)
         return (hdr, flows) if return_flows else hdr
 
-    @torch.no_grad()
-    def well_exposed(self, ref: torch.Tensor, times: torch.Tensor,
-                     warped: dict[int, torch.Tensor], flows: dict[int, torch.Tensor]
+    def refine(self, hdr: torch.Tensor, frames: tuple[torch.Tensor, ...],
+               t: tuple[torch.Tensor, ...], reference: torch.Tensor,
+               flows: dict[int, torch.Tensor]) -> torch.Tensor:
+        """The refinement network's output for the coarse ``hdr`` (B, 3, H, W): ``reference``
+        is the reference's HDR and LDR as the net sees it (B, 6, H, W), ``flows`` by window
+        index."""
+        masks = {k: self.motion_mask(flows[k]) for k in self.neighbours}
+        pair = lambda k: torch.cat([linearize(frames[k], t[k]), frames[k]], dim=1)
+        return self.refine_net(reference, {k: pair(k) for k in self.neighbours}, flows, masks,
+                               hdr)
+
+    @staticmethod
+    def at_exposure(hdr: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Linear HDR (B, 3, H, W) as a frame of exposure ``t`` (B,) shows it: gamma 2.2,
+        clipped; the inverse of `linearize`."""
+        return (hdr * t.float()[:, None, None, None]).clamp(0, 1).pow(1 / GAMMA)
+
+    def well_exposed(self, means: list[torch.Tensor], weights: torch.Tensor
                      ) -> torch.Tensor | None:
-        """What replaces the network where the reference is well exposed: `merge`'s weighted
-        mean (B, 3, H, W) of ``ref`` and the neighbours ``warped`` by ``flows`` under
-        `strict_agreement`, or None (the linearised reference) when ``well_exposed_from`` is
-        ``"reference"``."""
-        if self.well_exposed_from == "reference":
-            return None
+        """What replaces the network where the reference is well exposed, from `merge_means`
+        and the fusion weights (B, n, H, W): the strict mean ("merge"), the two means weighted
+        by the net's weights for them ("learned"), or None: the linearised reference."""
+        if self.well_exposed_from == "merge":
+            return means[0]
+        if self.well_exposed_from == "learned":
+            chosen = weights[:, -len(MEANS):]
+            mixed = sum(w * mean for w, mean in zip(chosen.split(1, dim=1), means))
+            return mixed / (chosen.sum(dim=1, keepdim=True) + 1e-8)
+        return None
+
+    @torch.no_grad()
+    def merge_means(self, ref: torch.Tensor, times: torch.Tensor,
+                    warped: dict[int, torch.Tensor], flows: dict[int, torch.Tensor]
+                    ) -> list[torch.Tensor]:
+        """`merge`'s weighted means (B, 3, H, W) of ``ref`` and the neighbours ``warped`` by
+        ``flows``, as far as they are used: under `strict_agreement` (what replaces the network
+        where the reference is well exposed, ``well_exposed_from`` "merge"), then under
+        `merge`'s own deghosting (with the strict one, the `merge` candidates)."""
+        if self.well_exposed_from == "learned" and not self.merge_candidate:
+            raise ValueError("well_exposed_from 'learned' needs the merge candidates: build "
+                             "F2HDR with merge_candidate=True")
+        replaces = self.reference_replacement and self.well_exposed_from == "merge"
+        wanted = list(MEANS) if self.merge_candidate else ["strict"] if replaces else []
         # samples inside the image read no padding: the warp is merge's own there
         aligned = {k: (warped[k], inside(flow_coords(flows[k])).float()) for k in self.neighbours}
-        return self.coarse_flow_net.blend(ref.float(), aligned, times, times.shape[1] // 2,
-                                          strict_agreement)
+        c = times.shape[1] // 2
+        return [self.coarse_flow_net.blend(ref.float(), aligned, times, c, MEANS[name])
+                for name in wanted]
 
     def learned_parts(self, stage: str) -> list[nn.Module]:
         """The modules a training stage updates: ``fusion`` (the first stage: the adapter and

@@ -134,25 +134,30 @@ def stack_channels(images: list[torch.Tensor], dtype: torch.dtype, channels_last
 
 def merge_candidates(fusion_net: FusionNet, exposures: int, ldrs: list[torch.Tensor],
                      hdrs: list[torch.Tensor], reference_hdr: torch.Tensor, stack,
-                     prior: torch.Tensor | None = None) -> torch.Tensor:
+                     prior: torch.Tensor | None = None,
+                     extra: list[tuple[torch.Tensor, torch.Tensor]] = (),
+                     return_weights: bool = False
+                     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """The fusion net's weighted mean of the linear candidates (§4): ``ldrs`` and ``hdrs`` are
     the reference as the net sees it, then the warped, then the unwarped neighbours;
     ``reference_hdr`` replaces the first candidate in the mean (the unperturbed reference).
     2E reads the linear items then the LDR ones, 3E (LDR, linear) pairs. ``prior`` (B, n, H, W),
-    one map per candidate, multiplies the net's weights. -> (B, 3, H, W) fp32"""
+    one map per candidate, multiplies the net's weights. ``extra`` (LDR, linear) pairs: more
+    candidates, read after all the others (F²HDR's `merge` means). -> (B, 3, H, W) fp32
+    [, the normalised weights (B, n, H, W)]"""
     if exposures == 2:
-        items = [*hdrs, *ldrs]
+        items = [*hdrs, *ldrs] + [x for ldr, hdr in extra for x in (hdr, ldr)]
     else:
-        items = [x for pair in zip(ldrs, hdrs) for x in pair]
+        items = [x for pair in zip(ldrs, hdrs) for x in pair] + [x for pair in extra for x in pair]
     weights = fusion_net(stack(items, fusion_net.conv1[0].weight.dtype))
     if prior is not None:
         weights = weights.float() * prior
-    candidates = [reference_hdr, *hdrs[1:]]
+    candidates = [reference_hdr, *hdrs[1:], *(hdr for _, hdr in extra)]
     weights = weights / (weights.sum(dim=1, keepdim=True) + 1e-8)
     hdr = weights[:, :1] * candidates[0].float()
     for i, x in enumerate(candidates[1:], 1):
         hdr += weights[:, i:i + 1] * x.float()
-    return hdr
+    return (hdr, weights) if return_weights else hdr
 
 
 def perturb_tone(ref: torch.Tensor, strength: float) -> torch.Tensor:

@@ -54,20 +54,33 @@ class TrainOptions:
     flow_weight: float | None = None  # weight of flow supervision; None: the model's docs
     tone_perturb: float = 0.7  # strength of the reference's tone perturbation (HDRFlow, f2hdr)
     stage: str = "all"  # models trained in stages (f2hdr): "fusion", "refine", then "all"
+    well_exposed: str | None = None  # f2hdr: what replaces the well-exposed pixels; None: as loaded
 
 
 def initialise(net: nn.Module, init: str, spec: ModelSpec, period: int) -> None:
     """Load ``init`` into a fresh network: weights of this model, or for f2hdr an ``hdrflow``
-    file, whose fusion network F²HDR's has the shapes of (docs/models/f2hdr.md)."""
+    file, whose fusion network F²HDR's has the shapes of (docs/models/f2hdr.md), or an f2hdr
+    file from before its `merge` candidate widened the fusion network."""
     if Path(init).suffix == ".safetensors" and spec.name == "f2hdr":
         state, meta = read_safetensors(Path(init))
+        if meta.get("model") in ("hdrflow", "f2hdr") and meta.get("period") != period:
+            raise HdrvidError(f"--init {init}: {meta.get('model')} weights for "
+                              f"{meta.get('period')} exposures, not {period}")
+        prefix = "fusion_net."
+        fusion = {k[len(prefix):]: v.float() for k, v in state.items() if k.startswith(prefix)}
         if meta.get("model") == "hdrflow":
-            if meta.get("period") != period:
-                raise HdrvidError(f"--init {init}: hdrflow weights for {meta.get('period')} "
-                                  f"exposures, not {period}")
-            prefix = "fusion_net."
-            net.fusion_net.load_state_dict(
-                {k[len(prefix):]: v.float() for k, v in state.items() if k.startswith(prefix)})
+            net.load_fusion(fusion)
+            return
+        narrower = fusion.get("conv1.0.weight", net.fusion_net.conv1[0].weight).shape
+        if meta.get("model") == "f2hdr" and narrower != net.fusion_net.conv1[0].weight.shape:
+            rest = {k: v.float() for k, v in state.items() if not k.startswith(prefix)}
+            missing, unexpected = net.load_state_dict(rest, strict=False)
+            if unexpected or any(not k.startswith(prefix) for k in missing):
+                raise HdrvidError(f"--init {init}: not f2hdr {period}-exposure weights "
+                                  f"({len(unexpected)} unknown, {len(missing)} missing entries)")
+            net.load_fusion(fusion)
+            for name, value in meta.get("attributes", {}).items():
+                setattr(net, name, value)
             return
     load_weights(net, init, spec.checkpoint, f"{spec.name} {period}-exposure")
 
@@ -207,6 +220,10 @@ def _start(session: _Session, run_dir: Path, options: TrainOptions) -> None:
     if hasattr(session.net, "learned_parts"):
         # weights loaded above may have recorded another stage
         session.net.learned_parts(options.stage)
+    if options.well_exposed is not None:  # after --init: it overrides what the file recorded
+        if not hasattr(session.net, "well_exposed_from"):
+            raise HdrvidError(f"--well-exposed is for f2hdr, not {options.model}")
+        session.net.well_exposed_from = options.well_exposed
 
 
 def _loop(session: _Session, run_dir: Path, options: TrainOptions, loader: Iterator[dict],
@@ -271,7 +288,7 @@ def _keep(session: _Session, run_dir: Path, options: TrainOptions, record: dict)
 
 
 TRAINED_ATTRIBUTES = ("refined", "adapted", "exposure_prior", "reference_replacement",
-                      "well_exposed_from")
+                      "well_exposed_from", "refine_replaced")
 
 
 def export(net: nn.Module, path: Path, options: TrainOptions, record: dict) -> None:
