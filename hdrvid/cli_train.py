@@ -52,9 +52,11 @@ _TRAIN_DEFAULT = {"cls": LibraryDefault, "options": _train_options, "show_defaul
 @click.option("--tone-perturb", type=click.FloatRange(0), **_TRAIN_DEFAULT,
               help="HDRFlow, f2hdr: strength s of the reference's tone perturbation, γ = "
                    "e^U(-s, s) (official 0.7; 0 turns it off).")
-@click.option("--stage", type=click.Choice(["fusion", "refine", "all"]), **_TRAIN_DEFAULT,
+@click.option("--stage", type=click.Choice(["fusion", "refine", "all", "denoise"]),
+              **_TRAIN_DEFAULT,
               help="f2hdr: train the fusion network alone on DIS flows (first), the "
-                   "refinement over the frozen fusion (second), or every learned part.")
+                   "refinement over the frozen fusion (second), every learned part, or the "
+                   "denoiser alone over the rest.")
 @click.option("--well-exposed", type=click.Choice(["reference", "merge", "learned"]),
               default=None, help="f2hdr: what replaces the network where the reference is well "
                                  "exposed: the reference, merge's strict mean, or the fusion "

@@ -77,6 +77,11 @@ def mu_law_torch(x: torch.Tensor) -> torch.Tensor:
     return (MU * x.clamp(0, 1)).log1p() / math.log1p(MU)
 
 
+def inverse_mu_law_torch(tone: torch.Tensor) -> torch.Tensor:
+    """The linear value whose `mu_law_torch` is ``tone`` (in [0, 1])."""
+    return (tone * math.log1p(MU)).expm1() / MU
+
+
 def psnr(a: np.ndarray, b: np.ndarray, peak: float = 1.0) -> float:
     """``10·log10(peak² / MSE(a, b))`` in dB, computed in float64; ``inf`` when a == b."""
     mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))

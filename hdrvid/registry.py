@@ -128,8 +128,8 @@ CHEN21_LICENSE = "CC BY-NC-SA 4.0 (official weights, guanyingc/DeepHDRVideo; non
 MODELS: dict[str, ModelSpec] = {
     "merge": ModelSpec(
         name="merge",
-        use_for="the default, for any footage: the most accurate on our benchmarks, no "
-                "weights, the fastest on a CPU",
+        use_for="the default, for any footage: the fastest on a CPU, no weights; f2hdr is "
+                "more accurate where you can wait",
         description="DIS flow alignment + linear merge with deghosting",
         build=lambda period: ExposureMerge(),
         windows={2: 3, 3: 3},  # 5 frames for 3 exposures scored no better (docs/performance.md)
@@ -183,20 +183,22 @@ MODELS: dict[str, ModelSpec] = {
     ),
     "f2hdr": ModelSpec(
         name="f2hdr",
-        use_for="learned fusion over merge's DIS flows (F²HDR); being trained here",
+        use_for="the best quality when you can wait: learned fusion and denoising over "
+                "merge's DIS flows (F²HDR); being trained here",
         description="F²HDR (CVPR 2026) on DIS flow: flow adapter, fusion and refinement nets",
         # the adapter and the refinement narrower than the official 64 / 48 × 3 blocks: at the
         # official sizes they cost several seconds per CPU frame (docs/models/f2hdr.md)
         build=lambda period: F2HDR(period, adapter_width=24, refine_width=24, refine_blocks=1,
-                                    merge_candidate=True, refine_replaced=True),
+                                    merge_candidate=True, refine_replaced=True,
+                                    denoiser=True),
         windows={2: 3, 3: 5},
         pad_multiple=8,
         license="MIT (F²HDR, wei1895/F2HDR; weights trained by hdrvid)",
         # trained here (weights/README.md); fusion-stage files record refined=False
-        weights={2: (WeightFile("f2hdr-2e.safetensors", sha256="0de1df7f7708822ac0279d17a5c85cf6"
-                                "2856d657967babefa48ce49fda12e545", size=1669328),),
-                 3: (WeightFile("f2hdr-3e.safetensors", sha256="48b4dc568a078e366d7d2980ec3e110f"
-                                "3e3f7fe06aa346872e6932b50ef68d6f", size=4861372),)},
+        weights={2: (WeightFile("f2hdr-2e.safetensors", sha256="11b9d02f380a439b18840d5fbe9313ca"
+                                "9fbd8a0139e86be814005d6c13460ca0", size=1676166),),
+                 3: (WeightFile("f2hdr-3e.safetensors", sha256="50c582ba5e7f36b50af02cc07bf8bcca"
+                                "0b5797f080589366e3f4bc3accffa376", size=4868370),)},
         trained=True,
         train_step=f2hdr_step,
     ),

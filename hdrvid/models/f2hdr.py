@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hdrvid.color import inverse_mu_law_torch, mu_law_torch
 from hdrvid.models.common import (
     GAMMA,
     flow_coords,
@@ -261,16 +262,64 @@ class RefineNet(nn.Module):
 
     def forward(self, reference: torch.Tensor, neighbours: dict[int, torch.Tensor],
                 flows: dict[int, torch.Tensor], masks: dict[int, torch.Tensor],
-                coarse_hdr: torch.Tensor) -> torch.Tensor:
+                coarse_hdr: torch.Tensor, tone_mapped: bool = False) -> torch.Tensor:
         """reference and each neighbour: HDR and LDR (B, 6, H, W); flows, masks by window
-        index; coarse_hdr (B, 3, H, W) -> HDR (B, 3, H, W) fp32"""
+        index; coarse_hdr (B, 3, H, W) -> HDR (B, 3, H, W) fp32. ``tone_mapped``: the coarse
+        HDR is read, and the residual added, in the μ-law domain the loss measures (in linear
+        light a shadow's noise is a thousandth of a highlight's, too small for the convs)."""
         f_ref = self.enc(reference)
         f_nei = sum(getattr(self, f"gate{k}")(flows[k], masks[k]) *
                     warp(self.enc(neighbours[k]), flows[k]) for k in self.neighbours)
         f_nei = f_nei.to(f_ref.dtype)
         x = self.msrf(self.adapt_in(torch.cat([f_nei, f_ref, f_nei - f_ref], dim=1)))
-        x = self.fuse_cond(torch.cat([x, self.cond(coarse_hdr.to(x.dtype))], dim=1))
-        return (coarse_hdr + self.head(x).float()).clamp(0, 1)
+        base = mu_law_torch(coarse_hdr) if tone_mapped else coarse_hdr
+        x = self.fuse_cond(torch.cat([x, self.cond(base.to(x.dtype))], dim=1))
+        refined = (base + self.head(x).float()).clamp(0, 1)
+        return inverse_mu_law_torch(refined) if tone_mapped else refined
+
+
+class Denoiser(nn.Module):
+    """A per-pixel choice among an HDR image and two blurs of it, in the μ-law domain, by a
+    small gate net reading the image, its local contrast and the reference's brightness
+    (hdrvid's addition, docs/models/f2hdr.md): smooths where noise is left, not detail."""
+
+    def __init__(self, width: int = 16, sigmas: tuple[float, ...] = (0.8, 1.6)):
+        super().__init__()
+        for i, sigma in enumerate(sigmas):
+            self.register_buffer(f"blur{i}", gaussian_kernel(sigma), persistent=False)
+        self.blurs = len(sigmas)
+        self.gate = nn.Sequential(conv_prelu(5, width), conv_prelu(width, width),
+                                  nn.Conv2d(width, 1 + len(sigmas), 1))
+        nn.init.zeros_(self.gate[2].weight)  # starts nearly the identity: the image itself
+        with torch.no_grad():
+            self.gate[2].bias.copy_(torch.tensor([6.0] + [0.0] * len(sigmas)))
+
+    def blur(self, image: torch.Tensor, i: int) -> torch.Tensor:
+        kernel = getattr(self, f"blur{i}")
+        pad = kernel.shape[-1] // 2
+        padded = F.pad(image, (pad, pad, pad, pad), mode="replicate")
+        return F.conv2d(padded, kernel.expand(image.shape[1], 1, -1, -1), groups=image.shape[1])
+
+    def forward(self, hdr: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        """hdr (B, 3, H, W) linear, reference its window's reference frame (B, 3, H, W)
+        gamma -> the smoothed HDR (B, 3, H, W) fp32"""
+        with torch.autocast(hdr.device.type, enabled=False):
+            tone = mu_law_torch(hdr.float())
+            candidates = [tone, *(self.blur(tone, i) for i in range(self.blurs))]
+            contrast = (tone - candidates[-1]).abs().mean(dim=1, keepdim=True)
+            weights = self.gate(torch.cat([tone, contrast, luma(reference.float())], dim=1))
+            weights = weights.softmax(dim=1)
+            smoothed = sum(w * x for w, x in zip(weights.split(1, dim=1), candidates))
+            return inverse_mu_law_torch(smoothed)
+
+
+def gaussian_kernel(sigma: float) -> torch.Tensor:
+    """A normalised (1, 1, k, k) Gaussian, k = 2⌈2σ⌉ + 1."""
+    radius = max(1, int(2 * sigma + 0.999))
+    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    g = torch.exp(-x * x / (2 * sigma * sigma))
+    kernel = g[:, None] * g[None, :]
+    return (kernel / kernel.sum())[None, None]
 
 
 class F2HDR(nn.Module):
@@ -298,15 +347,16 @@ class F2HDR(nn.Module):
     (docs/models/f2hdr.md); off in the official model.
     ``refine_replaced``: the refinement runs after the reference replacement, on every pixel
     (the replaced ones are most of a frame, and only a spatial filter can take noise out of
-    `merge`'s mean there); False, as officially, refines the fusion's output, which the
-    replacement then overwrites where the reference is well exposed.
+    `merge`'s mean there), in the μ-law domain; False, as officially, refines the fusion's
+    output in linear light, which the replacement then overwrites where the reference is well
+    exposed.
     ``exposure_prior``: the fusion weights are multiplied by `merge`'s exposedness of each
     candidate (`exposure_prior_of`); recorded in the weights; official checkpoints need it off.
     """
 
     def __init__(self, exposures: int = 2, adapter_width: int = 64, refine_width: int = 48,
                  refine_blocks: int = 3, merge_candidate: bool = False,
-                 refine_replaced: bool = False):
+                 refine_replaced: bool = False, denoiser: bool = False):
         super().__init__()
         if exposures not in PAIRS:
             raise ValueError(f"F²HDR exists for 2 or 3 exposures per cycle, not {exposures}")
@@ -325,6 +375,8 @@ class F2HDR(nn.Module):
         if merge_candidate:  # the official net's initialisation, the candidates' channels off
             self.load_fusion(FusionNet(c_in, c_out, c_mid).state_dict())
         self.refine_net = RefineNet(self.neighbours, refine_width, refine_blocks)
+        self.denoiser = Denoiser() if denoiser else None
+        self.denoised = False
         self.refined = True
         self.adapted = True
         self.refine_replaced = refine_replaced
@@ -425,6 +477,8 @@ class F2HDR(nn.Module):
                                       well_exposed=self.well_exposed(means, weights))
         if self.refined and self.refine_replaced:
             hdr = refine(hdr)
+        if self.denoised:
+            hdr = self.denoiser(hdr, ref)
         return (hdr, flows) if return_flows else hdr
 
     def refine(self, hdr: torch.Tensor, frames: tuple[torch.Tensor, ...],
@@ -436,7 +490,7 @@ class F2HDR(nn.Module):
         masks = {k: self.motion_mask(flows[k]) for k in self.neighbours}
         pair = lambda k: torch.cat([linearize(frames[k], t[k]), frames[k]], dim=1)
         return self.refine_net(reference, {k: pair(k) for k in self.neighbours}, flows, masks,
-                               hdr)
+                               hdr, tone_mapped=self.refine_replaced)
 
     @staticmethod
     def at_exposure(hdr: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -480,13 +534,20 @@ class F2HDR(nn.Module):
         """The modules a training stage updates: ``fusion`` (the first stage: the adapter and
         refinement stay at their zero initialisation and are skipped), ``refine`` (the
         refinement over the frozen fusion, on DIS's flows: the adapter is skipped), or
-        ``all``. Sets the behaviour the stage trains and freezes the other parts."""
-        self.refined, self.adapted = stage != "fusion", stage == "all"
+        ``all``; ``denoise`` trains the `Denoiser` alone over the rest as loaded. Sets the
+        behaviour the stage trains and freezes the other parts."""
         parts = {"fusion": [self.fusion_net],
                  "refine": [self.motion_mask, self.refine_net],
-                 "all": [self.flow_adapter, self.motion_mask, self.fusion_net, self.refine_net]}
+                 "all": [self.flow_adapter, self.motion_mask, self.fusion_net, self.refine_net],
+                 "denoise": [self.denoiser]}
         if stage not in parts:
             raise ValueError(f"F²HDR trains in the stages {', '.join(parts)}, not {stage!r}")
+        if stage == "denoise":
+            if self.denoiser is None:
+                raise ValueError("this F²HDR has no denoiser: build it with denoiser=True")
+            self.denoised = True
+        else:
+            self.refined, self.adapted = stage != "fusion", stage == "all"
         # frozen parts record no graph: the refinement stage costs little more than inference
         self.requires_grad_(False)
         for part in parts[stage]:

@@ -60,7 +60,7 @@ class TrainOptions:
 def initialise(net: nn.Module, init: str, spec: ModelSpec, period: int) -> None:
     """Load ``init`` into a fresh network: weights of this model, or for f2hdr an ``hdrflow``
     file, whose fusion network F²HDR's has the shapes of (docs/models/f2hdr.md), or an f2hdr
-    file from before its `merge` candidate widened the fusion network."""
+    file from before its `merge` means widened the fusion network or it gained a denoiser."""
     if Path(init).suffix == ".safetensors" and spec.name == "f2hdr":
         state, meta = read_safetensors(Path(init))
         if meta.get("model") in ("hdrflow", "f2hdr") and meta.get("period") != period:
@@ -71,11 +71,11 @@ def initialise(net: nn.Module, init: str, spec: ModelSpec, period: int) -> None:
         if meta.get("model") == "hdrflow":
             net.load_fusion(fusion)
             return
-        narrower = fusion.get("conv1.0.weight", net.fusion_net.conv1[0].weight).shape
-        if meta.get("model") == "f2hdr" and narrower != net.fusion_net.conv1[0].weight.shape:
+        if meta.get("model") == "f2hdr":
             rest = {k: v.float() for k, v in state.items() if not k.startswith(prefix)}
             missing, unexpected = net.load_state_dict(rest, strict=False)
-            if unexpected or any(not k.startswith(prefix) for k in missing):
+            # a file from before the `merge` means or the denoiser: those start fresh
+            if unexpected or any(not k.startswith((prefix, "denoiser.")) for k in missing):
                 raise HdrvidError(f"--init {init}: not f2hdr {period}-exposure weights "
                                   f"({len(unexpected)} unknown, {len(missing)} missing entries)")
             net.load_fusion(fusion)
@@ -288,7 +288,7 @@ def _keep(session: _Session, run_dir: Path, options: TrainOptions, record: dict)
 
 
 TRAINED_ATTRIBUTES = ("refined", "adapted", "exposure_prior", "reference_replacement",
-                      "well_exposed_from", "refine_replaced")
+                      "well_exposed_from", "refine_replaced", "denoised")
 
 
 def export(net: nn.Module, path: Path, options: TrainOptions, record: dict) -> None:
