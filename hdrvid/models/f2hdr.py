@@ -17,6 +17,10 @@ learned parts are F²HDR's:
      conditioned on the coarse HDR; its residual head starts at zero, so it starts as the
      identity on the coarse HDR.
 
+hdrvid adds (docs/models/f2hdr.md): `merge`'s means as two more fusion candidates, the fusion
+net's choice between them where the reference is well exposed (what replaces the network
+there), the refinement after that replacement, in μ-law, and a `Denoiser` last.
+
 3 exposures are not in the official release. They extend 2E the way HDRFlow's 3E extends its
 2E: a 5-frame window (p2, p1, c, n1, n2), a flow per neighbour, HDRFlow's 3E fusion network
 over 9 candidates, and the adapter and refinement reading every frame of the window (one gate
