@@ -68,6 +68,12 @@ def linearize(ldr: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
     return ldr.clamp(0, 1).pow(GAMMA) / times[..., None, None, None]
 
 
+def delinearize(hdr: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
+    """The inverse of `linearize`: linear HDR (B, 3, H, W) as a frame of exposure ``times``
+    (B,) shows it, gamma 2.2, clipped."""
+    return (hdr * times[:, None, None, None]).clamp(0, 1).pow(1 / GAMMA)
+
+
 def reexpose(ldr: torch.Tensor, ratio: torch.Tensor) -> torch.Tensor:
     """Move gamma-2.2 LDR (B, C, H, W) to an exposure ``ratio`` (B,) times longer; clips at 1."""
     return (ldr.clamp(0, 1) * ratio.pow(1 / GAMMA)[:, None, None, None]).clamp(0, 1)

@@ -30,6 +30,8 @@ loads an official checkpoint's learned parts).
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -37,6 +39,7 @@ from torch import nn
 from hdrvid.color import inverse_mu_law_torch, mu_law_torch
 from hdrvid.models.common import (
     GAMMA,
+    delinearize,
     flow_coords,
     inside,
     keep_fp32,
@@ -319,7 +322,7 @@ class Denoiser(nn.Module):
 
 def gaussian_kernel(sigma: float) -> torch.Tensor:
     """A normalised (1, 1, k, k) Gaussian, k = 2⌈2σ⌉ + 1."""
-    radius = max(1, int(2 * sigma + 0.999))
+    radius = max(1, math.ceil(2 * sigma))
     x = torch.arange(-radius, radius + 1, dtype=torch.float32)
     g = torch.exp(-x * x / (2 * sigma * sigma))
     kernel = g[:, None] * g[None, :]
@@ -466,7 +469,7 @@ class F2HDR(nn.Module):
         prior = self.exposure_prior_of([ref, *ldrs[1:]], indices, t)
         extra = []
         if self.merge_candidate:  # as the net sees the others: at its exposure, and linear
-            extra = [(self.at_exposure(mean, t[c]).to(ref.dtype), mean) for mean in means]
+            extra = [(delinearize(mean, t[c].float()).to(ref.dtype), mean) for mean in means]
             if prior is not None:  # as much as the best of what they average
                 best = prior.amax(dim=1, keepdim=True)
                 prior = torch.cat([prior, *(best for _ in extra)], dim=1)
@@ -496,12 +499,6 @@ class F2HDR(nn.Module):
         return self.refine_net(reference, {k: pair(k) for k in self.neighbours}, flows, masks,
                                hdr, tone_mapped=self.refine_replaced)
 
-    @staticmethod
-    def at_exposure(hdr: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """Linear HDR (B, 3, H, W) as a frame of exposure ``t`` (B,) shows it: gamma 2.2,
-        clipped; the inverse of `linearize`."""
-        return (hdr * t.float()[:, None, None, None]).clamp(0, 1).pow(1 / GAMMA)
-
     def well_exposed(self, means: list[torch.Tensor], weights: torch.Tensor
                      ) -> torch.Tensor | None:
         """What replaces the network where the reference is well exposed, from `merge_means`
@@ -528,6 +525,8 @@ class F2HDR(nn.Module):
                              "F2HDR with merge_candidate=True")
         replaces = self.reference_replacement and self.well_exposed_from == "merge"
         wanted = list(MEANS) if self.merge_candidate else ["strict"] if replaces else []
+        if not wanted:
+            return []
         # samples inside the image read no padding: the warp is merge's own there
         aligned = {k: (warped[k], inside(flow_coords(flows[k])).float()) for k in self.neighbours}
         c = times.shape[1] // 2
