@@ -10,6 +10,9 @@ from __future__ import annotations
 import fractions
 import math
 import shutil
+import subprocess
+import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -152,6 +155,37 @@ def convert_cached(tmp_path_factory):
         return cache[key]
 
     return run
+
+
+# A child `hdrvid` whose EXR writer waits after each frame it queues: a test that interrupts a
+# run once some frames exist must find it still running, however loaded the machine is and
+# however fast the conversion. The pacing is the only change; the CLI and writer are the real ones.
+_PACED_HDRVID = """
+import sys, time
+from hdrvid import exr
+from hdrvid.cli import main
+queue_frame = exr.ExrSequenceWriter.write
+def paced(self, *args, **kwargs):
+    queue_frame(self, *args, **kwargs)
+    time.sleep(0.25)
+exr.ExrSequenceWriter.write = paced
+sys.argv[0] = "hdrvid"
+main()
+"""
+
+
+def paced_hdrvid(*args) -> subprocess.Popen:
+    """Start ``hdrvid ARGS`` in a child whose frames are written at most four a second;
+    stderr is piped as text."""
+    return subprocess.Popen([sys.executable, "-c", _PACED_HDRVID, *map(str, args)],
+                            stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_files(folder: Path, pattern: str, count: int, timeout: float = 60) -> None:
+    """Poll until ``folder`` holds ``count`` files matching ``pattern`` (or time runs out)."""
+    deadline = time.monotonic() + timeout
+    while len(list(folder.glob(pattern))) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _exr_header(path: Path) -> dict:

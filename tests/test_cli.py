@@ -6,14 +6,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import click
 import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import assert_one_line_error, render_clip
+from conftest import assert_one_line_error, paced_hdrvid, render_clip, wait_for_files
 
 from hdrvid.cli import main
 from hdrvid.errors import HdrvidError
@@ -397,13 +396,10 @@ def test_convert_several_inputs_into_subfolders(clip2, clip3, tmp_path):
 
 
 def _interrupt_convert(clip, out, sig, after_frames):
-    """Run `hdrvid convert` in a child, send ``sig`` once it has written ``after_frames``
-    frames: (its exit code, its stderr)."""
-    child = subprocess.Popen([sys.executable, "-m", "hdrvid", "convert", str(clip), "-o", str(out),
-                              "-q"], stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while len(list(out.glob("frame_*.exr"))) < after_frames and time.monotonic() < deadline:
-        time.sleep(0.05)
+    """Run `hdrvid convert` in a paced child, send ``sig`` once it has written
+    ``after_frames`` frames: (its exit code, its stderr)."""
+    child = paced_hdrvid("convert", clip, "-o", out, "-q")
+    wait_for_files(out, "frame_*.exr", after_frames)
     child.send_signal(sig)
     _, stderr = child.communicate(timeout=60)
     return child.returncode, stderr

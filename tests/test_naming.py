@@ -134,9 +134,8 @@ def test_a_video_file_run_interrupted_then_resumed(tmp_path):
     """Ctrl-C while converting to -o out/result.mp4: the message names the hidden folder its
     frames wait in, and --resume finishes the same file."""
     import signal
-    import subprocess
-    import sys
-    import time
+
+    from conftest import paced_hdrvid, wait_for_files
 
     from hdrvid.exposure import pattern_from_cycle
     from hdrvid.synth import procedural_scene, write_alternating_clip
@@ -145,12 +144,8 @@ def test_a_video_file_run_interrupted_then_resumed(tmp_path):
     write_alternating_clip(clip, procedural_scene(48, 320, 180, seed=3), pattern_from_cycle([1, 8]))
     video = tmp_path / "out" / "result.mp4"
     frames = tmp_path / "out" / ".result.mp4.hdrvid-frames"
-    child = subprocess.Popen([sys.executable, "-m", "hdrvid", "convert", str(clip), "-o",
-                              str(video), "--format", "sdr", "-q"], stderr=subprocess.PIPE,
-                             text=True)
-    deadline = time.monotonic() + 60
-    while len(list(frames.glob("frame_*.exr"))) < 3 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    child = paced_hdrvid("convert", clip, "-o", video, "--format", "sdr", "-q")
+    wait_for_files(frames, "frame_*.exr", 3)
     child.send_signal(signal.SIGINT)
     _, stderr = child.communicate(timeout=60)
     assert child.returncode == 130 and str(frames) in stderr, stderr
