@@ -159,10 +159,13 @@ def convert_cached(tmp_path_factory):
 
 # A child `hdrvid` whose EXR writer waits after each frame it queues: a test that interrupts a
 # run once some frames exist must find it still running, however loaded the machine is and
-# however fast the conversion. The pacing is the only change; the CLI and writer are the real ones.
+# however fast the conversion. The CLI and writer are the real ones; pacing and the thread count
+# (the tests' own, so a resumed run can equal an uninterrupted one bit for bit) are all it changes.
 _PACED_HDRVID = """
 import sys, time
+import torch
 from hdrvid import exr
+torch.set_num_threads(1)  # as the tests' process: a network's output can depend on it
 from hdrvid.cli import main
 queue_frame = exr.ExrSequenceWriter.write
 def paced(self, *args, **kwargs):
