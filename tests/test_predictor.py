@@ -13,6 +13,7 @@ from conftest import render_clip, save_official
 
 from hdrvid import ConvertOptions, convert
 from hdrvid import predictor as predictor_module
+from hdrvid.color import mu_law_torch
 from hdrvid.errors import ModelError
 from hdrvid.models.lan_hdr import LanHdr
 from hdrvid.predictor import HdrPredictor, feather, resolve_precision, tiles
@@ -59,6 +60,20 @@ def test_bf16_stays_close_to_fp32_on_lan_hdr(tmp_path):
     bf16 = HdrPredictor("lan-hdr", 2, "cpu", weights=path, precision="bf16")
     reference = fp32.predict_torch(ldr, times)
     assert (bf16.predict_torch(ldr, times) - reference).abs().max() < 0.02
+
+
+@pytest.mark.parametrize("period, times", [(2, [1.0, 8.0, 1.0]), (3, [4.0, 16.0, 1.0, 4.0, 16.0])])
+def test_bf16_runs_f2hdr_with_its_denoiser_close_to_fp32(period, times):
+    """The shipped f2hdr weights (denoiser on) under bf16, auto's choice on CPUs with native bf16:
+    the fp32 islands must keep fp32 weights, and the result stay close in the μ-law domain."""
+    gradient = torch.linspace(0, 1, 96).expand(64, 96)
+    ldr = torch.stack([(gradient * t / 4).clamp(0, 1) ** (1 / 2.2) for t in times])
+    ldr = ldr[None, :, None].expand(-1, -1, 3, -1, -1).contiguous()
+    times = torch.tensor([times])
+    fp32 = HdrPredictor("f2hdr", period, "cpu", precision="fp32").predict_torch(ldr, times)
+    bf16 = HdrPredictor("f2hdr", period, "cpu", precision="bf16").predict_torch(ldr, times)
+    assert bf16.dtype == torch.float32 and torch.isfinite(bf16).all()
+    assert (mu_law_torch(bf16) - mu_law_torch(fp32)).abs().max() < 0.01
 
 
 def test_a_frame_too_large_for_memory_fails_before_any_work(monkeypatch, tmp_path):

@@ -382,7 +382,7 @@ class F2HDR(nn.Module):
         if merge_candidate:  # the official net's initialisation, the candidates' channels off
             self.load_fusion(FusionNet(c_in, c_out, c_mid).state_dict())
         self.refine_net = RefineNet(self.neighbours, refine_width, refine_blocks)
-        self.denoiser = Denoiser() if denoiser else None
+        self.denoiser = keep_fp32(Denoiser()) if denoiser else None  # runs outside autocast
         self.denoised = False
         self.refined = True
         self.adapted = True
