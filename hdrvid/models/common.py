@@ -9,6 +9,18 @@ from torch import nn
 from hdrvid.color import GAMMA, luma_weights
 
 
+class DilatedConv2d(nn.Conv2d):
+    """`nn.Conv2d` (same parameters and state dict) whose CPU training runs in the default
+    memory format: oneDNN's bf16 backward of a dilated convolution in channels_last crashes
+    the process or returns NaN weight gradients on CPUs with native bf16 (docs/performance.md,
+    "Dilated convolutions in bf16 training"). Inference keeps channels_last."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type == "cpu" and torch.is_grad_enabled() and self.dilation != (1, 1):
+            return self._conv_forward(x.contiguous(), self.weight.contiguous(), self.bias)
+        return super().forward(x)
+
+
 def keep_fp32(layer: nn.Module) -> nn.Module:
     """Mark a layer that a model runs in fp32 outside autocast (flows, merge weights, FFT
     branches): `cast_convolutions` leaves its weights in fp32."""

@@ -39,6 +39,7 @@ from torch import nn
 from hdrvid.color import inverse_mu_law_torch, mu_law_torch
 from hdrvid.models.common import (
     GAMMA,
+    DilatedConv2d,
     delinearize,
     flow_coords,
     inside,
@@ -91,8 +92,8 @@ MEANS = {"strict": strict_agreement, "merge": None}
 
 def conv_prelu(c_in: int, c_out: int, kernel: int = 3, dilation: int = 1,
                groups: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(c_in, c_out, kernel, padding=dilation * (kernel // 2),
-                                   dilation=dilation, groups=groups), nn.PReLU(c_out))
+    return nn.Sequential(DilatedConv2d(c_in, c_out, kernel, padding=dilation * (kernel // 2),
+                                       dilation=dilation, groups=groups), nn.PReLU(c_out))
 
 
 class ResDilatedBlock(nn.Module):
@@ -101,8 +102,8 @@ class ResDilatedBlock(nn.Module):
     def __init__(self, width: int, dilation: int):
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(width, width, 3, padding=dilation, dilation=dilation), nn.PReLU(width),
-            nn.Conv2d(width, width, 3, padding=dilation, dilation=dilation))
+            DilatedConv2d(width, width, 3, padding=dilation, dilation=dilation), nn.PReLU(width),
+            DilatedConv2d(width, width, 3, padding=dilation, dilation=dilation))
         self.act = nn.PReLU(width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

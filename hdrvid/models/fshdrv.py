@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hdrvid.models.coarse import align, eg19_merge_net, merge_hdr
-from hdrvid.models.common import pad_bottom_right
+from hdrvid.models.common import DilatedConv2d, pad_bottom_right
 from hdrvid.models.flownet import SpyFlowNet
 
 FRAMES = 5
@@ -38,7 +38,7 @@ class HybridDilatedConv(nn.Module):
 
     def __init__(self, c_in: int = 6, c_out: int = FEATURES):
         super().__init__()
-        self.branches = nn.ModuleList(nn.Conv2d(c_in, c_out, 3, 2, padding=d, dilation=d)
+        self.branches = nn.ModuleList(DilatedConv2d(c_in, c_out, 3, 2, padding=d, dilation=d)
                                       for d in (1, 2, 3))
         self.fuse = nn.Conv2d(3 * c_out, c_out, 3, 1, 1)
 
