@@ -43,7 +43,7 @@ def make_clip(name: str, exposures: str, frames: int, workdir: Path) -> Clip:
 
 def band_table(clip: Clip, outputs: dict[str, list[np.ndarray]]) -> list[list[str]]:
     """Rows (level, then one cell per band) comparing the two models of ``outputs``."""
-    (name_a, frames_a), (name_b, frames_b) = outputs.items()
+    (_, frames_a), (_, frames_b) = outputs.items()
     pattern = pattern_from_cycle(PATTERNS[clip.exposures])
     rows = []
     for level in range(pattern.period):

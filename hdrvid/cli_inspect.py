@@ -82,8 +82,8 @@ def _print_info(video, pattern, curve_rows: list, warnings: list[str]) -> None:
 def models(as_json: bool) -> None:
     """List the models: exposures per cycle, where weights come from, and what each is for.
 
-    Use merge (the default) unless you are comparing models; --json adds windows, parameter
-    counts and licences per variant.
+    Use f2hdr (the default) for quality, merge for speed or no weights; --json adds windows,
+    parameter counts and licences per variant.
     """
     from hdrvid.registry import MODELS, count_parameters
 

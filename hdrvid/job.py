@@ -34,7 +34,7 @@ CHUNK_FRAMES = 48  # output frames per chunk of `convert --ray` (cluster.RayEngi
 class ConvertOptions:
     """Options of `convert`; field names equal the CLI's option names."""
 
-    model: str = "merge"
+    model: str = "f2hdr"  # registry.DEFAULT_MODEL, not imported: `import hdrvid` needs no torch
     weights: str | None = None
     exposures: str | None = None
     stops: float | None = None

@@ -17,7 +17,7 @@ from hdrvid import weights as weight_files
 from hdrvid.color import GAMMA, eotf_srgb_torch, ycbcr_to_rgb_torch
 from hdrvid.errors import ModelError, WeightsError
 from hdrvid.models.common import InputPadder, cast_convolutions, fold_batchnorm
-from hdrvid.registry import ModelSpec, get_spec
+from hdrvid.registry import DEFAULT_MODEL, ModelSpec, get_spec
 from hdrvid.response import Response
 from hdrvid.video import YCbCr
 
@@ -115,7 +115,7 @@ class HdrPredictor:
         which feeds it, is spared the conversion (docs/performance.md, "Feeding a GPU").
     """
 
-    def __init__(self, model: str = "merge", period: int = 2, device: str = "auto",
+    def __init__(self, model: str = DEFAULT_MODEL, period: int = 2, device: str = "auto",
                  response: Response | None = None, weights: str | Path | None = None,
                  precision: str = "auto", tile: int | None = None, yuv_on: str = "auto"):
         self.spec: ModelSpec = get_spec(model)

@@ -126,10 +126,31 @@ HDRFLOW_OFFICIAL = pinned("OpenImagingLab/HDRFlow", "c891759c5eba11869a038679da4
 CHEN21_LICENSE = "CC BY-NC-SA 4.0 (official weights, guanyingc/DeepHDRVideo; non-commercial)"
 
 MODELS: dict[str, ModelSpec] = {
+    "f2hdr": ModelSpec(
+        name="f2hdr",
+        use_for="the default, for any footage: the most accurate here, learned fusion and "
+                "denoising over merge's DIS flows (F²HDR), bundled weights",
+        description="F²HDR (CVPR 2026) on DIS flow: flow adapter, fusion and refinement nets",
+        # the adapter and the refinement narrower than the official 64 / 48 × 3 blocks: at the
+        # official sizes they cost several seconds per CPU frame (docs/models/f2hdr.md)
+        build=lambda period: F2HDR(period, adapter_width=24, refine_width=24, refine_blocks=1,
+                                    merge_candidate=True, refine_replaced=True,
+                                    denoiser=True),
+        windows={2: 3, 3: 5},
+        pad_multiple=8,
+        license="MIT (F²HDR, wei1895/F2HDR; weights trained by hdrvid)",
+        # trained here (weights/README.md); fusion-stage files record refined=False
+        weights={2: (WeightFile("f2hdr-2e.safetensors", sha256="11b9d02f380a439b18840d5fbe9313ca"
+                                "9fbd8a0139e86be814005d6c13460ca0", size=1676166),),
+                 3: (WeightFile("f2hdr-3e.safetensors", sha256="50c582ba5e7f36b50af02cc07bf8bcca"
+                                "0b5797f080589366e3f4bc3accffa376", size=4868370),)},
+        trained=True,
+        train_step=f2hdr_step,
+    ),
     "merge": ModelSpec(
         name="merge",
-        use_for="the default, for any footage: the fastest on a CPU, no weights; f2hdr is "
-                "more accurate where you can wait",
+        use_for="no weights and several times faster than f2hdr: long footage on a CPU, or "
+                "a baseline; f2hdr (the default) is more accurate",
         description="DIS flow alignment + linear merge with deghosting",
         build=lambda period: ExposureMerge(),
         windows={2: 3, 3: 3},  # 5 frames for 3 exposures scored no better (docs/performance.md)
@@ -180,27 +201,6 @@ MODELS: dict[str, ModelSpec] = {
         parallel_windows=True,
         trained=True,
         train_step=hdrflow_step,
-    ),
-    "f2hdr": ModelSpec(
-        name="f2hdr",
-        use_for="the best quality when you can wait: learned fusion and denoising over "
-                "merge's DIS flows (F²HDR); being trained here",
-        description="F²HDR (CVPR 2026) on DIS flow: flow adapter, fusion and refinement nets",
-        # the adapter and the refinement narrower than the official 64 / 48 × 3 blocks: at the
-        # official sizes they cost several seconds per CPU frame (docs/models/f2hdr.md)
-        build=lambda period: F2HDR(period, adapter_width=24, refine_width=24, refine_blocks=1,
-                                    merge_candidate=True, refine_replaced=True,
-                                    denoiser=True),
-        windows={2: 3, 3: 5},
-        pad_multiple=8,
-        license="MIT (F²HDR, wei1895/F2HDR; weights trained by hdrvid)",
-        # trained here (weights/README.md); fusion-stage files record refined=False
-        weights={2: (WeightFile("f2hdr-2e.safetensors", sha256="11b9d02f380a439b18840d5fbe9313ca"
-                                "9fbd8a0139e86be814005d6c13460ca0", size=1676166),),
-                 3: (WeightFile("f2hdr-3e.safetensors", sha256="50c582ba5e7f36b50af02cc07bf8bcca"
-                                "0b5797f080589366e3f4bc3accffa376", size=4868370),)},
-        trained=True,
-        train_step=f2hdr_step,
     ),
     "chen21": ModelSpec(
         name="chen21",
@@ -263,6 +263,11 @@ MODELS: dict[str, ModelSpec] = {
         trained=True,
     ),
 }
+
+
+# what `convert` runs without -m: the most accurate model with bundled weights that runs at
+# video rates on a CPU (README, "Which model")
+DEFAULT_MODEL = "f2hdr"
 
 
 def available_models() -> list[str]:

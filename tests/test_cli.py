@@ -169,8 +169,9 @@ def test_models_table_fits_80_columns_and_says_which_to_use():
     assert max(len(line) for line in lines) <= 80
     assert len(lines) <= 3 * len(MODELS) + 6  # a few lines per model, not a wrapped wall
     assert "fast path" not in result.stdout
-    merge_row = next(line for line in lines if line.split()[:1] == ["merge"])
-    assert "the default" in merge_row
+    row = {name: next(line for line in lines if line.split()[:1] == [name])
+           for name in ("f2hdr", "merge")}
+    assert "the default" in row["f2hdr"] and "faster" in row["merge"]
     hdrflow = " ".join(lines[lines.index(next(r for r in lines if r.startswith(" hdrflow"))):])
     assert "below merge" in hdrflow
 

@@ -67,6 +67,18 @@ def test_registry_entry_builds_both_exposure_counts():
         assert count_parameters(net) > count_parameters(net.fusion_net)
 
 
+def test_f2hdr_is_the_default_of_the_library_and_the_cli():
+    """ConvertOptions keeps the name as a literal (importing hdrvid must not import torch):
+    it must stay the registry's default, which runs on its shipped weights."""
+    from hdrvid import ConvertOptions
+    from hdrvid.predictor import HdrPredictor
+    from hdrvid.registry import DEFAULT_MODEL
+
+    assert ConvertOptions().model == DEFAULT_MODEL == "f2hdr"
+    assert HdrPredictor(period=3, device="cpu").spec.name == DEFAULT_MODEL
+    assert all(get_spec(DEFAULT_MODEL).runs_as_shipped(period) for period in (2, 3))
+
+
 @pytest.mark.parametrize("exposures", [2, 3])
 def test_zero_heads_reproduce_the_coarse_result(exposures):
     torch.manual_seed(0)

@@ -216,6 +216,6 @@ def test_wrong_checkpoint_is_a_one_line_error(small_clips, checkpoints, tmp_path
 
 
 def test_weights_for_a_weight_free_model_are_refused(small_clips, checkpoints, tmp_path):
-    result = run("convert", small_clips[2].path, "-o", tmp_path / "o", "--weights",
-                 checkpoints[2])
+    result = run("convert", small_clips[2].path, "-o", tmp_path / "o", "-m", "merge",
+                 "--weights", checkpoints[2])
     assert_one_line_error(result, "merge has no weights")

@@ -1,5 +1,6 @@
-"""Outputs stay bit-identical across refactors: every output kind of `merge` and `hdrflow` on the
-committed sample and on synthetic clips, hashed and compared with `tests/checksums.json`.
+"""Outputs stay bit-identical across refactors: every output kind of `merge`, and `f2hdr` and
+`hdrflow` EXRs, on the committed sample and on synthetic clips, hashed and compared with
+`tests/checksums.json`.
 
 The checksums depend on the exact builds of torch, OpenCV, FFmpeg and OpenEXR and on the CPU's
 instruction set (oneDNN picks kernels by it), so they are recorded together with a fingerprint
@@ -23,16 +24,19 @@ SAMPLE = REPO / "samples" / "lamps-2exp.mp4"
 
 # (name, clip, options): the clip is "sample" or a synthetic cycle rendered like conftest's clips
 CASES = [
-    ("sample-merge-exr", "sample", dict(max_frames=4)),
-    ("sample-merge-sdr", "sample", dict(max_frames=4, format="sdr")),
-    ("clip2-merge-all", (1, 8), dict(format="all")),
-    ("clip3-merge-exr", (1, 4, 16), dict()),
+    ("sample-merge-exr", "sample", dict(model="merge", max_frames=4)),
+    ("sample-merge-sdr", "sample", dict(model="merge", max_frames=4, format="sdr")),
+    ("clip2-merge-all", (1, 8), dict(model="merge", format="all")),
+    ("clip3-merge-exr", (1, 4, 16), dict(model="merge")),
     ("clip2-hdrflow-exr", (1, 8), dict(model="hdrflow")),
     ("clip3-hdrflow-exr", (1, 4, 16), dict(model="hdrflow", max_frames=6)),
-    ("clip2-merge-hlg", (1, 8), dict(format="hlg", max_frames=6)),
-    ("clip2-merge-prores", (1, 8), dict(format="prores", max_frames=6)),
-    ("clip2-merge-dnxhr", (1, 8), dict(format="dnxhr", max_frames=6)),
-    ("clip2-merge-midgrey", (1, 8), dict(scale="mid-grey", max_frames=6, float32=True)),
+    ("clip2-f2hdr-exr", (1, 8), dict(model="f2hdr", max_frames=6)),
+    ("clip3-f2hdr-exr", (1, 4, 16), dict(model="f2hdr", max_frames=6)),
+    ("clip2-merge-hlg", (1, 8), dict(model="merge", format="hlg", max_frames=6)),
+    ("clip2-merge-prores", (1, 8), dict(model="merge", format="prores", max_frames=6)),
+    ("clip2-merge-dnxhr", (1, 8), dict(model="merge", format="dnxhr", max_frames=6)),
+    ("clip2-merge-midgrey", (1, 8),
+     dict(model="merge", scale="mid-grey", max_frames=6, float32=True)),
 ]
 # a tone-mapped PNG sequence and SDR video from one EXR folder (`hdrvid tonemap`)
 TONEMAPS = [("tonemap-png", "png", {}), ("tonemap-sdr-reinhard", "sdr", {"operator": "reinhard"})]

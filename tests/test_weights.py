@@ -91,10 +91,16 @@ def test_a_truncated_weights_file_is_a_one_line_error(clip2, tmp_path):
                           "check the download")
 
 
+def _listed(filename: str) -> dict:
+    """The `weights list --json` entry of a file."""
+    entries = json.loads(run("weights", "list", "--json").stdout)
+    return next(entry for entry in entries if entry["file"] == filename)
+
+
 def test_weights_come_from_an_offline_hub_cache(shipped, tmp_path, monkeypatch):
     path, _ = shipped
     fill_hub_cache(tmp_path / "hub", path, monkeypatch)
-    assert json.loads(run("weights", "list", "--json").stdout)[0]["where"] == "cached"
+    assert _listed(path.name)["where"] == "cached"
     result = run("weights", "pull", "hdrflow", "--source", "hdrvid")
     assert result.exit_code == 0, result.output
     assert result.stdout.strip().endswith(path.name)
@@ -106,7 +112,7 @@ def test_offline_without_the_file_says_how_to_get_it(shipped, tmp_path, monkeypa
 
     monkeypatch.setattr(hf, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     monkeypatch.setattr(hf, "HF_HUB_OFFLINE", True)
-    assert json.loads(run("weights", "list", "--json").stdout)[0]["where"] == "remote"
+    assert _listed("hdrflow-2e.safetensors")["where"] == "remote"
     result = run("weights", "pull", "hdrflow", "--source", "hdrvid")
     assert_one_line_error(result, "hdrflow-2e.safetensors could not be fetched",
                           f"https://huggingface.co/{REPO}/resolve/{REVISION}/hdrflow-2e.safetensors",
