@@ -135,15 +135,15 @@ MODELS: dict[str, ModelSpec] = {
         # official sizes they cost several seconds per CPU frame (docs/models/f2hdr.md)
         build=lambda period: F2HDR(period, adapter_width=24, refine_width=24, refine_blocks=1,
                                     merge_candidate=True, refine_replaced=True,
-                                    denoiser=True),
+                                    denoiser=True, denoiser_context=True),
         windows={2: 3, 3: 5},
         pad_multiple=8,
         license="MIT (F²HDR, wei1895/F2HDR; weights trained by hdrvid)",
         # trained here (weights/README.md); fusion-stage files record refined=False
-        weights={2: (WeightFile("f2hdr-2e.safetensors", sha256="11b9d02f380a439b18840d5fbe9313ca"
-                                "9fbd8a0139e86be814005d6c13460ca0", size=1676166),),
-                 3: (WeightFile("f2hdr-3e.safetensors", sha256="50c582ba5e7f36b50af02cc07bf8bcca"
-                                "0b5797f080589366e3f4bc3accffa376", size=4868370),)},
+        weights={2: (WeightFile("f2hdr-2e.safetensors", sha256="9f4990f637beb0820a29e6dd33d40ad2"
+                                "f06418ca12e6090059f7be4b5553f991", size=1686142),),
+                 3: (WeightFile("f2hdr-3e.safetensors", sha256="c5b099d2eecfe8adb7610a9dc2ac39e5"
+                                "7618e823121a1451def3f95b6dc10058", size=4878170),)},
         trained=True,
         train_step=f2hdr_step,
     ),

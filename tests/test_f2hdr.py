@@ -437,6 +437,29 @@ def test_init_widens_weights_from_before_the_merge_candidate(tmp_path):
     assert torch.equal(net.fusion_net.conv12[0].bias[:-2], old.fusion_net.conv12[0].bias)
 
 
+def test_denoiser_context_starts_as_the_gate_without_it_and_widens_its_view():
+    """The context residual is zero at first, so a file trained without it loads into the same
+    outputs; once trained, what the gate decides at a pixel depends on pixels 8 away, beyond
+    the 5×5 view of the gate alone."""
+    from hdrvid.models.f2hdr import Denoiser
+
+    torch.manual_seed(0)
+    plain, wide = Denoiser(), Denoiser(context=True)
+    for layer in plain.gate.modules():  # a trained-looking gate
+        if isinstance(layer, torch.nn.Conv2d):
+            torch.nn.init.normal_(layer.weight, std=0.3)
+    wide.load_state_dict(plain.state_dict(), strict=False)
+    image, reference = torch.rand(1, 3, 40, 40) * 0.05, torch.rand(1, 3, 40, 40)
+    far = image.clone()
+    far[..., 20, 28] += 0.05  # 8 pixels right of the pixel watched
+    with torch.no_grad():
+        torch.testing.assert_close(wide(image, reference), plain(image, reference))
+        watched = lambda net, x: net(x, reference)[..., 20, 20]
+        assert torch.equal(watched(plain, image), watched(plain, far))
+        torch.nn.init.normal_(wide.context[2].weight, std=0.3)
+        assert not torch.equal(watched(wide, image), watched(wide, far))
+
+
 def test_denoiser_starts_near_the_identity_and_smooths_where_its_gate_says():
     """The denoiser starts as (nearly) the image itself; a gate that picks the widest blur
     takes most of the noise out of a flat noisy patch; its stage trains it alone."""

@@ -291,7 +291,8 @@ class Denoiser(nn.Module):
     small gate net reading the image, its local contrast and the reference's brightness
     (hdrvid's addition, docs/models/f2hdr.md): smooths where noise is left, not detail."""
 
-    def __init__(self, width: int = 16, sigmas: tuple[float, ...] = (0.8, 1.6)):
+    def __init__(self, width: int = 16, sigmas: tuple[float, ...] = (0.8, 1.6),
+                 context: bool = False):
         super().__init__()
         for i, sigma in enumerate(sigmas):
             self.register_buffer(f"blur{i}", gaussian_kernel(sigma), persistent=False)
@@ -301,6 +302,15 @@ class Denoiser(nn.Module):
         nn.init.zeros_(self.gate[2].weight)  # starts nearly the identity: the image itself
         with torch.no_grad():
             self.gate[2].bias.copy_(torch.tensor([6.0] + [0.0] * len(sigmas)))
+        # the gate's 5×5 view widened to 29×29 by a residual of two dilated convs: flat noise
+        # and fine texture look alike up close (docs/models/f2hdr.md); zero-initialised, so a
+        # file trained without it behaves as before
+        self.context = nn.Sequential(
+            DilatedConv2d(width, width, 3, padding=4, dilation=4), nn.PReLU(width),
+            DilatedConv2d(width, width, 3, padding=8, dilation=8)) if context else None
+        if context:
+            nn.init.zeros_(self.context[2].weight)
+            nn.init.zeros_(self.context[2].bias)
 
     def blur(self, image: torch.Tensor, i: int) -> torch.Tensor:
         kernel = getattr(self, f"blur{i}")
@@ -315,8 +325,10 @@ class Denoiser(nn.Module):
             tone = mu_law_torch(hdr.float())
             candidates = [tone, *(self.blur(tone, i) for i in range(self.blurs))]
             contrast = (tone - candidates[-1]).abs().mean(dim=1, keepdim=True)
-            weights = self.gate(torch.cat([tone, contrast, luma(reference.float())], dim=1))
-            weights = weights.softmax(dim=1)
+            features = self.gate[:2](torch.cat([tone, contrast, luma(reference.float())], dim=1))
+            if self.context is not None:
+                features = features + self.context(features)
+            weights = self.gate[2](features).softmax(dim=1)
             smoothed = sum(w * x for w, x in zip(weights.split(1, dim=1), candidates))
             return inverse_mu_law_torch(smoothed)
 
@@ -360,11 +372,14 @@ class F2HDR(nn.Module):
     exposed.
     ``exposure_prior``: the fusion weights are multiplied by `merge`'s exposedness of each
     candidate (`exposure_prior_of`); recorded in the weights; official checkpoints need it off.
+    ``denoiser`` (structural): a `Denoiser` after everything else, used once ``denoised``;
+    ``denoiser_context`` widens its gate's view (`Denoiser`'s ``context``).
     """
 
     def __init__(self, exposures: int = 2, adapter_width: int = 64, refine_width: int = 48,
                  refine_blocks: int = 3, merge_candidate: bool = False,
-                 refine_replaced: bool = False, denoiser: bool = False):
+                 refine_replaced: bool = False, denoiser: bool = False,
+                 denoiser_context: bool = False):
         super().__init__()
         if exposures not in PAIRS:
             raise ValueError(f"F²HDR exists for 2 or 3 exposures per cycle, not {exposures}")
@@ -383,7 +398,8 @@ class F2HDR(nn.Module):
         if merge_candidate:  # the official net's initialisation, the candidates' channels off
             self.load_fusion(FusionNet(c_in, c_out, c_mid).state_dict())
         self.refine_net = RefineNet(self.neighbours, refine_width, refine_blocks)
-        self.denoiser = keep_fp32(Denoiser()) if denoiser else None  # runs outside autocast
+        # runs outside autocast
+        self.denoiser = keep_fp32(Denoiser(context=denoiser_context)) if denoiser else None
         self.denoised = False
         self.refined = True
         self.adapted = True
