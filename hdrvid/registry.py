@@ -140,8 +140,8 @@ MODELS: dict[str, ModelSpec] = {
         pad_multiple=8,
         license="MIT (F²HDR, wei1895/F2HDR; weights trained by hdrvid)",
         # trained here (weights/README.md); fusion-stage files record refined=False
-        weights={2: (WeightFile("f2hdr-2e.safetensors", sha256="9f4990f637beb0820a29e6dd33d40ad2"
-                                "f06418ca12e6090059f7be4b5553f991", size=1686142),),
+        weights={2: (WeightFile("f2hdr-2e.safetensors", sha256="eb934285f965c7b0ec72ed27faa92cc3"
+                                "44317d8e62a1bc06b0b3601f2cf3a289", size=1686142),),
                  3: (WeightFile("f2hdr-3e.safetensors", sha256="c5b099d2eecfe8adb7610a9dc2ac39e5"
                                 "7618e823121a1451def3f95b6dc10058", size=4878170),)},
         trained=True,
