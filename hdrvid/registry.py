@@ -138,6 +138,7 @@ MODELS: dict[str, ModelSpec] = {
                                     denoiser=True, denoiser_context=True),
         windows={2: 3, 3: 5},
         pad_multiple=8,
+        bytes_per_pixel=2400,  # measured, fp32, 3E (2E needs less; docs/performance.md)
         license="MIT (F²HDR, wei1895/F2HDR; weights trained by hdrvid)",
         # trained here (weights/README.md); fusion-stage files record refined=False
         weights={2: (WeightFile("f2hdr-2e.safetensors", sha256="eb934285f965c7b0ec72ed27faa92cc3"
