@@ -303,8 +303,8 @@ class Denoiser(nn.Module):
         with torch.no_grad():
             self.gate[2].bias.copy_(torch.tensor([6.0] + [0.0] * len(sigmas)))
         # the gate's 5×5 view widened to 29×29 by a residual of two dilated convs: flat noise
-        # and fine texture look alike up close (docs/models/f2hdr.md); zero-initialised, so a
-        # file trained without it behaves as before
+        # and fine texture look alike up close (docs/models/f2hdr.md); zero-initialised, so
+        # training from a file without it starts where that file was
         self.context = nn.Sequential(
             DilatedConv2d(width, width, 3, padding=4, dilation=4), nn.PReLU(width),
             DilatedConv2d(width, width, 3, padding=8, dilation=8)) if context else None
