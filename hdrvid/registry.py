@@ -141,8 +141,8 @@ MODELS: dict[str, ModelSpec] = {
         bytes_per_pixel=2400,  # measured, fp32, 3E (2E needs less; docs/performance.md)
         license="MIT (F²HDR, wei1895/F2HDR; weights trained by hdrvid)",
         # trained here (weights/README.md); fusion-stage files record refined=False
-        weights={2: (WeightFile("f2hdr-2e.safetensors", sha256="eb934285f965c7b0ec72ed27faa92cc3"
-                                "44317d8e62a1bc06b0b3601f2cf3a289", size=1686142),),
+        weights={2: (WeightFile("f2hdr-2e.safetensors", sha256="e0f67a810b85db0af21812dafafbd1df"
+                                "4be15012ea943440f17cadb82e3af510", size=1686134),),
                  3: (WeightFile("f2hdr-3e.safetensors", sha256="c5b099d2eecfe8adb7610a9dc2ac39e5"
                                 "7618e823121a1451def3f95b6dc10058", size=4878170),)},
         trained=True,
