@@ -438,8 +438,8 @@ def test_init_widens_weights_from_before_the_merge_candidate(tmp_path):
 
 
 def test_denoiser_context_starts_as_the_gate_without_it_and_widens_its_view():
-    """The context residual is zero at first, so a file trained without it loads into the same
-    outputs; once trained, what the gate decides at a pixel depends on pixels 8 away, beyond
+    """The context residual is zero at first, so a gate trained without it gives the same
+    outputs with it; once trained, what the gate decides at a pixel depends on pixels 8 away, beyond
     the 5×5 view of the gate alone."""
     from hdrvid.models.f2hdr import Denoiser
 

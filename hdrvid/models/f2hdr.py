@@ -305,10 +305,11 @@ class Denoiser(nn.Module):
         # the gate's 5×5 view widened to 29×29 by a residual of two dilated convs: flat noise
         # and fine texture look alike up close (docs/models/f2hdr.md); zero-initialised, so
         # training from a file without it starts where that file was
-        self.context = nn.Sequential(
-            DilatedConv2d(width, width, 3, padding=4, dilation=4), nn.PReLU(width),
-            DilatedConv2d(width, width, 3, padding=8, dilation=8)) if context else None
+        self.context = None
         if context:
+            self.context = nn.Sequential(
+                DilatedConv2d(width, width, 3, padding=4, dilation=4), nn.PReLU(width),
+                DilatedConv2d(width, width, 3, padding=8, dilation=8))
             nn.init.zeros_(self.context[2].weight)
             nn.init.zeros_(self.context[2].bias)
 
